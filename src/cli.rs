@@ -1,0 +1,110 @@
+//! The command line: clap definitions close to the flags, and dispatch to [`crate::cmd`].
+//!
+//! Secrets never come from arguments (they show in `ps`): credentials and passphrases
+//! come from the environment or files.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::cmd;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "twilio-media-fs",
+    version,
+    about = "Twilio Video recordings and compositions, decrypted on read",
+    long_about = "Twilio Video recordings and compositions, decrypted on read.\n\n\
+        Twilio's encrypted storage keeps each recording AES-CBC encrypted under a one-time \
+        content key, wrapped with your account's RSA public key. This tool decrypts it with \
+        your private key: whole files with `decrypt-file`, and (soon) a mount that fetches \
+        and decrypts only the ranges that are read."
+)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Decrypt an encrypted object downloaded from Twilio's storage.
+    ///
+    /// Replaces `openssl rsautl -decrypt` + `openssl enc -d -aes-256-cbc` of Twilio's
+    /// guide: give it the file, your private key(s) and the response headers that came
+    /// with the download (`curl -D headers.txt` or `wget -S`), or the two header values.
+    #[command(after_help = "Examples:\n  \
+        curl -s -D headers.txt -o RT123.mka.enc \"$MEDIA_URL\"\n  \
+        twilio-media-fs decrypt-file RT123.mka.enc -k private.pem --headers headers.txt -o RT123.mka\n\n  \
+        twilio-media-fs decrypt-file RT123.mka.enc -k private.pem \\\n      \
+        --key-header \"$X_AMZ_KEY\" --iv \"$X_AMZ_IV\" -o - | ffprobe -")]
+    DecryptFile(DecryptFileArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DecryptFileArgs {
+    /// The encrypted file as downloaded (`-` reads standard input).
+    #[arg(value_name = "ENCRYPTED")]
+    pub input: PathBuf,
+
+    /// RSA private key (PEM: PKCS#1, PKCS#8 or encrypted PKCS#8). Repeat for several
+    /// keys; each is tried in turn. The passphrase of an encrypted key comes from
+    /// TWILIO_MEDIA_FS_KEY_PASSPHRASE or a prompt.
+    #[arg(short = 'k', long = "key", value_name = "KEY.pem", required = true)]
+    pub keys: Vec<PathBuf>,
+
+    /// Response headers saved with the download (`curl -D FILE`, `wget -S 2>FILE`).
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["key_header", "iv"],
+        required_unless_present = "key_header"
+    )]
+    pub headers: Option<PathBuf>,
+
+    /// The value of the x-amz-meta-x-amz-key header (base64), instead of --headers.
+    #[arg(long, value_name = "B64", requires = "iv")]
+    pub key_header: Option<String>,
+
+    /// The value of the x-amz-meta-x-amz-iv header (base64), with --key-header.
+    #[arg(long, value_name = "B64", requires = "key_header")]
+    pub iv: Option<String>,
+
+    /// The plaintext length (x-amz-meta-x-amz-unencrypted-content-length), checked
+    /// against the padding when given; overrides the headers' value.
+    #[arg(long, value_name = "N")]
+    pub length: Option<u64>,
+
+    /// Where to write the plaintext (`-` for standard output). A file is written under
+    /// a temporary name and renamed when complete, so a failure never leaves a partial
+    /// file under OUT.
+    #[arg(short, long, value_name = "OUT")]
+    pub output: PathBuf,
+}
+
+/// Sets up logging to stderr: warnings by default, more with -v, RUST_LOG wins.
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::DecryptFile(args) => cmd::decrypt_file::run(args),
+    }
+}

@@ -1,0 +1,4 @@
+//! One module per subcommand; each takes its parsed arguments and does the job.
+
+pub mod decrypt_file;
+pub mod output;

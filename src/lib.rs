@@ -1,0 +1,23 @@
+//! twilio-media-fs: a Twilio Video account's encrypted recordings and compositions as
+//! ordinary read-only files, decrypted on read.
+//!
+//! # Layout
+//! - [`crypto`]: pure envelope decryption: keys, envelope headers, CBC windows.
+//! - [`keyfile`]: reading `-k KEY.pem` files and asking for their passphrases.
+//! - [`cli`]: the command-line definitions (clap) and their dispatch.
+//! - [`cmd`]: one module per subcommand.
+//!
+//! # The read path in five lines
+//! 1. The object's envelope (`x-amz-meta-x-amz-key`, `-iv`, `-unencrypted-content-length`)
+//!    arrives with the first ranged GET.
+//! 2. The content key is unwrapped once with the account's RSA private key.
+//! 3. Plaintext `[a, b)` needs ciphertext `[16⌊a/16⌋ − 16, 16⌈b/16⌉)`: the block before a
+//!    window is its IV ([`crypto::window::fetch_range`]).
+//! 4. The window is decrypted in place; only the window holding the last block checks
+//!    and strips the PKCS#7 padding.
+//! 5. Plaintext stays in memory; nothing decrypted is written to disk by the filesystem.
+
+pub mod cli;
+pub mod cmd;
+pub mod crypto;
+pub mod keyfile;
