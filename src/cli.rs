@@ -80,7 +80,7 @@ pub struct DecryptFileArgs {
 
     /// Where to write the plaintext (`-` for standard output). A file is written under
     /// a temporary name and renamed when complete, so a failure never leaves a partial
-    /// file under OUT.
+    /// file under OUT. It is created readable by you only (mode 0600): it is plaintext.
     #[arg(short, long, value_name = "OUT")]
     pub output: PathBuf,
 }

@@ -123,19 +123,23 @@ impl PrivateKeys {
     /// random-looking message. Such a message is 16 or 32 bytes long about 1% of the time,
     /// so a length check alone would sometimes accept a wrong key. `verify` is the
     /// authentication the crate asks its caller for: given a candidate key it checks
-    /// something only the right key passes, such as the padding of the object's last
-    /// block ([`super::window::check_tail`]). Callers with no ciphertext at hand pass
-    /// `|_| true` and rely on the padding check at the end of the object.
+    /// something only the right key passes, the padding of the object's last block
+    /// ([`super::window::check_tail`]). Callers with no ciphertext at hand pass
+    /// `|_| Ok(())` and rely on the padding check at the end of the object.
+    ///
+    /// When no key passes: if some key gave a well-formed AES key that failed `verify`,
+    /// that failure is returned (most likely damaged data); otherwise [`CryptoError::WrongKey`].
     pub fn unwrap_cek(
         &self,
         wrapped: &[u8],
-        verify: impl Fn(&ContentKey) -> bool,
+        verify: impl Fn(&ContentKey) -> Result<(), CryptoError>,
     ) -> Result<(ContentKey, &str), CryptoError> {
         if self.keys.is_empty() {
             return Err(CryptoError::NoKeys);
         }
         let mut rng = rand::rng();
         let mut tried = Vec::new();
+        let mut failed_check = None;
         for k in &self.keys {
             // Blinded decryption: the unwrap timing does not follow the private exponent.
             let cek = match k.key.decrypt_blinded(&mut rng, Pkcs1v15Encrypt, wrapped) {
@@ -146,11 +150,13 @@ impl PrivateKeys {
                 }
             };
             match ContentKey::from_bytes(&cek) {
-                Ok(key) if verify(&key) => return Ok((key, &k.name)),
-                Ok(_) => tried.push(format!(
-                    "{} (the key it gives fails the padding check)",
-                    k.name
-                )),
+                Ok(key) => match verify(&key) {
+                    Ok(()) => return Ok((key, &k.name)),
+                    Err(e) => {
+                        tried.push(format!("{} (its AES key fails the check: {e})", k.name));
+                        failed_check.get_or_insert(e);
+                    }
+                },
                 Err(_) => tried.push(format!(
                     "{} (gives {} bytes, not a 16- or 32-byte AES key)",
                     k.name,
@@ -158,9 +164,9 @@ impl PrivateKeys {
                 )),
             }
         }
-        Err(CryptoError::WrongKey {
+        Err(failed_check.unwrap_or(CryptoError::WrongKey {
             tried: tried.join(", "),
-        })
+        }))
     }
 }
 
@@ -285,11 +291,17 @@ mod tests {
         let wrapped = seal::wrap_cek(&b.to_public_key(), &cek);
         let mut keys = PrivateKeys::new();
         assert_eq!(
-            keys.unwrap_cek(&wrapped, |_| true).unwrap_err(),
+            keys.unwrap_cek(&wrapped, |_| Ok(())).unwrap_err(),
             CryptoError::NoKeys
         );
         keys.add("a.pem", a);
-        let right = |k: &ContentKey| *k == cek;
+        let right = |k: &ContentKey| {
+            if *k == cek {
+                Ok(())
+            } else {
+                Err(CryptoError::BadPadding)
+            }
+        };
         let r = keys.unwrap_cek(&wrapped, right);
         assert!(
             matches!(&r, Err(CryptoError::WrongKey { tried }) if tried.contains("a.pem")),
@@ -311,7 +323,7 @@ mod tests {
             .unwrap();
         let mut keys = PrivateKeys::new();
         keys.add("a.pem", a);
-        let r = keys.unwrap_cek(&wrapped, |_| true);
+        let r = keys.unwrap_cek(&wrapped, |_| Ok(()));
         assert!(
             matches!(&r, Err(CryptoError::WrongKey { tried }) if tried.contains("gives 24 bytes")),
             "{r:?}"
