@@ -3,6 +3,7 @@
 //!
 //! # Layout
 //! - [`crypto`]: pure envelope decryption: keys, envelope headers, CBC windows.
+//! - [`cache`]: the memory-only, byte-bounded LRU of decrypted windows.
 //! - [`keyfile`]: reading `-k KEY.pem` files and asking for their passphrases.
 //! - [`cli`]: the command-line definitions (clap) and their dispatch.
 //! - [`cmd`]: one module per subcommand.
@@ -17,6 +18,7 @@
 //!    and strips the PKCS#7 padding.
 //! 5. Plaintext stays in memory; nothing decrypted is written to disk by the filesystem.
 
+pub mod cache;
 pub mod cli;
 pub mod cmd;
 pub mod crypto;

@@ -1,0 +1,248 @@
+//! The plaintext window cache: a byte-bounded LRU of decrypted windows, in memory only,
+//! shared by every open file, with in-flight sharing so that two readers of one window
+//! cause one fetch.
+//!
+//! It owns memory accounting and nothing else: it does not know how a window is fetched
+//! or decrypted (the caller passes that as a future) and it never writes to disk.
+//!
+//! A `std::sync::Mutex` guards the map: no `.await` happens while it is held, and the
+//! critical sections are a few pointer updates.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use lru::LruCache;
+use tokio::sync::OnceCell;
+
+/// Which window: an object and the window's index in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WindowKey {
+    pub object: u64,
+    pub index: u64,
+}
+
+/// Counters a user can read (`.stats`), all since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    /// Readers that found the window already being fetched and waited for it.
+    pub shared_fetches: u64,
+    pub evictions: u64,
+    pub bytes: usize,
+    pub capacity: usize,
+    pub windows: usize,
+}
+
+pub struct WindowCache<K = WindowKey> {
+    inner: Mutex<Inner<K>>,
+}
+
+struct Inner<K> {
+    lru: LruCache<K, Bytes>,
+    bytes: usize,
+    capacity: usize,
+    in_flight: HashMap<K, Arc<OnceCell<Bytes>>>,
+    stats: CacheStats,
+}
+
+impl<K: Hash + Eq + Copy> WindowCache<K> {
+    /// A cache holding at most `capacity` bytes of plaintext.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                lru: LruCache::unbounded(),
+                bytes: 0,
+                capacity,
+                in_flight: HashMap::new(),
+                stats: CacheStats::default(),
+            }),
+        }
+    }
+
+    /// The window if cached (and marks it recently used).
+    pub fn get(&self, key: &K) -> Option<Bytes> {
+        let mut inner = self.inner.lock().expect("cache lock");
+        let hit = inner.lru.get(key).cloned();
+        if hit.is_some() {
+            inner.stats.hits += 1;
+        }
+        hit
+    }
+
+    /// Whether the window is cached or being fetched (a prefetcher skips those).
+    pub fn contains_or_in_flight(&self, key: &K) -> bool {
+        let inner = self.inner.lock().expect("cache lock");
+        inner.lru.contains(key) || inner.in_flight.contains_key(key)
+    }
+
+    /// The window from the cache, or from `fetch`, run once however many callers ask
+    /// for the same window at the same time. A failed fetch is not cached: the callers
+    /// waiting on it each try again in turn, so one error is not handed to everybody.
+    pub async fn get_or_fetch<F, Fut, E>(&self, key: K, fetch: F) -> Result<Bytes, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Bytes, E>>,
+    {
+        let cell = {
+            let mut inner = self.inner.lock().expect("cache lock");
+            if let Some(hit) = inner.lru.get(&key).cloned() {
+                inner.stats.hits += 1;
+                return Ok(hit);
+            }
+            match inner.in_flight.get(&key).cloned() {
+                Some(cell) => {
+                    inner.stats.shared_fetches += 1;
+                    cell
+                }
+                None => {
+                    inner.stats.misses += 1;
+                    let cell = Arc::new(OnceCell::new());
+                    inner.in_flight.insert(key, cell.clone());
+                    cell
+                }
+            }
+        };
+        let result = cell.get_or_try_init(fetch).await.cloned();
+        let mut inner = self.inner.lock().expect("cache lock");
+        // The first caller to get here moves the window from in-flight to the LRU.
+        if inner
+            .in_flight
+            .get(&key)
+            .is_some_and(|c| Arc::ptr_eq(c, &cell))
+        {
+            inner.in_flight.remove(&key);
+            if let Ok(data) = &result {
+                inner.insert(key, data.clone());
+            }
+        }
+        result
+    }
+
+    /// Keeps only the windows for which `keep` is true (for example to drop an object's
+    /// windows after it proved damaged).
+    pub fn retain(&self, keep: impl Fn(&K) -> bool) {
+        let mut inner = self.inner.lock().expect("cache lock");
+        let doomed: Vec<K> = inner
+            .lru
+            .iter()
+            .map(|(k, _)| *k)
+            .filter(|k| !keep(k))
+            .collect();
+        for k in doomed {
+            if let Some(v) = inner.lru.pop(&k) {
+                inner.bytes -= v.len();
+            }
+        }
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        let inner = self.inner.lock().expect("cache lock");
+        CacheStats {
+            bytes: inner.bytes,
+            capacity: inner.capacity,
+            windows: inner.lru.len(),
+            ..inner.stats
+        }
+    }
+}
+
+impl<K: Hash + Eq + Copy> Inner<K> {
+    fn insert(&mut self, key: K, data: Bytes) {
+        if data.len() > self.capacity {
+            return; // larger than the whole budget: serve it, don't keep it
+        }
+        if let Some(old) = self.lru.put(key, data.clone()) {
+            self.bytes -= old.len();
+        }
+        self.bytes += data.len();
+        while self.bytes > self.capacity {
+            let Some((_, evicted)) = self.lru.pop_lru() else {
+                break;
+            };
+            self.bytes -= evicted.len();
+            self.stats.evictions += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    fn key(index: u64) -> WindowKey {
+        WindowKey { object: 1, index }
+    }
+
+    #[tokio::test]
+    async fn stays_within_its_byte_budget_evicting_least_recently_used() {
+        let cache = WindowCache::new(300);
+        for i in 0..3 {
+            let got: Result<_, ()> = cache
+                .get_or_fetch(key(i), || async { Ok(Bytes::from(vec![i as u8; 100])) })
+                .await;
+            assert_eq!(got.unwrap().len(), 100);
+        }
+        assert_eq!(cache.stats().bytes, 300);
+        assert!(cache.get(&key(0)).is_some()); // 0 is now most recent
+        let _: Result<_, ()> = cache
+            .get_or_fetch(key(3), || async { Ok(Bytes::from(vec![3; 100])) })
+            .await;
+        let s = cache.stats();
+        assert_eq!((s.bytes, s.windows, s.evictions), (300, 3, 1));
+        assert!(cache.get(&key(1)).is_none(), "1 was least recently used");
+        assert!(cache.get(&key(0)).is_some());
+        // Larger than the budget: returned, not kept.
+        let big: Result<_, ()> = cache
+            .get_or_fetch(key(9), || async { Ok(Bytes::from(vec![0; 301])) })
+            .await;
+        assert_eq!(big.unwrap().len(), 301);
+        assert!(cache.stats().bytes <= 300);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_readers_of_one_window_share_one_fetch() {
+        let cache = Arc::new(WindowCache::new(1 << 20));
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let (cache, fetches) = (cache.clone(), fetches.clone());
+                tokio::spawn(async move {
+                    cache
+                        .get_or_fetch(key(7), || async {
+                            fetches.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            Ok::<_, ()>(Bytes::from_static(b"window"))
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap(), Bytes::from_static(b"window"));
+        }
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        let s = cache.stats();
+        assert_eq!(s.misses, 1);
+        assert_eq!(s.shared_fetches + s.hits, 15);
+    }
+
+    #[tokio::test]
+    async fn a_failed_fetch_is_not_cached() {
+        let cache = WindowCache::new(1000);
+        let r: Result<Bytes, &str> = cache
+            .get_or_fetch(key(1), || async { Err("storage down") })
+            .await;
+        assert_eq!(r, Err("storage down"));
+        assert_eq!(cache.stats().windows, 0);
+        let r: Result<Bytes, &str> = cache
+            .get_or_fetch(key(1), || async { Ok(Bytes::from_static(b"ok")) })
+            .await;
+        assert_eq!(r.unwrap(), Bytes::from_static(b"ok"));
+    }
+}
