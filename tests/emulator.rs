@@ -818,3 +818,38 @@ async fn openssl_decrypts_what_the_emulator_serves() {
     }
     assert!(ciphers.contains_key("-aes-256-cbc") && ciphers.contains_key("-aes-128-cbc"));
 }
+
+#[tokio::test]
+async fn data_dir_files_become_recordings_and_compositions() {
+    let dir = tempfile::tempdir().unwrap();
+    let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/samples");
+    std::fs::copy(
+        format!("{samples}/audio-opus.mka"),
+        dir.path().join("mine.mka"),
+    )
+    .unwrap();
+    std::fs::copy(
+        format!("{samples}/composition.webm"),
+        dir.path().join("talk.webm"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
+    let plain = spawn(config()).await.unwrap().emulator.objects().len();
+    let emu = spawn(EmulatorConfig {
+        data_dir: Some(dir.path().to_path_buf()),
+        ..config()
+    })
+    .await
+    .unwrap();
+    let objects = emu.emulator.objects();
+    assert_eq!(objects.len(), plain + 2);
+    let added = &objects[objects.len() - 2..];
+    assert_eq!(added[0].kind, ObjectKind::Recording);
+    assert_eq!(added[0].extension, "mka");
+    assert_eq!(added[1].kind, ObjectKind::Composition);
+    assert_eq!(added[1].extension, "webm");
+    for o in added {
+        let got = download_and_decrypt(&emu, &o.sid).await;
+        assert!(got == emu.emulator.plaintext(&o.sid).unwrap());
+    }
+}

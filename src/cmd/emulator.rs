@@ -235,3 +235,74 @@ mod tests {
         assert!(parse_size("16777216TiB").is_err());
     }
 }
+
+#[cfg(test)]
+mod cli_tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    fn parse(args: &[&str]) -> crate::cli::EmulatorArgs {
+        let cli = Cli::try_parse_from([&["twilio-media-fs", "emulator"], args].concat()).unwrap();
+        match cli.command {
+            Command::Emulator(a) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_become_a_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("emu.pem");
+        let args = parse(&[
+            "--listen",
+            "127.0.0.1:9",
+            "--synthetic",
+            "1GiB",
+            "--synthetic",
+            "17",
+            "--bandwidth",
+            "8MiB",
+            "--latency-ms",
+            "5",
+            "--fail-every",
+            "3",
+            "--private-key-out",
+            out.to_str().unwrap(),
+        ]);
+        let config = super::config(&args).unwrap();
+        assert_eq!(config.synthetic, [1 << 30, 17]);
+        assert_eq!(config.bandwidth, Some(8 << 20));
+        assert_eq!(config.fail_every, Some(3));
+        assert_eq!(config.latency, std::time::Duration::from_millis(5));
+        assert_eq!(config.ttl, std::time::Duration::from_secs(3600));
+        assert_eq!(config.public_keys.len(), 1);
+        let pem = std::fs::read_to_string(&out).unwrap();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // The written key is the pair of the public key the emulator encrypts for.
+        let mut keys = crate::crypto::PrivateKeys::new();
+        keys.add_pem("emu.pem", &pem, &mut |_| None).unwrap();
+        let (_, public) = keys.public_keys().next().unwrap();
+        assert!(public == config.public_keys[0]);
+    }
+
+    #[test]
+    fn bad_flags_are_refused_while_parsing() {
+        let bad: [&[&str]; 4] = [
+            &["--synthetic", "1.5GiB"],
+            &["--fail-every", "0"],
+            &["--public-key", "a.pem", "--private-key-out", "b.pem"],
+            &["--listen", "localhost"],
+        ];
+        for args in bad {
+            let argv = [&["twilio-media-fs", "emulator"], args].concat();
+            assert!(Cli::try_parse_from(argv).is_err(), "{args:?}");
+        }
+    }
+}
