@@ -195,6 +195,12 @@ async fn paging_returns_every_recording_once() {
         0,
         "default in-progress"
     );
+    let body = json(
+        &emu,
+        "/v1/Rooms?Status=completed&DateCreatedAfter=2026-11-01T09:05:00Z",
+    )
+    .await;
+    assert_eq!(body["rooms"].as_array().unwrap().len(), 2);
     let body = json(&emu, "/v1/Rooms?Status=completed").await;
     let room = body["rooms"][0]["sid"].as_str().unwrap().to_string();
     let body = json(&emu, &format!("/v1/Recordings?GroupingSid={room}")).await;

@@ -361,6 +361,13 @@ pub async fn list_rooms(
         .iter()
         .filter(|_| status.eq_ignore_ascii_case("completed"))
         .filter(|r| q.get("UniqueName").is_none_or(|n| *n == r.unique_name))
+        .filter(|r| {
+            let created = r.date_created();
+            q.get("DateCreatedAfter")
+                .is_none_or(|d| created.as_str() >= d.as_str())
+                && q.get("DateCreatedBefore")
+                    .is_none_or(|d| created.as_str() <= d.as_str())
+        })
         .map(|r| cat.room_json(&base, r))
         .collect();
     let f = filters(

@@ -102,6 +102,12 @@ pub struct Room {
     created: i64,
 }
 
+impl Room {
+    pub fn date_created(&self) -> String {
+        datetime(self.created)
+    }
+}
+
 /// A recording or a composition.
 pub struct Media {
     pub sid: String,
