@@ -42,6 +42,72 @@ pub enum Command {
         twilio-media-fs decrypt-file RT123.mka.enc -k private.pem \\\n      \
         --key-header \"$X_AMZ_KEY\" --iv \"$X_AMZ_IV\" -o - | ffprobe -")]
     DecryptFile(DecryptFileArgs),
+
+    /// Serve a local stand-in for video.twilio.com and its media storage.
+    ///
+    /// Serves the embedded sample recordings and compositions (plus --data files and
+    /// --synthetic objects), encrypted as Twilio stores them, behind the same REST API.
+    /// Point the other commands at it with TWILIO_MEDIA_FS_API_URL. Runs until Ctrl-C.
+    #[command(after_help = "Examples:\n  \
+        twilio-media-fs emulator --listen 127.0.0.1:8080 --private-key-out emu.pem\n  \
+        twilio-media-fs emulator --listen 127.0.0.1:8080 --public-key account.pub.pem \\\n      \
+        --synthetic 1GiB --drop-every 7 --latency-ms 50 --bandwidth 8MiB")]
+    Emulator(EmulatorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EmulatorArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+
+    /// Directory of extra media: each *.mka/*.mkv becomes a recording, each
+    /// *.mp4/*.webm a composition.
+    #[arg(long = "data", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+
+    /// Lifetime of pre-signed storage URLs, in seconds (a smaller Ttl from the client wins).
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    pub ttl: u64,
+
+    /// Every Nth storage GET answers 500.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub fail_every: Option<u64>,
+
+    /// Every Nth storage body is cut half way (connection closed early).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub drop_every: Option<u64>,
+
+    /// Every Nth API call answers 429 (Twilio error 20429, Retry-After: 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub throttle_every: Option<u64>,
+
+    /// Delay added before every response, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub latency_ms: u64,
+
+    /// Cap on each response body, in bytes per second (suffixes: KiB, MiB, GiB).
+    #[arg(long, value_name = "BYTES_PER_SEC", value_parser = cmd::emulator::parse_size)]
+    pub bandwidth: Option<u64>,
+
+    /// Add a synthetic encrypted recording of this plaintext size (e.g. 256MiB, 1GiB),
+    /// computed on the fly. Repeat for several.
+    #[arg(long, value_name = "SIZE", value_parser = cmd::emulator::parse_size)]
+    pub synthetic: Vec<u64>,
+
+    /// Add N small recordings (for paging and big listings).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub extra_recordings: u64,
+
+    /// RSA public key (PEM, SPKI or PKCS#1) to encrypt for. Repeat: the first encrypts
+    /// everything, the second one extra recording (a rotated key). Without it, a fresh
+    /// 2048-bit key pair is generated.
+    #[arg(long = "public-key", value_name = "PUB.pem")]
+    pub public_keys: Vec<PathBuf>,
+
+    /// Write the generated private key here (PKCS#8 PEM, mode 0600), to decrypt with.
+    #[arg(long, value_name = "FILE", conflicts_with = "public_keys")]
+    pub private_key_out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -106,5 +172,6 @@ pub fn init_logging(verbose: u8) {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::DecryptFile(args) => cmd::decrypt_file::run(args),
+        Command::Emulator(args) => cmd::emulator::run(args),
     }
 }

@@ -7,6 +7,7 @@
 //! - [`keyfile`]: reading `-k KEY.pem` files and asking for their passphrases.
 //! - [`cli`]: the command-line definitions (clap) and their dispatch.
 //! - [`cmd`]: one module per subcommand.
+//! - [`emulator`]: a local stand-in for Twilio's API and media storage (tests, demos).
 //!
 //! # The read path in five lines
 //! 1. The object's envelope (`x-amz-meta-x-amz-key`, `-iv`, `-unencrypted-content-length`)
@@ -22,4 +23,5 @@ pub mod cache;
 pub mod cli;
 pub mod cmd;
 pub mod crypto;
+pub mod emulator;
 pub mod keyfile;

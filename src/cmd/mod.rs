@@ -1,4 +1,5 @@
 //! One module per subcommand; each takes its parsed arguments and does the job.
 
 pub mod decrypt_file;
+pub mod emulator;
 pub mod output;

@@ -1,0 +1,495 @@
+//! The Twilio REST side: `/v1/...` handlers, Basic auth, throttling, paging, errors.
+//!
+//! This file owns the HTTP shape of the API as Twilio's OpenAPI spec describes it
+//! (`twilio_video_v1.json`): list bodies with `meta` and absolute `next_page_url`,
+//! filters, 404/401/429 errors as Twilio's JSON, and `/Media` answering 302 with
+//! `{"redirect_to": …}`. It must not touch object bytes (that is `storage`) nor decide
+//! what exists (that is `catalog`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+
+use super::catalog::Media;
+use super::{Emulator, ObjectKind, bump, nth};
+
+type Params = Query<HashMap<String, String>>;
+
+/// Twilio's JSON error body.
+pub fn twilio_error(status: StatusCode, code: u32, message: &str) -> Response {
+    let body = json!({
+        "code": code,
+        "message": message,
+        "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
+        "status": status.as_u16(),
+    });
+    (status, Json(body)).into_response()
+}
+
+fn not_found_error(what: &str) -> Response {
+    twilio_error(
+        StatusCode::NOT_FOUND,
+        20404,
+        &format!("The requested resource {what} was not found"),
+    )
+}
+
+/// Unknown `/v1` paths.
+pub async fn not_found(req: Request) -> Response {
+    not_found_error(req.uri().path())
+}
+
+/// Every `/v1` request: counted, delayed, authenticated, then maybe throttled.
+pub async fn guard(State(emu): State<Arc<Emulator>>, req: Request, next: Next) -> Response {
+    let n = bump(&emu.counters.api_requests);
+    emu.delay().await;
+    if !authorized(&emu, req.headers()) {
+        bump(&emu.counters.unauthorized);
+        let mut resp = twilio_error(StatusCode::UNAUTHORIZED, 20003, "Authenticate");
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Basic realm=\"Twilio API\""),
+        );
+        return resp;
+    }
+    if nth(emu.config.throttle_every, n) {
+        bump(&emu.counters.throttled);
+        let mut resp = twilio_error(StatusCode::TOO_MANY_REQUESTS, 20429, "Too Many Requests");
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        return resp;
+    }
+    next.run(req).await
+}
+
+fn authorized(emu: &Emulator, headers: &HeaderMap) -> bool {
+    let Some(encoded) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+    else {
+        return false;
+    };
+    let Ok(decoded) = STANDARD.decode(encoded.trim()) else {
+        return false;
+    };
+    let Ok(pair) = String::from_utf8(decoded) else {
+        return false;
+    };
+    let Some((user, pass)) = pair.split_once(':') else {
+        return false;
+    };
+    let c = &emu.config.credentials;
+    (user == c.account_sid && pass == c.auth_token) || (user == c.api_key && pass == c.api_secret)
+}
+
+/// `http://HOST` from the request, for absolute URLs.
+fn base_url(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    format!("http://{host}")
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters pass).
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// One page of a list, Twilio style: `{key: [...], meta: {...}}`.
+///
+/// Pages are `Page` (0-based) of `PageSize`; `PageToken` (`PT` + offset), when given,
+/// says where the page starts, as Twilio's tokens do.
+fn page(
+    base: &str,
+    path: &str,
+    key: &str,
+    items: Vec<Value>,
+    filters: &[(&str, &String)],
+    q: &HashMap<String, String>,
+) -> Response {
+    let size = match q.get("PageSize").map(|s| s.parse::<usize>()) {
+        None => 50,
+        Some(Ok(n)) if (1..=100).contains(&n) => n,
+        Some(_) => {
+            return twilio_error(
+                StatusCode::BAD_REQUEST,
+                20001,
+                "PageSize must be between 1 and 100",
+            );
+        }
+    };
+    let number = q
+        .get("Page")
+        .and_then(|p| p.parse::<usize>().ok())
+        .unwrap_or(0);
+    let offset = q
+        .get("PageToken")
+        .and_then(|t| t.strip_prefix("PT"))
+        .and_then(|t| t.parse::<usize>().ok())
+        .unwrap_or(number * size);
+    let mut query = String::new();
+    for (name, value) in filters {
+        query.push_str(&format!("{name}={}&", encode(value)));
+    }
+    let url = |page: usize, offset: Option<usize>| {
+        let token = offset
+            .map(|o| format!("&PageToken=PT{o}"))
+            .unwrap_or_default();
+        format!("{base}{path}?{query}PageSize={size}&Page={page}{token}")
+    };
+    let total = items.len();
+    let slice: Vec<Value> = items.into_iter().skip(offset).take(size).collect();
+    let next = (offset + size < total).then(|| url(number + 1, Some(offset + size)));
+    let previous = (number > 0).then(|| url(number - 1, Some(offset.saturating_sub(size))));
+    let this = if q.contains_key("PageToken") {
+        url(number, Some(offset))
+    } else {
+        url(number, None)
+    };
+    let mut body = json!({
+        "meta": {
+            "page": number,
+            "page_size": size,
+            "first_page_url": url(0, None),
+            "previous_page_url": previous,
+            "url": this,
+            "next_page_url": next,
+            "key": key,
+        },
+    });
+    body[key] = Value::Array(slice);
+    Json(body).into_response()
+}
+
+/// The filters a list request used, in a fixed order, for the paging URLs.
+fn filters<'a>(q: &'a HashMap<String, String>, names: &[&'a str]) -> Vec<(&'a str, &'a String)> {
+    names
+        .iter()
+        .filter_map(|&n| q.get(n).map(|v| (n, v)))
+        .collect()
+}
+
+/// Date filters compare RFC 3339 strings (`2026-11-01T10:00:00Z`), which sort as times.
+fn date_ok(m: &Media, q: &HashMap<String, String>) -> bool {
+    let created = m.date_created();
+    q.get("DateCreatedAfter")
+        .is_none_or(|d| created.as_str() >= d.as_str())
+        && q.get("DateCreatedBefore")
+            .is_none_or(|d| created.as_str() <= d.as_str())
+}
+
+fn eq_ci(a: Option<&String>, b: &str) -> bool {
+    a.is_none_or(|a| a.eq_ignore_ascii_case(b))
+}
+
+pub async fn list_recordings(
+    State(emu): State<Arc<Emulator>>,
+    headers: HeaderMap,
+    Query(q): Params,
+) -> Response {
+    let base = base_url(&headers);
+    let cat = &emu.catalog;
+    let items = cat
+        .media
+        .iter()
+        .filter(|m| m.kind == ObjectKind::Recording)
+        .filter(|m| eq_ci(q.get("Status"), m.status))
+        .filter(|m| eq_ci(q.get("MediaType"), m.media_type))
+        .filter(|m| {
+            q.get("GroupingSid")
+                .is_none_or(|g| *g == cat.rooms[m.room].sid || *g == m.participant_sid)
+        })
+        .filter(|m| q.get("SourceSid").is_none_or(|s| *s == m.source_sid))
+        .filter(|m| date_ok(m, &q))
+        .map(|m| cat.recording_json(&base, m))
+        .collect();
+    let f = filters(
+        &q,
+        &[
+            "Status",
+            "SourceSid",
+            "GroupingSid",
+            "MediaType",
+            "DateCreatedAfter",
+            "DateCreatedBefore",
+        ],
+    );
+    page(&base, "/v1/Recordings", "recordings", items, &f, &q)
+}
+
+fn find(emu: &Emulator, sid: &str, kind: ObjectKind) -> Option<usize> {
+    emu.catalog
+        .index(sid)
+        .filter(|&i| emu.catalog.media[i].kind == kind)
+}
+
+pub async fn get_recording(
+    State(emu): State<Arc<Emulator>>,
+    headers: HeaderMap,
+    Path(sid): Path<String>,
+) -> Response {
+    match find(&emu, &sid, ObjectKind::Recording) {
+        Some(i) => Json(
+            emu.catalog
+                .recording_json(&base_url(&headers), &emu.catalog.media[i]),
+        )
+        .into_response(),
+        None => not_found_error(&format!("/Recordings/{sid}")),
+    }
+}
+
+/// `/Media`: 302 to a pre-signed storage URL, with `{"redirect_to": URL}` as the body.
+fn media_redirect(
+    emu: &Emulator,
+    headers: &HeaderMap,
+    sid: &str,
+    kind: ObjectKind,
+    q: &HashMap<String, String>,
+) -> Response {
+    bump(&emu.counters.media_requests);
+    let media = find(emu, sid, kind).map(|i| &emu.catalog.media[i]);
+    let Some(media) = media.filter(|m| m.status == "completed" && m.object.is_some()) else {
+        return not_found_error(&format!("{sid}/Media"));
+    };
+    let ttl = match q.get("Ttl").map(|t| t.parse::<u64>()) {
+        None => emu.config.ttl,
+        Some(Ok(t)) if (1..=3600).contains(&t) => emu.config.ttl.min(Duration::from_secs(t)),
+        Some(_) => {
+            return twilio_error(
+                StatusCode::BAD_REQUEST,
+                20001,
+                "Ttl must be between 1 and 3600 seconds",
+            );
+        }
+    };
+    let url = emu.presign(&base_url(headers), &media.sid, ttl);
+    let mut resp = (StatusCode::FOUND, Json(json!({ "redirect_to": url }))).into_response();
+    resp.headers_mut().insert(
+        header::LOCATION,
+        header::HeaderValue::from_str(&url).expect("ASCII URL"),
+    );
+    resp
+}
+
+pub async fn recording_media(
+    State(emu): State<Arc<Emulator>>,
+    headers: HeaderMap,
+    Path(sid): Path<String>,
+    Query(q): Params,
+) -> Response {
+    media_redirect(&emu, &headers, &sid, ObjectKind::Recording, &q)
+}
+
+pub async fn list_compositions(
+    State(emu): State<Arc<Emulator>>,
+    headers: HeaderMap,
+    Query(q): Params,
+) -> Response {
+    let base = base_url(&headers);
+    let cat = &emu.catalog;
+    let items = cat
+        .media
+        .iter()
+        .filter(|m| m.kind == ObjectKind::Composition)
+        .filter(|m| eq_ci(q.get("Status"), m.status))
+        .filter(|m| q.get("RoomSid").is_none_or(|r| *r == cat.rooms[m.room].sid))
+        .filter(|m| date_ok(m, &q))
+        .map(|m| cat.composition_json(&base, m))
+        .collect();
+    let f = filters(
+        &q,
+        &["Status", "DateCreatedAfter", "DateCreatedBefore", "RoomSid"],
+    );
+    page(&base, "/v1/Compositions", "compositions", items, &f, &q)
+}
+
+pub async fn get_composition(
+    State(emu): State<Arc<Emulator>>,
+    headers: HeaderMap,
+    Path(sid): Path<String>,
+) -> Response {
+    match find(&emu, &sid, ObjectKind::Composition) {
+        Some(i) => Json(
+            emu.catalog
+                .composition_json(&base_url(&headers), &emu.catalog.media[i]),
+        )
+        .into_response(),
+        None => not_found_error(&format!("/Compositions/{sid}")),
+    }
+}
+
+pub async fn composition_media(
+    State(emu): State<Arc<Emulator>>,
+    headers: HeaderMap,
+    Path(sid): Path<String>,
+    Query(q): Params,
+) -> Response {
+    media_redirect(&emu, &headers, &sid, ObjectKind::Composition, &q)
+}
+
+pub async fn list_rooms(
+    State(emu): State<Arc<Emulator>>,
+    headers: HeaderMap,
+    Query(q): Params,
+) -> Response {
+    let base = base_url(&headers);
+    let cat = &emu.catalog;
+    // The spec's default is `in-progress`; every room here is `completed`.
+    let status = q.get("Status").map_or("in-progress", String::as_str);
+    let items = cat
+        .rooms
+        .iter()
+        .filter(|_| status.eq_ignore_ascii_case("completed"))
+        .filter(|r| q.get("UniqueName").is_none_or(|n| *n == r.unique_name))
+        .filter(|r| {
+            let created = r.date_created();
+            q.get("DateCreatedAfter")
+                .is_none_or(|d| created.as_str() >= d.as_str())
+                && q.get("DateCreatedBefore")
+                    .is_none_or(|d| created.as_str() <= d.as_str())
+        })
+        .map(|r| cat.room_json(&base, r))
+        .collect();
+    let f = filters(
+        &q,
+        &[
+            "Status",
+            "UniqueName",
+            "DateCreatedAfter",
+            "DateCreatedBefore",
+        ],
+    );
+    page(&base, "/v1/Rooms", "rooms", items, &f, &q)
+}
+
+pub async fn get_room(
+    State(emu): State<Arc<Emulator>>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+) -> Response {
+    // Twilio also accepts a room's unique name here.
+    let found = emu
+        .catalog
+        .rooms
+        .iter()
+        .find(|r| r.sid == room || r.unique_name == room);
+    match found {
+        Some(r) => Json(emu.catalog.room_json(&base_url(&headers), r)).into_response(),
+        None => not_found_error(&format!("/Rooms/{room}")),
+    }
+}
+
+pub async fn list_room_recordings(
+    State(emu): State<Arc<Emulator>>,
+    headers: HeaderMap,
+    Path(room): Path<String>,
+    Query(q): Params,
+) -> Response {
+    let base = base_url(&headers);
+    let cat = &emu.catalog;
+    let Some((index, room)) = cat.room(&room) else {
+        return not_found_error(&format!("/Rooms/{room}"));
+    };
+    let items = cat
+        .media
+        .iter()
+        .filter(|m| m.kind == ObjectKind::Recording && m.room == index)
+        .filter(|m| eq_ci(q.get("Status"), m.status))
+        .filter(|m| q.get("SourceSid").is_none_or(|s| *s == m.source_sid))
+        .filter(|m| date_ok(m, &q))
+        .map(|m| cat.room_recording_json(&base, m))
+        .collect();
+    let f = filters(
+        &q,
+        &[
+            "Status",
+            "SourceSid",
+            "DateCreatedAfter",
+            "DateCreatedBefore",
+        ],
+    );
+    let path = format!("/v1/Rooms/{}/Recordings", room.sid);
+    page(&base, &path, "recordings", items, &f, &q)
+}
+
+/// The recording `sid` if it belongs to room `room`.
+fn room_recording<'a>(emu: &'a Emulator, room: &str, sid: &str) -> Option<&'a Media> {
+    let (index, _) = emu.catalog.room(room)?;
+    let i = find(emu, sid, ObjectKind::Recording)?;
+    let m = &emu.catalog.media[i];
+    (m.room == index).then_some(m)
+}
+
+pub async fn get_room_recording(
+    State(emu): State<Arc<Emulator>>,
+    headers: HeaderMap,
+    Path((room, sid)): Path<(String, String)>,
+) -> Response {
+    match room_recording(&emu, &room, &sid) {
+        Some(m) => Json(emu.catalog.room_recording_json(&base_url(&headers), m)).into_response(),
+        None => not_found_error(&format!("/Rooms/{room}/Recordings/{sid}")),
+    }
+}
+
+pub async fn room_recording_media(
+    State(emu): State<Arc<Emulator>>,
+    headers: HeaderMap,
+    Path((room, sid)): Path<(String, String)>,
+    Query(q): Params,
+) -> Response {
+    if room_recording(&emu, &room, &sid).is_none() {
+        bump(&emu.counters.media_requests);
+        return not_found_error(&format!("/Rooms/{room}/Recordings/{sid}/Media"));
+    }
+    media_redirect(&emu, &headers, &sid, ObjectKind::Recording, &q)
+}
+
+pub async fn recording_settings(State(emu): State<Arc<Emulator>>, headers: HeaderMap) -> Response {
+    Json(
+        emu.catalog
+            .settings_json(&base_url(&headers), "RecordingSettings"),
+    )
+    .into_response()
+}
+
+pub async fn composition_settings(
+    State(emu): State<Arc<Emulator>>,
+    headers: HeaderMap,
+) -> Response {
+    Json(
+        emu.catalog
+            .settings_json(&base_url(&headers), "CompositionSettings"),
+    )
+    .into_response()
+}
+
+/// `GET /emulator/stats` (no auth).
+pub async fn stats(State(emu): State<Arc<Emulator>>) -> Response {
+    Json(emu.stats()).into_response()
+}
+
+/// `POST /emulator/stats/reset` (no auth).
+pub async fn reset_stats(State(emu): State<Arc<Emulator>>) -> Response {
+    emu.reset_stats();
+    Json(emu.stats()).into_response()
+}

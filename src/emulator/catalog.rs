@@ -1,0 +1,800 @@
+//! The catalog: every recording, composition and room the emulator knows, their SIDs,
+//! their stored (encrypted) objects and their JSON as Twilio's API shows it.
+//!
+//! This file owns what exists and how it is encrypted; it is built once by
+//! [`Catalog::build`] and is immutable afterwards. It must not know about HTTP (the
+//! handlers in `api` and `storage` take what they need from here) and must never hold a
+//! private key.
+//!
+//! # SIDs
+//! Deterministic: a two-letter prefix and the first 32 hex digits of SHA-256 of a
+//! name (`sid("RT", "sample:audio-opus")`), so tests and docs can name them and every run
+//! serves the same SIDs. See [`sid`].
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use rand::RngExt;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::synthetic::Synthetic;
+use super::{EmulatorConfig, ObjectInfo, ObjectKind};
+use crate::crypto::window::decrypt_window;
+use crate::crypto::{ContentKey, seal};
+
+/// `prefix` + 32 lowercase hex digits derived from `name`.
+pub fn sid(prefix: &str, name: &str) -> String {
+    let digest = Sha256::digest(name.as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}{hex}")
+}
+
+/// Seconds since the epoch of 2026-11-01T10:00:00Z, the first media's creation time.
+const BASE_TIME: i64 = 1_793_527_200;
+
+/// An RFC 3339 UTC timestamp (`2026-11-01T10:00:00Z`) for `secs` since the epoch.
+pub fn datetime(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// The bytes behind a storage URL.
+pub enum Content {
+    Stored(Bytes),
+    Synthetic(Box<Synthetic>),
+}
+
+/// What the storage serves for one object: the bytes as stored and the envelope headers.
+pub struct StoredObject {
+    pub content: Content,
+    /// Length as stored (ciphertext length for encrypted objects).
+    pub len: u64,
+    pub envelope: Option<EnvelopeHeaders>,
+    pub content_type: &'static str,
+    pub etag: String,
+    /// For [`Catalog::plaintext`] on synthetic objects (tests only).
+    cek: Option<ContentKey>,
+    iv: [u8; 16],
+}
+
+impl StoredObject {
+    /// Stored bytes `[offset, offset + len)`.
+    pub fn read(&self, offset: u64, len: usize) -> Bytes {
+        match &self.content {
+            Content::Stored(b) => b.slice(offset as usize..offset as usize + len),
+            Content::Synthetic(s) => Bytes::from(s.read(offset, len)),
+        }
+    }
+}
+
+/// The `x-amz-meta-*` values of an encrypted object.
+pub struct EnvelopeHeaders {
+    pub key_b64: String,
+    pub iv_b64: String,
+    /// `None`: the unencrypted-content-length header is left out.
+    pub plaintext_len: Option<u64>,
+}
+
+pub struct Room {
+    pub sid: String,
+    pub unique_name: String,
+    created: i64,
+}
+
+impl Room {
+    pub fn date_created(&self) -> String {
+        datetime(self.created)
+    }
+}
+
+/// A recording or a composition.
+pub struct Media {
+    pub sid: String,
+    pub kind: ObjectKind,
+    pub status: &'static str,
+    pub ext: &'static str,
+    pub codec: &'static str,
+    pub media_type: &'static str,
+    pub room: usize,
+    pub participant_sid: String,
+    pub source_sid: String,
+    pub track_name: String,
+    created: i64,
+    pub duration: u64,
+    /// Plaintext length when there is media.
+    pub size: Option<u64>,
+    pub object: Option<Arc<StoredObject>>,
+    plaintext: Option<Bytes>,
+    key_index: Option<usize>,
+}
+
+impl Media {
+    pub fn date_created(&self) -> String {
+        datetime(self.created)
+    }
+}
+
+/// Everything the emulator serves; immutable once built.
+pub struct Catalog {
+    pub account_sid: String,
+    pub encryption_key_sid: String,
+    pub rooms: Vec<Room>,
+    pub media: Vec<Media>,
+    by_sid: HashMap<String, usize>,
+}
+
+/// How one embedded sample is served.
+struct Sample {
+    name: &'static str,
+    bytes: &'static [u8],
+    ext: &'static str,
+    codec: &'static str,
+    media_type: &'static str,
+    room: usize,
+    participant: &'static str,
+    /// AES-256 content key (else AES-128).
+    aes256: bool,
+    /// Send x-amz-meta-x-amz-unencrypted-content-length.
+    length_header: bool,
+}
+
+const fn sample(
+    name: &'static str,
+    bytes: &'static [u8],
+    ext: &'static str,
+    codec: &'static str,
+    media_type: &'static str,
+    room: usize,
+    participant: &'static str,
+) -> Sample {
+    Sample {
+        name,
+        bytes,
+        ext,
+        codec,
+        media_type,
+        room,
+        participant,
+        aes256: true,
+        length_header: true,
+    }
+}
+
+const AUDIO_OPUS: &[u8] = include_bytes!("../../samples/audio-opus.mka");
+
+/// The recordings made from the embedded samples (rooms 0 and 1).
+fn samples() -> Vec<Sample> {
+    vec![
+        sample("audio-opus", AUDIO_OPUS, "mka", "OPUS", "audio", 0, "alice"),
+        sample(
+            "video-vp8",
+            include_bytes!("../../samples/video-vp8.mkv"),
+            "mkv",
+            "VP8",
+            "video",
+            0,
+            "alice",
+        ),
+        Sample {
+            length_header: false,
+            ..sample(
+                "audio-pcmu",
+                include_bytes!("../../samples/audio-pcmu.mka"),
+                "mka",
+                "PCMU",
+                "audio",
+                1,
+                "bob",
+            )
+        },
+        Sample {
+            aes256: false,
+            ..sample(
+                "video-h264",
+                include_bytes!("../../samples/video-h264.mkv"),
+                "mkv",
+                "H264",
+                "video",
+                1,
+                "bob",
+            )
+        },
+    ]
+}
+
+/// The compositions made from the embedded samples: (name, bytes, format, room).
+fn composition_samples() -> [(&'static str, &'static [u8], &'static str, usize); 2] {
+    [
+        (
+            "composition-mp4",
+            include_bytes!("../../samples/composition.mp4"),
+            "mp4",
+            0,
+        ),
+        (
+            "composition-webm",
+            include_bytes!("../../samples/composition.webm"),
+            "webm",
+            1,
+        ),
+    ]
+}
+
+fn content_type(ext: &str) -> &'static str {
+    match ext {
+        "mka" => "audio/x-matroska",
+        "mkv" => "video/x-matroska",
+        "mp4" => "video/mp4",
+        "webm" => "video/webm",
+        _ => "application/octet-stream",
+    }
+}
+
+/// How an object is stored.
+enum Sealing {
+    Plain,
+    Encrypted {
+        key_index: usize,
+        aes256: bool,
+        length_header: bool,
+    },
+}
+
+/// A recording's media: the stored object, its plaintext (stored objects only), the
+/// index of the key that wraps its CEK, and its plaintext length.
+type Served = (Arc<StoredObject>, Option<Bytes>, Option<usize>, u64);
+
+struct Builder<'a> {
+    config: &'a EmulatorConfig,
+    media: Vec<Media>,
+}
+
+impl Builder<'_> {
+    /// Encrypts `plain` as Twilio would and stores it.
+    fn store(&self, id: &str, ext: &str, plain: Bytes, sealing: Sealing) -> Arc<StoredObject> {
+        let etag = format!("\"{}\"", &sid("", &format!("etag:{id}")));
+        match sealing {
+            Sealing::Plain => Arc::new(StoredObject {
+                len: plain.len() as u64,
+                content: Content::Stored(plain),
+                envelope: None,
+                content_type: content_type(ext),
+                etag,
+                cek: None,
+                iv: [0; 16],
+            }),
+            Sealing::Encrypted {
+                key_index,
+                aes256,
+                length_header,
+            } => {
+                let cek = seal::random_cek(aes256);
+                let iv: [u8; 16] = rand::rng().random();
+                let cipher = seal::encrypt(&cek, &iv, &plain);
+                let envelope = EnvelopeHeaders {
+                    key_b64: STANDARD
+                        .encode(seal::wrap_cek(&self.config.public_keys[key_index], &cek)),
+                    iv_b64: STANDARD.encode(iv),
+                    plaintext_len: length_header.then_some(plain.len() as u64),
+                };
+                Arc::new(StoredObject {
+                    len: cipher.len() as u64,
+                    content: Content::Stored(Bytes::from(cipher)),
+                    envelope: Some(envelope),
+                    content_type: content_type(ext),
+                    etag,
+                    cek: None,
+                    iv,
+                })
+            }
+        }
+    }
+
+    /// A synthetic encrypted object of `size` plaintext bytes.
+    fn synthetic(&self, id: &str, size: u64) -> Arc<StoredObject> {
+        let cek = seal::random_cek(true);
+        let iv: [u8; 16] = rand::rng().random();
+        let synth = Synthetic::new(size, &cek, &iv);
+        let envelope = EnvelopeHeaders {
+            key_b64: STANDARD.encode(seal::wrap_cek(&self.config.public_keys[0], &cek)),
+            iv_b64: STANDARD.encode(iv),
+            plaintext_len: Some(size),
+        };
+        Arc::new(StoredObject {
+            len: synth.cipher_len(),
+            content: Content::Synthetic(Box::new(synth)),
+            envelope: Some(envelope),
+            content_type: content_type("mka"),
+            etag: format!("\"{}\"", &sid("", &format!("etag:{id}"))),
+            cek: Some(cek),
+            iv,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn recording(
+        &mut self,
+        name: &str,
+        status: &'static str,
+        (ext, codec, media_type): (&'static str, &'static str, &'static str),
+        room: usize,
+        participant: &str,
+        duration: u64,
+        object: Option<Served>,
+    ) -> &Media {
+        self.push(Media {
+            sid: sid("RT", name),
+            kind: ObjectKind::Recording,
+            status,
+            ext,
+            codec,
+            media_type,
+            room,
+            participant_sid: sid("PA", &format!("participant:{participant}")),
+            source_sid: sid("MT", &format!("track:{name}")),
+            track_name: format!("{participant}-{media_type}"),
+            created: 0,
+            duration,
+            size: object.as_ref().map(|o| o.3),
+            plaintext: object.as_ref().and_then(|o| o.1.clone()),
+            key_index: object.as_ref().and_then(|o| o.2),
+            object: object.map(|o| o.0),
+        })
+    }
+
+    fn composition(
+        &mut self,
+        name: &str,
+        ext: &'static str,
+        room: usize,
+        object: Arc<StoredObject>,
+        plain: Bytes,
+    ) {
+        self.push(Media {
+            sid: sid("CJ", name),
+            kind: ObjectKind::Composition,
+            status: "completed",
+            ext,
+            codec: "",
+            media_type: "video",
+            room,
+            participant_sid: String::new(),
+            source_sid: String::new(),
+            track_name: String::new(),
+            created: 0,
+            duration: 10,
+            size: Some(plain.len() as u64),
+            plaintext: Some(plain),
+            key_index: Some(0),
+            object: Some(object),
+        });
+    }
+
+    fn push(&mut self, mut media: Media) -> &Media {
+        // One minute apart, in catalog order.
+        media.created = BASE_TIME + 60 * self.media.len() as i64;
+        self.media.push(media);
+        self.media.last().expect("just pushed")
+    }
+}
+
+fn encrypted(key_index: usize) -> Sealing {
+    Sealing::Encrypted {
+        key_index,
+        aes256: true,
+        length_header: true,
+    }
+}
+
+impl Catalog {
+    /// Encrypts the samples and `data_dir` files and lists the synthetic objects.
+    pub fn build(config: &EmulatorConfig) -> anyhow::Result<Self> {
+        let mut b = Builder {
+            config,
+            media: Vec::new(),
+        };
+        for s in samples() {
+            let plain = Bytes::from_static(s.bytes);
+            let sealing = Sealing::Encrypted {
+                key_index: 0,
+                aes256: s.aes256,
+                length_header: s.length_header,
+            };
+            let object = b.store(s.name, s.ext, plain.clone(), sealing);
+            let len = plain.len() as u64;
+            b.recording(
+                &format!("sample:{}", s.name),
+                "completed",
+                (s.ext, s.codec, s.media_type),
+                s.room,
+                s.participant,
+                10,
+                Some((object, Some(plain), Some(0), len)),
+            );
+        }
+        for (name, bytes, ext, room) in composition_samples() {
+            let plain = Bytes::from_static(bytes);
+            let object = b.store(name, ext, plain.clone(), encrypted(0));
+            b.composition(&format!("sample:{name}"), ext, room, object, plain);
+        }
+        // Real-world variants.
+        let opus = Bytes::from_static(AUDIO_OPUS);
+        let len = opus.len() as u64;
+        let object = b.store("unencrypted", "mka", opus.clone(), Sealing::Plain);
+        b.recording(
+            "variant:unencrypted",
+            "completed",
+            ("mka", "OPUS", "audio"),
+            0,
+            "carol",
+            10,
+            Some((object, Some(opus.clone()), None, len)),
+        );
+        if config.public_keys.len() > 1 {
+            let object = b.store("rotated-key", "mka", opus.clone(), encrypted(1));
+            b.recording(
+                "variant:rotated-key",
+                "completed",
+                ("mka", "OPUS", "audio"),
+                0,
+                "dave",
+                10,
+                Some((object, Some(opus), Some(1), len)),
+            );
+        }
+        for status in ["processing", "deleted"] {
+            b.recording(
+                &format!("variant:{status}"),
+                status,
+                ("mka", "OPUS", "audio"),
+                1,
+                "erin",
+                0,
+                None,
+            );
+        }
+        if let Some(dir) = &config.data_dir {
+            add_data_dir(&mut b, dir)?;
+        }
+        for (i, &size) in config.synthetic.iter().enumerate() {
+            let name = format!("synthetic:{i}:{size}");
+            let object = b.synthetic(&name, size);
+            b.recording(
+                &name,
+                "completed",
+                ("mka", "OPUS", "audio"),
+                2,
+                "synthetic",
+                size / 3000,
+                Some((object, None, Some(0), size)),
+            );
+        }
+        for i in 0..config.extra_recordings {
+            let name = format!("extra:{i}");
+            // Tiny, of varied lengths (any value mod 16).
+            let size = 32 + (i * 37) % 500;
+            let object = b.synthetic(&name, size);
+            b.recording(
+                &name,
+                "completed",
+                ("mka", "OPUS", "audio"),
+                2,
+                "load",
+                1,
+                Some((object, None, Some(0), size)),
+            );
+        }
+        let rooms = ["emulator-room-a", "emulator-room-b", "emulator-load"]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Room {
+                sid: sid("RM", &format!("room:{name}")),
+                unique_name: (*name).into(),
+                created: BASE_TIME - 3600 + 600 * i as i64,
+            })
+            .collect();
+        let by_sid = b
+            .media
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.sid.clone(), i))
+            .collect();
+        Ok(Self {
+            account_sid: config.credentials.account_sid.clone(),
+            encryption_key_sid: sid("CR", "encryption-key"),
+            rooms,
+            media: b.media,
+            by_sid,
+        })
+    }
+
+    /// The recording or composition with this SID.
+    pub fn get(&self, sid: &str) -> Option<&Media> {
+        self.index(sid).map(|i| &self.media[i])
+    }
+
+    /// Its position in [`Catalog::media`].
+    pub fn index(&self, sid: &str) -> Option<usize> {
+        self.by_sid.get(sid).copied()
+    }
+
+    pub fn room(&self, sid: &str) -> Option<(usize, &Room)> {
+        self.rooms.iter().enumerate().find(|(_, r)| r.sid == sid)
+    }
+
+    pub fn object_infos(&self) -> Vec<ObjectInfo> {
+        self.media
+            .iter()
+            .map(|m| ObjectInfo {
+                sid: m.sid.clone(),
+                kind: m.kind,
+                extension: m.ext.into(),
+                status: m.status.into(),
+                room_sid: self.rooms[m.room].sid.clone(),
+                size: m.size,
+                plaintext: m.plaintext.clone(),
+                synthetic: matches!(
+                    m.object.as_deref().map(|o| &o.content),
+                    Some(Content::Synthetic(_))
+                ),
+                encrypted: m.object.as_ref().is_some_and(|o| o.envelope.is_some()),
+                key_index: m.key_index,
+                length_header: m
+                    .object
+                    .as_ref()
+                    .and_then(|o| o.envelope.as_ref())
+                    .is_some_and(|e| e.plaintext_len.is_some()),
+            })
+            .collect()
+    }
+
+    /// The plaintext of an object; synthetic ones are decrypted whole.
+    pub fn plaintext(&self, sid: &str) -> Option<Vec<u8>> {
+        let media = self.get(sid)?;
+        if let Some(p) = &media.plaintext {
+            return Some(p.to_vec());
+        }
+        let object = media.object.as_ref()?;
+        let cek = object.cek.as_ref()?;
+        let mut buf = object.read(0, object.len as usize).to_vec();
+        let n = decrypt_window(cek, &object.iv, &mut buf, true).ok()?;
+        buf.truncate(n);
+        Some(buf)
+    }
+
+    /// The JSON of a recording (`video.v1.recording`).
+    pub fn recording_json(&self, base: &str, m: &Media) -> Value {
+        json!({
+            "account_sid": self.account_sid,
+            "status": m.status,
+            "date_created": m.date_created(),
+            "sid": m.sid,
+            "source_sid": m.source_sid,
+            "size": m.size,
+            "url": format!("{base}/v1/Recordings/{}", m.sid),
+            "type": m.media_type,
+            "duration": m.duration,
+            "container_format": m.ext,
+            "codec": m.codec,
+            "grouping_sids": {
+                "room_sid": self.rooms[m.room].sid,
+                "participant_sid": m.participant_sid,
+            },
+            "track_name": m.track_name,
+            "offset": 0,
+            "media_external_location": null,
+            "status_callback": null,
+            "status_callback_method": "POST",
+            "links": { "media": format!("{base}/v1/Recordings/{}/Media", m.sid) },
+        })
+    }
+
+    /// The JSON of a recording seen from its room (`video.v1.room.room_recording`).
+    pub fn room_recording_json(&self, base: &str, m: &Media) -> Value {
+        let room = &self.rooms[m.room].sid;
+        let url = format!("{base}/v1/Rooms/{room}/Recordings/{}", m.sid);
+        json!({
+            "account_sid": self.account_sid,
+            "status": m.status,
+            "date_created": m.date_created(),
+            "sid": m.sid,
+            "source_sid": m.source_sid,
+            "size": m.size,
+            "url": url,
+            "type": m.media_type,
+            "duration": m.duration,
+            "container_format": m.ext,
+            "codec": m.codec,
+            "grouping_sids": {
+                "room_sid": room,
+                "participant_sid": m.participant_sid,
+            },
+            "track_name": m.track_name,
+            "offset": 0,
+            "media_external_location": null,
+            "room_sid": room,
+            "links": { "media": format!("{url}/Media") },
+        })
+    }
+
+    /// The JSON of a composition (`video.v1.composition`).
+    pub fn composition_json(&self, base: &str, m: &Media) -> Value {
+        let completed = (m.status == "completed").then(|| datetime(m.created + 120));
+        json!({
+            "account_sid": self.account_sid,
+            "status": m.status,
+            "date_created": m.date_created(),
+            "date_completed": completed,
+            "date_deleted": null,
+            "sid": m.sid,
+            "room_sid": self.rooms[m.room].sid,
+            "audio_sources": ["*"],
+            "audio_sources_excluded": [],
+            "video_layout": { "grid": { "video_sources": ["*"] } },
+            "resolution": "640x360",
+            "trim": true,
+            "format": m.ext,
+            "bitrate": 300,
+            "size": m.size,
+            "duration": m.duration,
+            "media_external_location": null,
+            "status_callback": null,
+            "status_callback_method": "POST",
+            "url": format!("{base}/v1/Compositions/{}", m.sid),
+            "links": { "media": format!("{base}/v1/Compositions/{}/Media", m.sid) },
+        })
+    }
+
+    /// The JSON of a room (`video.v1.room`).
+    pub fn room_json(&self, base: &str, r: &Room) -> Value {
+        let url = format!("{base}/v1/Rooms/{}", r.sid);
+        json!({
+            "sid": r.sid,
+            "status": "completed",
+            "date_created": datetime(r.created),
+            "date_updated": datetime(r.created + 7200),
+            "account_sid": self.account_sid,
+            "enable_turn": true,
+            "unique_name": r.unique_name,
+            "status_callback": null,
+            "status_callback_method": "POST",
+            "end_time": datetime(r.created + 7200),
+            "duration": 7200,
+            "type": "group",
+            "max_participants": 50,
+            "max_participant_duration": 14400,
+            "max_concurrent_published_tracks": 170,
+            "record_participants_on_connect": true,
+            "video_codecs": ["VP8", "H264"],
+            "media_region": "us1",
+            "audio_only": false,
+            "empty_room_timeout": 5,
+            "unused_room_timeout": 5,
+            "large_room": false,
+            "url": url,
+            "links": {
+                "participants": format!("{url}/Participants"),
+                "recordings": format!("{url}/Recordings"),
+                "recording_rules": format!("{url}/RecordingRules"),
+                "transcriptions": format!("{url}/Transcriptions"),
+            },
+        })
+    }
+
+    /// The JSON of `/v1/RecordingSettings/Default` or `/v1/CompositionSettings/Default`.
+    pub fn settings_json(&self, base: &str, path: &str) -> Value {
+        json!({
+            "account_sid": self.account_sid,
+            "friendly_name": "twilio-media-fs emulator",
+            "aws_credentials_sid": null,
+            "aws_s3_url": null,
+            "aws_storage_enabled": false,
+            "encryption_key_sid": self.encryption_key_sid,
+            "encryption_enabled": true,
+            "url": format!("{base}/v1/{path}/Default"),
+        })
+    }
+}
+
+/// Adds every `*.mka`/`*.mkv` (recording) and `*.mp4`/`*.webm` (composition) in `dir`.
+fn add_data_dir(b: &mut Builder<'_>, dir: &Path) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("{}: cannot list the --data directory", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    paths.sort();
+    for path in paths {
+        let Some(ext) = path.extension().and_then(|e| e.to_str()) else {
+            continue;
+        };
+        let ext: &'static str = match ext.to_ascii_lowercase().as_str() {
+            "mka" => "mka",
+            "mkv" => "mkv",
+            "mp4" => "mp4",
+            "webm" => "webm",
+            _ => continue,
+        };
+        let file = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let plain = Bytes::from(
+            std::fs::read(&path).with_context(|| format!("{}: cannot read", path.display()))?,
+        );
+        let name = format!("data:{file}");
+        let object = b.store(&name, ext, plain.clone(), encrypted(0));
+        let len = plain.len() as u64;
+        match ext {
+            "mka" | "mkv" => {
+                let (codec, kind) = if ext == "mka" {
+                    ("OPUS", "audio")
+                } else {
+                    ("VP8", "video")
+                };
+                b.recording(
+                    &name,
+                    "completed",
+                    (ext, codec, kind),
+                    2,
+                    "data",
+                    0,
+                    Some((object, Some(plain), Some(0), len)),
+                );
+            }
+            _ => b.composition(&name, ext, 2, object, plain),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sids_are_deterministic_and_well_formed() {
+        let a = sid("RT", "sample:audio-opus");
+        assert_eq!(a, sid("RT", "sample:audio-opus"));
+        assert_eq!(a.len(), 34);
+        assert!(
+            a[2..]
+                .bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
+        assert_ne!(a, sid("RT", "sample:audio-pcmu"));
+    }
+
+    #[test]
+    fn datetimes() {
+        assert_eq!(datetime(0), "1970-01-01T00:00:00Z");
+        assert_eq!(datetime(BASE_TIME), "2026-11-01T10:00:00Z");
+        assert_eq!(datetime(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(
+            datetime(BASE_TIME + 86_400 * 61 + 3661),
+            "2027-01-01T11:01:01Z"
+        );
+    }
+}

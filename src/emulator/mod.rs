@@ -1,0 +1,390 @@
+//! A local stand-in for `video.twilio.com` and for the S3 bucket behind `/Media`, used by
+//! the `emulator` and `demo` commands and by the tests.
+//!
+//! This module owns the configuration ([`EmulatorConfig`]), the shared state
+//! ([`Emulator`]: catalog, signing secret, counters), the router and [`spawn`] for tests.
+//! It serves media encrypted exactly as Twilio stores it (S3 Encryption Client v1
+//! envelope), with knobs for the faults real clients meet (5xx, bodies cut short, 429,
+//! expired URLs, latency, per-connection bandwidth). It must never be needed by the
+//! filesystem itself: nothing outside tests, `emulator` and `demo` depends on it. It
+//! holds no private key: it encrypts for public keys only.
+//!
+//! # Layout
+//! - [`catalog`]: the media objects, rooms, SIDs and their JSON.
+//! - [`api`]: the Twilio REST handlers (`/v1/...`), auth, throttling, paging.
+//! - [`storage`]: pre-signed storage URLs, ranged GETs, storage faults.
+//! - [`synthetic`]: large objects computed on the fly.
+
+pub mod api;
+pub mod catalog;
+pub mod storage;
+pub mod synthetic;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use rand::RngExt;
+use serde::{Deserialize, Serialize};
+
+use self::catalog::Catalog;
+
+/// What the emulator serves and how badly it behaves.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// Extra media: every `*.mka`/`*.mkv` file becomes a recording, every
+    /// `*.mp4`/`*.webm` file a composition.
+    pub data_dir: Option<PathBuf>,
+    /// Lifetime of pre-signed storage URLs; a smaller `Ttl` query parameter wins.
+    pub ttl: Duration,
+    /// Every Nth storage GET answers 500.
+    pub fail_every: Option<u64>,
+    /// Every Nth storage body is cut half way (connection closed).
+    pub drop_every: Option<u64>,
+    /// Every Nth API call answers 429 (Twilio code 20429, `Retry-After: 1`).
+    pub throttle_every: Option<u64>,
+    /// Added before each response (API and storage).
+    pub latency: Duration,
+    /// Bytes per second per response body.
+    pub bandwidth: Option<u64>,
+    /// Plaintext sizes of synthetic encrypted recordings, generated on the fly.
+    pub synthetic: Vec<u64>,
+    /// How many more small completed recordings to list (paging tests, big listings).
+    pub extra_recordings: u64,
+    /// `public_keys[0]` encrypts every object; a second key encrypts one extra
+    /// recording (a rotated key).
+    pub public_keys: Vec<rsa::PublicKey>,
+    /// The accepted Basic-auth pairs.
+    pub credentials: EmulatorCredentials,
+}
+
+impl Default for EmulatorConfig {
+    /// No keys (set `public_keys` before [`Emulator::new`]), a one-hour TTL, no faults.
+    fn default() -> Self {
+        Self {
+            data_dir: None,
+            ttl: Duration::from_secs(3600),
+            fail_every: None,
+            drop_every: None,
+            throttle_every: None,
+            latency: Duration::ZERO,
+            bandwidth: None,
+            synthetic: Vec::new(),
+            extra_recordings: 0,
+            public_keys: Vec::new(),
+            credentials: EmulatorCredentials::default(),
+        }
+    }
+}
+
+/// The credentials the emulator accepts: account SID + auth token, or API key + secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmulatorCredentials {
+    pub account_sid: String,
+    pub auth_token: String,
+    pub api_key: String,
+    pub api_secret: String,
+}
+
+impl Default for EmulatorCredentials {
+    /// Fixed, obviously fake values: they only ever open the emulator.
+    fn default() -> Self {
+        Self {
+            account_sid: "AC000000000000000000000000000000e1".into(),
+            auth_token: "emulator-auth-token".into(),
+            api_key: "SK000000000000000000000000000000e1".into(),
+            api_secret: "emulator-api-secret".into(),
+        }
+    }
+}
+
+/// Recording or composition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectKind {
+    Recording,
+    Composition,
+}
+
+/// What the emulator serves, as tests see it.
+#[derive(Debug, Clone)]
+pub struct ObjectInfo {
+    pub sid: String,
+    pub kind: ObjectKind,
+    /// `mka`, `mkv`, `mp4` or `webm`.
+    pub extension: String,
+    /// `completed`, `processing`, `deleted`, …: only `completed` objects have media.
+    pub status: String,
+    pub room_sid: String,
+    /// Plaintext length, when the object has media.
+    pub size: Option<u64>,
+    /// The plaintext, for stored objects (`None` for synthetic ones and those without
+    /// media: use [`Emulator::plaintext`]).
+    pub plaintext: Option<bytes::Bytes>,
+    pub synthetic: bool,
+    /// Stored with an encryption envelope.
+    pub encrypted: bool,
+    /// Which of `public_keys` wrapped its content key.
+    pub key_index: Option<usize>,
+    /// Whether `x-amz-meta-x-amz-unencrypted-content-length` is sent.
+    pub length_header: bool,
+}
+
+/// Request and fault counters, served as JSON at `/emulator/stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Every `/v1` request, including refused ones.
+    pub api_requests: u64,
+    /// `/Media` requests (also counted in `api_requests`).
+    pub media_requests: u64,
+    /// Storage requests (GET and HEAD).
+    pub storage_requests: u64,
+    /// Body bytes sent by storage.
+    pub storage_bytes: u64,
+    /// Faults injected: 500s, cut bodies and 429s.
+    pub faults_injected: u64,
+    pub throttled: u64,
+    pub server_errors: u64,
+    pub dropped_bodies: u64,
+    /// 401 answers.
+    pub unauthorized: u64,
+    /// 403 answers from storage (expired, bad signature, HEAD).
+    pub access_denied: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    api_requests: AtomicU64,
+    media_requests: AtomicU64,
+    storage_requests: AtomicU64,
+    storage_bytes: AtomicU64,
+    storage_bodies: AtomicU64,
+    throttled: AtomicU64,
+    server_errors: AtomicU64,
+    dropped_bodies: AtomicU64,
+    unauthorized: AtomicU64,
+    access_denied: AtomicU64,
+}
+
+impl Counters {
+    fn all(&self) -> [&AtomicU64; 10] {
+        [
+            &self.api_requests,
+            &self.media_requests,
+            &self.storage_requests,
+            &self.storage_bytes,
+            &self.storage_bodies,
+            &self.throttled,
+            &self.server_errors,
+            &self.dropped_bodies,
+            &self.unauthorized,
+            &self.access_denied,
+        ]
+    }
+}
+
+/// Adds one to a counter and returns the new value (1 for the first event).
+fn bump(counter: &AtomicU64) -> u64 {
+    counter.fetch_add(1, Ordering::Relaxed) + 1
+}
+
+/// Whether event number `n` (1-based) is one of every `every`th.
+fn nth(every: Option<u64>, n: u64) -> bool {
+    matches!(every, Some(k) if k > 0 && n.is_multiple_of(k))
+}
+
+/// The emulator's shared state: configuration, catalog, URL-signing secret, counters.
+pub struct Emulator {
+    config: EmulatorConfig,
+    catalog: Catalog,
+    /// Signs storage URLs; random per process, so URLs die with the process.
+    secret: [u8; 32],
+    counters: Counters,
+}
+
+impl Emulator {
+    /// Builds the catalog: encrypts the embedded samples and the `data_dir` files.
+    pub fn new(config: EmulatorConfig) -> anyhow::Result<Arc<Emulator>> {
+        anyhow::ensure!(
+            !config.public_keys.is_empty(),
+            "the emulator needs at least one RSA public key to encrypt its media for"
+        );
+        let catalog = Catalog::build(&config)?;
+        Ok(Arc::new(Emulator {
+            config,
+            catalog,
+            secret: rand::rng().random(),
+            counters: Counters::default(),
+        }))
+    }
+
+    /// Serves HTTP/1.1 on `listener` until `shutdown` completes.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
+    }
+
+    /// The routes: `/v1` behind auth and throttling, `/storage`, `/emulator/stats`.
+    pub fn router(self: &Arc<Self>) -> Router {
+        let v1 = Router::new()
+            .route("/v1/Recordings", get(api::list_recordings))
+            .route("/v1/Recordings/{sid}", get(api::get_recording))
+            .route("/v1/Recordings/{sid}/Media", get(api::recording_media))
+            .route("/v1/Compositions", get(api::list_compositions))
+            .route("/v1/Compositions/{sid}", get(api::get_composition))
+            .route("/v1/Compositions/{sid}/Media", get(api::composition_media))
+            .route("/v1/Rooms", get(api::list_rooms))
+            .route("/v1/Rooms/{room}", get(api::get_room))
+            .route(
+                "/v1/Rooms/{room}/Recordings",
+                get(api::list_room_recordings),
+            )
+            .route(
+                "/v1/Rooms/{room}/Recordings/{sid}",
+                get(api::get_room_recording),
+            )
+            .route(
+                "/v1/Rooms/{room}/Recordings/{sid}/Media",
+                get(api::room_recording_media),
+            )
+            .route(
+                "/v1/RecordingSettings/Default",
+                get(api::recording_settings),
+            )
+            .route(
+                "/v1/CompositionSettings/Default",
+                get(api::composition_settings),
+            )
+            .fallback(api::not_found)
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                api::guard,
+            ));
+        Router::new()
+            .merge(v1)
+            .route(
+                "/storage/{id}",
+                get(storage::get_object).head(storage::head_object),
+            )
+            .route("/emulator/stats", get(api::stats))
+            .route("/emulator/stats/reset", post(api::reset_stats))
+            .with_state(self.clone())
+    }
+
+    /// Everything in the catalog, media or not.
+    pub fn objects(&self) -> Vec<ObjectInfo> {
+        self.catalog.object_infos()
+    }
+
+    /// The plaintext an object decrypts to (synthetic ones are decrypted here, which is
+    /// slow for big ones: for tests). `None` for unknown SIDs and objects without media.
+    pub fn plaintext(&self, sid: &str) -> Option<Vec<u8>> {
+        self.catalog.plaintext(sid)
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let throttled = get(&c.throttled);
+        let server_errors = get(&c.server_errors);
+        let dropped_bodies = get(&c.dropped_bodies);
+        Stats {
+            api_requests: get(&c.api_requests),
+            media_requests: get(&c.media_requests),
+            storage_requests: get(&c.storage_requests),
+            storage_bytes: get(&c.storage_bytes),
+            faults_injected: throttled + server_errors + dropped_bodies,
+            throttled,
+            server_errors,
+            dropped_bodies,
+            unauthorized: get(&c.unauthorized),
+            access_denied: get(&c.access_denied),
+        }
+    }
+
+    /// Zeroes every counter (the every-Nth fault schedules start again too).
+    pub fn reset_stats(&self) {
+        for counter in self.counters.all() {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &EmulatorConfig {
+        &self.config
+    }
+
+    async fn delay(&self) {
+        if !self.config.latency.is_zero() {
+            tokio::time::sleep(self.config.latency).await;
+        }
+    }
+}
+
+/// An emulator running on the current tokio runtime; dropping it stops the server.
+pub struct RunningEmulator {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    pub addr: SocketAddr,
+    pub emulator: Arc<Emulator>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningEmulator {
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        (&mut self.task).await?
+    }
+}
+
+impl Drop for RunningEmulator {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        // Graceful shutdown waits for open keep-alive connections; do not wait for them.
+        self.task.abort();
+    }
+}
+
+/// Builds an emulator, binds `127.0.0.1:0` and serves it on the current runtime.
+pub async fn spawn(config: EmulatorConfig) -> anyhow::Result<RunningEmulator> {
+    let emulator = Emulator::new(config)?;
+    spawn_emulator(emulator, "127.0.0.1:0".parse().expect("literal address")).await
+}
+
+/// Serves an existing emulator on `addr` (port 0 picks one) on the current runtime.
+pub async fn spawn_emulator(
+    emulator: Arc<Emulator>,
+    addr: SocketAddr,
+) -> anyhow::Result<RunningEmulator> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(emulator.clone().serve(listener, async move {
+        let _ = rx.await;
+    }));
+    Ok(RunningEmulator {
+        url: format!("http://{addr}"),
+        addr,
+        emulator,
+        shutdown: Some(tx),
+        task,
+    })
+}
