@@ -6,6 +6,7 @@
 //! - [`keyfile`]: reading `-k KEY.pem` files and asking for their passphrases.
 //! - [`cli`]: the command-line definitions (clap) and their dispatch.
 //! - [`cmd`]: one module per subcommand.
+//! - [`retry`]: the retry schedule (full-jitter backoff, attempts, time budget).
 //!
 //! # The read path in five lines
 //! 1. The object's envelope (`x-amz-meta-x-amz-key`, `-iv`, `-unencrypted-content-length`)
@@ -21,3 +22,4 @@ pub mod cli;
 pub mod cmd;
 pub mod crypto;
 pub mod keyfile;
+pub mod retry;
