@@ -7,6 +7,7 @@
 //! - [`cli`]: the command-line definitions (clap) and their dispatch.
 //! - [`cmd`]: one module per subcommand.
 //! - [`retry`]: the retry schedule (full-jitter backoff, attempts, time budget).
+//! - [`twilio`]: the Twilio Video REST client: credentials, listings, `/Media` URLs.
 //!
 //! # The read path in five lines
 //! 1. The object's envelope (`x-amz-meta-x-amz-key`, `-iv`, `-unencrypted-content-length`)
@@ -23,3 +24,4 @@ pub mod cmd;
 pub mod crypto;
 pub mod keyfile;
 pub mod retry;
+pub mod twilio;
