@@ -8,6 +8,7 @@
 //! - [`cmd`]: one module per subcommand.
 //! - [`retry`]: the retry schedule (full-jitter backoff, attempts, time budget).
 //! - [`twilio`]: the Twilio Video REST client: credentials, listings, `/Media` URLs.
+//! - [`object`]: ranged GETs of one stored object on its pre-signed URL.
 //!
 //! # The read path in five lines
 //! 1. The object's envelope (`x-amz-meta-x-amz-key`, `-iv`, `-unencrypted-content-length`)
@@ -23,5 +24,6 @@ pub mod cli;
 pub mod cmd;
 pub mod crypto;
 pub mod keyfile;
+pub mod object;
 pub mod retry;
 pub mod twilio;
