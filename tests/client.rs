@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
 use bytes::Bytes;
+use futures_util::StreamExt;
 use serde_json::json;
 use twilio_media_fs::object::{ObjectClient, ObjectError, ObjectSource};
 use twilio_media_fs::retry::RetryPolicy;
@@ -129,6 +130,10 @@ async fn flaky_room(State(m): S, Path(sid): Path<String>) -> Response {
             r
         }
         "RM500" if n <= 2 => (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
+        "RMslow" if n == 1 => {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            axum::Json(json!({"sid": sid})).into_response()
+        }
         "RM503" => twilio_error(
             StatusCode::SERVICE_UNAVAILABLE,
             20503,
@@ -139,7 +144,15 @@ async fn flaky_room(State(m): S, Path(sid): Path<String>) -> Response {
     }
 }
 
-async fn recording(Path(sid): Path<String>) -> Response {
+async fn recording(State(m): S, Path(sid): Path<String>) -> Response {
+    let now = m.hit("in-flight") - m.hits("done");
+    {
+        let mut hits = m.hits.lock().unwrap();
+        let max = hits.entry("max-in-flight".into()).or_default();
+        *max = (*max).max(now);
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    m.hit("done");
     match sid.as_str() {
         "RTprocessing" => axum::Json(json!({"sid": sid, "status": "processing"})).into_response(),
         _ => twilio_error(
@@ -235,12 +248,37 @@ async fn storage(
         ("x-amz-meta-x-amz-iv", "aXY="),
         ("X-Amz-Meta-X-Amz-Unencrypted-Content-Length", "99990"),
     ];
-    let mut builder = Response::builder();
+    if let Some(tag) = headers.get(header::IF_MATCH) {
+        let want = if sid == "RTchanged" {
+            "\"v2\""
+        } else {
+            "\"v1\""
+        };
+        if tag != want {
+            return StatusCode::PRECONDITION_FAILED.into_response();
+        }
+    }
+    let mut builder = Response::builder().header(header::ETAG, "\"v1\"");
     for (k, v) in envelope {
         builder = builder.header(k, v);
     }
     let range = parse_range(&headers);
-    if sid == "RTignore" || range.is_none() {
+    if sid == "RTignorecut" && n == 1 {
+        let stream = futures_util::stream::iter(vec![
+            Ok::<Bytes, std::io::Error>(Bytes::from(data[..len / 2].to_vec())),
+            Err(std::io::Error::other("cut")),
+        ])
+        .then(|item| async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            item
+        });
+        return builder
+            .status(StatusCode::OK)
+            .header(header::CONTENT_LENGTH, len)
+            .body(Body::from_stream(stream))
+            .unwrap();
+    }
+    if sid.starts_with("RTignore") || range.is_none() {
         return builder
             .status(StatusCode::OK)
             .header(header::CONTENT_LENGTH, len)
@@ -248,6 +286,7 @@ async fn storage(
             .unwrap();
     }
     let (a, b) = range.unwrap();
+    m.hit(&format!("s3/{sid} from {a}"));
     if a >= len {
         return builder
             .status(StatusCode::RANGE_NOT_SATISFIABLE)
@@ -261,14 +300,19 @@ async fn storage(
         .status(StatusCode::PARTIAL_CONTENT)
         .header(header::CONTENT_RANGE, format!("bytes {a}-{b}/{len}"))
         .header(header::CONTENT_LENGTH, b - a + 1);
-    if sid == "RTcut" && n <= 2 {
+    if (sid == "RTcut" && n <= 2) || (sid == "RTchanged" && n == 1) {
         // Promise the whole range, send a third of it, then fail the stream: the
         // connection is cut mid-body.
         let part = slice.slice(..slice.len() / 3);
+        // The pause lets the head and the first part reach the client before the cut.
         let stream = futures_util::stream::iter(vec![
             Ok::<Bytes, std::io::Error>(part),
             Err(std::io::Error::other("cut")),
-        ]);
+        ])
+        .then(|item| async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            item
+        });
         return builder.body(Body::from_stream(stream)).unwrap();
     }
     builder.body(Body::from(slice)).unwrap()
@@ -507,6 +551,12 @@ async fn range_ignored_200_skips_to_start() {
     let f = read(&base, "RTignore", 12_345, 23_456).await.unwrap();
     assert_eq!(&f.data[..], &object()[12_345..23_456]);
     assert_eq!(f.total_len, OBJECT_LEN as u64);
+
+    // Cut at half the object, the range ignored again on the resume: skip, then read on.
+    let (base, mock) = start().await;
+    let f = read(&base, "RTignorecut", 40_000, 70_000).await.unwrap();
+    assert_eq!(&f.data[..], &object()[40_000..70_000]);
+    assert_eq!(mock.hits("s3/RTignorecut"), 2);
 }
 
 #[tokio::test]
@@ -563,4 +613,57 @@ async fn body_cut_short_resumes_with_exact_bytes() {
     assert_eq!(f.data.len(), 90_001 - 777);
     assert_eq!(&f.data[..], &object()[777..90_001]);
     assert_eq!(mock.hits("s3/RTcut"), 3, "two cut bodies, then the rest");
+    // Each resume starts where the previous body stopped (a third of what was asked).
+    let first = 777 + (90_001 - 777) / 3;
+    let second = first + (90_001 - first) / 3;
+    assert_eq!(mock.hits("s3/RTcut from 777"), 1);
+    assert_eq!(mock.hits(&format!("s3/RTcut from {first}")), 1);
+    assert_eq!(mock.hits(&format!("s3/RTcut from {second}")), 1);
+}
+
+#[tokio::test]
+async fn timeouts_are_retried() {
+    let (base, mock) = start().await;
+    let creds = Credentials::api_key(None, "SK1", Zeroizing::new(SECRET.into()));
+    let c = TwilioClient::new(ClientConfig {
+        api_url: base,
+        retry: fast_retry(),
+        request_timeout: Duration::from_millis(300),
+        ..ClientConfig::new(creds)
+    })
+    .unwrap();
+    let t = Instant::now();
+    c.room("RMslow").await.unwrap();
+    assert_eq!(mock.hits("RMslow"), 2);
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+}
+
+#[tokio::test]
+async fn api_requests_are_limited_by_the_semaphore() {
+    let (base, mock) = start().await;
+    let creds = Credentials::api_key(None, "SK1", Zeroizing::new(SECRET.into()));
+    let c = TwilioClient::new(ClientConfig {
+        api_url: base,
+        retry: fast_retry(),
+        max_concurrent: 2,
+        ..ClientConfig::new(creds)
+    })
+    .unwrap();
+    let sids: Vec<String> = (0..8).map(|i| format!("RTprocessing{i}")).collect();
+    let all = futures_util::future::join_all(sids.iter().map(|s| c.recording(s))).await;
+    assert_eq!(all.len(), 8);
+    assert_eq!(mock.hits("in-flight"), 8);
+    assert_eq!(mock.hits("max-in-flight"), 2);
+}
+
+#[tokio::test]
+async fn a_resumed_read_refuses_a_changed_object() {
+    let (base, mock) = start().await;
+    let result = read(&base, "RTchanged", 0, 30_000).await;
+    assert_eq!(mock.hits("s3/RTchanged"), 2);
+    let err = result.map(|f| f.data.len()).unwrap_err();
+    assert!(
+        err.to_string().contains("changed while being read"),
+        "{err}"
+    );
 }

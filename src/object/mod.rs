@@ -26,7 +26,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE, RETRY_AFTER};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_MATCH, RANGE, RETRY_AFTER};
 
 use crate::retry::{Backoff, RetryPolicy, parse_retry_after};
 use crate::twilio::{self, MediaRef, TwilioClient, describe_reqwest};
@@ -196,6 +196,9 @@ struct Progress {
     buf: BytesMut,
     total: Option<u64>,
     headers: Option<Vec<(String, String)>>,
+    /// The first answer's ETag: resumed requests ask `If-Match` so that a resumed read
+    /// never splices two versions of an object.
+    etag: Option<String>,
 }
 
 impl Progress {
@@ -242,6 +245,7 @@ impl ObjectClient {
             buf: BytesMut::with_capacity(capacity),
             total: None,
             headers: None,
+            etag: None,
         };
         let mut backoff = Backoff::new(self.retry);
         let mut refreshes = 0;
@@ -301,14 +305,15 @@ impl ObjectClient {
         // Ask for at least one byte: `end == start` still wants the length and headers.
         let last = p.end.max(pos + 1) - 1;
         let last = p.total.map_or(last, |t| last.min(t.saturating_sub(1)));
-        let response = match self
+        let mut request = self
             .twilio
             .http()
             .get(url.clone())
-            .header(RANGE, format!("bytes={pos}-{last}"))
-            .send()
-            .await
-        {
+            .header(RANGE, format!("bytes={pos}-{last}"));
+        if let Some(etag) = &p.etag {
+            request = request.header(IF_MATCH, etag);
+        }
+        let response = match request.send().await {
             Ok(r) => r,
             Err(e) if e.is_builder() => {
                 return Err(ObjectError::Transport {
@@ -394,6 +399,15 @@ impl ObjectClient {
                         total,
                     });
                 }
+                StatusCode::PRECONDITION_FAILED if p.etag.is_some() => {
+                    return Err(self.protocol(
+                        sid,
+                        format!(
+                            "the object changed while being read (ETag no longer {})",
+                            p.etag.as_deref().unwrap_or("")
+                        ),
+                    ));
+                }
                 StatusCode::FORBIDDEN => {
                     let body = response.text().await.unwrap_or_default();
                     let (code, message) = parse_s3_error(&body);
@@ -427,6 +441,7 @@ impl ObjectClient {
                 }
             };
         if p.headers.is_none() {
+            p.etag = header(ETAG).filter(|e| !e.starts_with("W/"));
             p.headers = Some(
                 response
                     .headers()

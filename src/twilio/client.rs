@@ -14,7 +14,7 @@
 
 use std::collections::HashSet;
 use std::marker::PhantomData;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
@@ -25,7 +25,7 @@ use tokio::sync::Semaphore;
 
 use super::credentials::Credentials;
 use super::error::{Error, Result, describe_reqwest, redact_url};
-use super::media::{MEDIA_TTL, MediaKind, MediaRef, MediaUrl, UrlCache};
+use super::media::{MEDIA_TTL, MediaKind, MediaRef, MediaUrl, UrlCache, signed_lifetime};
 use super::types::{
     Composition, CompositionSettings, PageMeta, Recording, RecordingSettings, Room,
 };
@@ -70,6 +70,18 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
         }
+    }
+
+    /// The defaults, with credentials from the environment or config file
+    /// ([`Credentials::from_env`]) and the API URL from `TWILIO_MEDIA_FS_API_URL` when set.
+    pub fn from_env() -> Result<Self> {
+        let mut config = Self::new(Credentials::from_env()?);
+        if let Ok(url) = std::env::var(API_URL_ENV)
+            && !url.trim().is_empty()
+        {
+            config.api_url = url.trim().to_string();
+        }
+        Ok(config)
     }
 }
 
@@ -386,7 +398,9 @@ impl TwilioClient {
             detail: format!("redirect_to is not a URL ({e}): {}", redact_url(&target)),
         })?;
         tracing::debug!(sid = %media.sid, url = %redact_url(target.as_str()), "resolved media");
-        Ok(MediaUrl::new(target, asked_at + MEDIA_TTL))
+        let lifetime =
+            signed_lifetime(&target, SystemTime::now()).map_or(MEDIA_TTL, |l| l.min(MEDIA_TTL));
+        Ok(MediaUrl::new(target, asked_at + lifetime))
     }
 
     /// `status processing` (or whatever it is), when the resource says; else a guess.

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::error::redact_url;
 
@@ -102,6 +102,23 @@ impl MediaUrl {
     pub fn fresh_at(&self, now: Instant) -> bool {
         now + EXPIRY_MARGIN < self.expires_at
     }
+}
+
+/// How long a pre-signed URL says it is valid: `X-Amz-Expires` (SigV4, seconds from
+/// signing, which was just now) or `Expires` (SigV2, Unix time). `None` when it says
+/// nothing; then the `Ttl` asked of `/Media` is all there is to go by.
+pub fn signed_lifetime(url: &reqwest::Url, now: SystemTime) -> Option<Duration> {
+    let mut lifetime = None;
+    for (k, v) in url.query_pairs() {
+        if k.eq_ignore_ascii_case("x-amz-expires") {
+            lifetime = v.trim().parse::<u64>().ok().map(Duration::from_secs);
+        } else if k == "Expires" && lifetime.is_none() {
+            let at = v.trim().parse::<u64>().ok()?;
+            let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
+            lifetime = Some(Duration::from_secs(at.saturating_sub(now)));
+        }
+    }
+    lifetime
 }
 
 impl fmt::Debug for MediaUrl {
@@ -196,5 +213,30 @@ mod tests {
         cache.invalidate("RT1", Some(&good));
         assert_eq!(cache.fresh("RT1"), None);
         assert!(!format!("{good:?} {good}").contains("Signature"));
+    }
+
+    #[test]
+    fn lifetimes_from_the_signature() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let url = |s: &str| reqwest::Url::parse(s).unwrap();
+        assert_eq!(
+            signed_lifetime(
+                &url("https://b/o?X-Amz-Date=20240101T000000Z&X-Amz-Expires=600&X-Amz-Signature=x"),
+                now
+            ),
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(
+            signed_lifetime(
+                &url("https://b/o?AWSAccessKeyId=A&Expires=1000300&Signature=x"),
+                now
+            ),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(
+            signed_lifetime(&url("https://b/o?Expires=999000"), now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(signed_lifetime(&url("https://b/o"), now), None);
     }
 }

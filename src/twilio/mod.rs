@@ -25,7 +25,7 @@ pub use credentials::{
     AuthKind, CredentialSource, Credentials, default_config_path, permission_warning,
 };
 pub use error::{Error, Result, describe_reqwest, redact_url};
-pub use media::{EXPIRY_MARGIN, MEDIA_TTL, MediaKind, MediaRef, MediaUrl};
+pub use media::{EXPIRY_MARGIN, MEDIA_TTL, MediaKind, MediaRef, MediaUrl, signed_lifetime};
 pub use types::{
     Composition, CompositionSettings, GroupingSids, Recording, RecordingSettings, Room,
     StorageSettings, parse_date,
