@@ -412,6 +412,7 @@ async fn unauthorized_says_which_variables_to_check() {
         ),
         "{msg}"
     );
+    assert!(msg.contains("(user SK1)"), "{msg}");
     assert!(!msg.contains("wrong") && !msg.contains(SECRET), "{msg}");
 }
 
@@ -575,6 +576,42 @@ async fn range_not_satisfiable_416() {
         "{err}"
     );
     assert!(err.to_string().contains("only 100000 bytes long"), "{err}");
+
+    // Exactly at the end: end of file, not an error.
+    let f = read(&base, "RTranged", 100_000, 100_100).await.unwrap();
+    assert!(f.data.is_empty());
+    assert_eq!(f.total_len, 100_000);
+    // A server that ignores ranges: the same answers.
+    let err = read(&base, "RTignore", 200_000, 200_100).await.unwrap_err();
+    assert!(matches!(err, ObjectError::OutOfRange { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn connection_refused_is_retried_then_reported() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let err = client(&base).room("RM1").await.unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, Error::RetriesExhausted { attempts: 4, .. }),
+        "{msg}"
+    );
+    assert!(msg.contains("cannot connect"), "{msg}");
+}
+
+#[test]
+fn futures_are_send() {
+    fn send<T: Send>(_: T) {}
+    let creds = Credentials::api_key(None, "SK1", Zeroizing::new(SECRET.into()));
+    let c = TwilioClient::new(ClientConfig::new(creds)).unwrap();
+    let filter = RecordingFilter::default();
+    let mut pager = c.recording_pages(&filter).unwrap();
+    send(pager.next_page());
+    send(c.recordings(&filter));
+    send(c.media_url(&MediaRef::recording("RT1")));
+    let objects = ObjectClient::new(Arc::new(c));
+    send(objects.get_range(&MediaRef::recording("RT1"), 0, 1));
 }
 
 #[tokio::test]

@@ -230,6 +230,8 @@ impl ObjectClient {
 
     /// Bytes `[start, end)` of `media`: exactly those, or fewer only at the end of the
     /// object. `end <= start` reads nothing but still learns the length and headers.
+    /// `start` equal to the length gives no data (end of file); past it,
+    /// [`ObjectError::OutOfRange`].
     pub async fn get_range(
         &self,
         media: &MediaRef,
@@ -388,9 +390,13 @@ impl ObjectClient {
                         .and_then(parse_content_range)
                         .and_then(|cr| cr.total)
                         .or(p.total);
-                    if p.headers.is_some() && total == Some(pos) {
-                        // Resumed exactly at the end: nothing more to read.
+                    if total == Some(pos) {
+                        // A read that starts exactly at the end (or resumed there): empty,
+                        // like a read at EOF, not an error.
                         p.total = total;
+                        if p.headers.is_none() {
+                            p.headers = Some(lower_headers(response.headers()));
+                        }
                         return Ok(Step::Done);
                     }
                     return Err(ObjectError::OutOfRange {
@@ -440,20 +446,19 @@ impl ObjectClient {
                     });
                 }
             };
+        if let Some(total) = p.total
+            && pos > total
+        {
+            // Only a server that ignores ranges gets here (others answer 416).
+            return Err(ObjectError::OutOfRange {
+                sid: sid.clone(),
+                start: pos,
+                total: Some(total),
+            });
+        }
         if p.headers.is_none() {
             p.etag = header(ETAG).filter(|e| !e.starts_with("W/"));
-            p.headers = Some(
-                response
-                    .headers()
-                    .iter()
-                    .filter_map(|(k, v)| {
-                        Some((
-                            k.as_str().to_ascii_lowercase(),
-                            v.to_str().ok()?.to_string(),
-                        ))
-                    })
-                    .collect(),
-            );
+            p.headers = Some(lower_headers(response.headers()));
         }
         if p.done() {
             return Ok(Step::Done);
@@ -515,6 +520,19 @@ impl ObjectClient {
             detail,
         }
     }
+}
+
+/// Header names lower-cased, values that are not text dropped.
+fn lower_headers(headers: &reqwest::header::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(k, v)| {
+            Some((
+                k.as_str().to_ascii_lowercase(),
+                v.to_str().ok()?.to_string(),
+            ))
+        })
+        .collect()
 }
 
 impl ObjectSource for ObjectClient {

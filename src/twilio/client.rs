@@ -373,7 +373,12 @@ impl TwilioClient {
             });
         }
         if !(status.is_success() || status.is_redirection()) {
-            return Err(api_error(&what, status, &answer.body));
+            return Err(api_error_for(
+                &what,
+                status,
+                &answer.body,
+                Some(&self.credentials),
+            ));
         }
         #[derive(Deserialize)]
         struct Redirect {
@@ -465,7 +470,12 @@ impl TwilioClient {
         if answer.status.is_success() {
             Ok(answer)
         } else {
-            Err(api_error(what, answer.status, &answer.body))
+            Err(api_error_for(
+                what,
+                answer.status,
+                &answer.body,
+                Some(&self.credentials),
+            ))
         }
     }
 
@@ -557,6 +567,16 @@ fn decode<T: DeserializeOwned>(what: &str, body: &[u8]) -> Result<T> {
 
 /// Twilio's `{status, code, message, more_info}`, or the start of a non-JSON body.
 fn api_error(what: &str, status: StatusCode, body: &[u8]) -> Error {
+    api_error_for(what, status, body, None)
+}
+
+/// [`api_error`], naming the credentials (source and user, never the secret) on a 401.
+fn api_error_for(
+    what: &str,
+    status: StatusCode,
+    body: &[u8],
+    credentials: Option<&Credentials>,
+) -> Error {
     #[derive(Deserialize, Default)]
     #[serde(default)]
     struct Body {
@@ -569,7 +589,12 @@ fn api_error(what: &str, status: StatusCode, body: &[u8]) -> Error {
         let p = parsed.unwrap_or_default();
         return Error::Unauthorized {
             code: p.code.unwrap_or(20003),
-            detail: p.message.map(|m| format!(" ({m})")).unwrap_or_default(),
+            source_name: credentials.map_or("?".into(), |c| c.source().to_string()),
+            username: credentials.map_or("?".into(), |c| c.username().to_string()),
+            detail: p
+                .message
+                .map(|m| format!(": Twilio says {m:?}"))
+                .unwrap_or_default(),
         };
     }
     let (code, message, more_info) = match parsed {

@@ -71,13 +71,24 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// The credential keys of the config file; other keys (for other parts of the
+/// program) are ignored here.
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 struct FileConfig {
     account_sid: Option<String>,
     auth_token: Option<String>,
     api_key: Option<String>,
     api_secret: Option<String>,
+}
+
+impl fmt::Display for CredentialSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Environment => f.write_str("the environment"),
+            Self::File(p) => write!(f, "{}", p.display()),
+            Self::Explicit => f.write_str("the program"),
+        }
+    }
 }
 
 impl Credentials {

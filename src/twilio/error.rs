@@ -27,12 +27,16 @@ pub enum Error {
     /// HTTP 401: the account SID / API key / secret are wrong.
     #[error(
         "Twilio rejected the credentials ({code}): check TWILIO_ACCOUNT_SID / TWILIO_API_KEY / \
-         TWILIO_API_SECRET (or TWILIO_AUTH_TOKEN){detail}"
+         TWILIO_API_SECRET (or TWILIO_AUTH_TOKEN); these came from {source_name} (user {username}){detail}"
     )]
     Unauthorized {
         /// Twilio's error code, 20003 unless the body said otherwise.
         code: u64,
-        /// `: message` from the body, or empty.
+        /// Where the credentials came from (the environment, a file).
+        source_name: String,
+        /// The Basic-auth user (an `SK…` or `AC…` SID, not a secret).
+        username: String,
+        /// `: "message"` from the body, or empty.
         detail: String,
     },
 
@@ -192,6 +196,8 @@ mod tests {
     fn messages() {
         let e = Error::Unauthorized {
             code: 20003,
+            source_name: "the environment".into(),
+            username: "SK1".into(),
             detail: String::new(),
         };
         assert!(e.to_string().starts_with(
