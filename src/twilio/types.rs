@@ -58,6 +58,10 @@ pub struct Recording {
     pub source_sid: Option<String>,
     /// The room, in room-recording listings.
     pub room_sid: Option<String>,
+    /// Where the media is when the account stores it in its own S3 bucket.
+    pub media_external_location: Option<String>,
+    /// The account (`AC…`).
+    pub account_sid: Option<String>,
     /// The resource's own URL.
     pub url: Option<String>,
     /// `media` and friends.
@@ -75,6 +79,13 @@ impl Recording {
     /// Whether the status is `name`, ignoring case.
     pub fn status_is(&self, name: &str) -> bool {
         eq_opt(&self.status, name)
+    }
+
+    /// The file extension: `container_format` in lower case (`mka`, `mkv`).
+    pub fn extension(&self) -> Option<String> {
+        self.container_format
+            .as_deref()
+            .map(str::to_ascii_lowercase)
     }
 
     /// The room, from `grouping_sids` or `room_sid`.
@@ -120,6 +131,10 @@ pub struct Composition {
     pub date_completed: Option<String>,
     /// RFC 3339.
     pub date_deleted: Option<String>,
+    /// Where the media is when the account stores it in its own S3 bucket.
+    pub media_external_location: Option<String>,
+    /// The account (`AC…`).
+    pub account_sid: Option<String>,
     /// The resource's own URL.
     pub url: Option<String>,
     /// `media` and friends.
@@ -130,6 +145,16 @@ impl Composition {
     /// Whether the status is `name`, ignoring case.
     pub fn status_is(&self, name: &str) -> bool {
         eq_opt(&self.status, name)
+    }
+
+    /// The file extension: `format` in lower case (`mp4`, `webm`).
+    pub fn extension(&self) -> Option<String> {
+        self.format.as_deref().map(str::to_ascii_lowercase)
+    }
+
+    /// `date_completed` as a time.
+    pub fn completed(&self) -> Option<SystemTime> {
+        self.date_completed.as_deref().and_then(parse_date)
     }
 
     /// `date_created` as a time.
@@ -389,6 +414,8 @@ mod tests {
         assert_eq!(r.size, Some(123));
         assert_eq!(r.offset, None);
         assert!(r.codec_is("opus"));
+        assert!(r.status_is("COMPLETED"));
+        assert_eq!(r.extension().as_deref(), Some("mka"));
         assert_eq!(r.room(), Some("RM1"));
         let r: Recording = serde_json::from_str(r#"{"sid":"RT2"}"#).unwrap();
         assert_eq!(r.status, None);
