@@ -23,7 +23,9 @@ use super::error::redact_url;
 pub const MEDIA_TTL: Duration = Duration::from_secs(3600);
 
 /// A URL is not handed out when it has less than this left to live: a read that starts
-/// on it must have time to finish (and retry) before the signature expires.
+/// on it must have time to finish (and retry) before the signature expires. URLs that
+/// live only a few minutes (an emulator's, a short `Ttl`) keep a quarter of their
+/// lifetime as margin instead, so that they are still reused.
 pub const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
 
 /// Recording or composition.
@@ -75,12 +77,19 @@ impl MediaRef {
 pub struct MediaUrl {
     url: reqwest::Url,
     expires_at: Instant,
+    fresh_until: Instant,
 }
 
 impl MediaUrl {
     /// Wraps a URL valid until `expires_at`.
     pub fn new(url: reqwest::Url, expires_at: Instant) -> Self {
-        Self { url, expires_at }
+        let lifetime = expires_at.saturating_duration_since(Instant::now());
+        let margin = EXPIRY_MARGIN.min(lifetime / 4);
+        Self {
+            url,
+            expires_at,
+            fresh_until: expires_at - margin,
+        }
     }
 
     /// The full URL, signature included: for the request only, never for messages.
@@ -98,9 +107,10 @@ impl MediaUrl {
         self.expires_at
     }
 
-    /// Whether it still has more than [`EXPIRY_MARGIN`] to live at `now`.
+    /// Whether it still has more than its margin ([`EXPIRY_MARGIN`], or a quarter of a
+    /// short lifetime) to live at `now`.
     pub fn fresh_at(&self, now: Instant) -> bool {
-        now + EXPIRY_MARGIN < self.expires_at
+        now < self.fresh_until
     }
 }
 
@@ -196,11 +206,20 @@ mod tests {
         let cache = UrlCache::default();
         let now = Instant::now();
         let u = reqwest::Url::parse("https://b.example/o?X-Amz-Signature=s").unwrap();
-        cache.store(
-            "RT1",
-            MediaUrl::new(u.clone(), now + Duration::from_secs(30)),
+        let short = MediaUrl::new(u.clone(), now + Duration::from_secs(20));
+        assert!(short.fresh_at(now + Duration::from_secs(14)));
+        assert!(
+            !short.fresh_at(now + Duration::from_secs(16)),
+            "a quarter as margin"
         );
-        assert_eq!(cache.fresh("RT1"), None, "within the margin: not fresh");
+        let long = MediaUrl::new(u.clone(), now + Duration::from_secs(3600));
+        assert!(long.fresh_at(now + Duration::from_secs(3530)));
+        assert!(
+            !long.fresh_at(now + Duration::from_secs(3545)),
+            "60 s as margin"
+        );
+        cache.store("RT1", MediaUrl::new(u.clone(), now));
+        assert_eq!(cache.fresh("RT1"), None, "expired: not fresh");
         let good = MediaUrl::new(u.clone(), now + Duration::from_secs(3600));
         cache.store("RT1", good.clone());
         assert_eq!(cache.fresh("RT1"), Some(good.clone()));
