@@ -7,6 +7,9 @@
 //! - [`keyfile`]: reading `-k KEY.pem` files and asking for their passphrases.
 //! - [`cli`]: the command-line definitions (clap) and their dispatch.
 //! - [`cmd`]: one module per subcommand.
+//! - [`retry`]: the retry schedule (full-jitter backoff, attempts, time budget).
+//! - [`twilio`]: the Twilio Video REST client: credentials, listings, `/Media` URLs.
+//! - [`object`]: ranged GETs of one stored object on its pre-signed URL.
 //! - [`emulator`]: a local stand-in for Twilio's API and media storage (tests, demos).
 //!
 //! # The read path in five lines
@@ -25,3 +28,6 @@ pub mod cmd;
 pub mod crypto;
 pub mod emulator;
 pub mod keyfile;
+pub mod object;
+pub mod retry;
+pub mod twilio;

@@ -1,0 +1,617 @@
+//! Ranged reads of one stored object on its pre-signed URL.
+//!
+//! [`ObjectClient::get_range`] turns "bytes `[start, end)` of RTxx" into exactly those
+//! bytes (fewer only at the end of the object), whatever the storage does on the way:
+//!
+//! - `206` with `Content-Range`: the range is checked to start where asked.
+//! - `200` (the range ignored): the body is skipped up to `start`, then read to `end`.
+//! - `416`: the object is shorter than `start`; the error carries its length.
+//! - `403`: the signature expired. The URL is invalidated, `/Media` asked again, and the
+//!   request repeated (twice at most, outside the retry budget).
+//! - `5xx`, `429`, connect errors, timeouts: retried per the [`RetryPolicy`].
+//! - A body cut short (a stream error, or fewer bytes than promised): the read resumes
+//!   from the byte reached with a new ranged GET; each resume counts as a retry.
+//!
+//! The envelope headers (`x-amz-meta-x-amz-key`, …) come with every GET, ranged or not,
+//! so the first answer's headers are returned with the data: there is no HEAD (the URL
+//! is signed for GET only). Storage GETs do not take the API semaphore: they go to S3,
+//! which has no per-account concurrency limit like Twilio's API.
+//!
+//! This module must not decrypt, cache data, or show a signed URL's query string.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_MATCH, RANGE, RETRY_AFTER};
+
+use crate::retry::{Backoff, RetryPolicy, parse_retry_after};
+use crate::twilio::{self, MediaRef, TwilioClient, describe_reqwest};
+
+/// How many times one read asks `/Media` again after a 403.
+pub const MAX_REFRESHES: u32 = 2;
+
+/// The bytes asked for, and what came with them.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// Exactly `[start, min(end, total_len))`.
+    pub data: Bytes,
+    /// The object's full length, from `Content-Range` (or `Content-Length` of a 200).
+    pub total_len: u64,
+    /// The first answer's headers, names lower-cased (the envelope is among them).
+    pub headers: Vec<(String, String)>,
+}
+
+/// Why a range could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    /// Resolving the storage URL failed.
+    #[error(transparent)]
+    Twilio(#[from] twilio::Error),
+
+    /// The storage answered an error status (with S3's `<Code>` when the body had one).
+    #[error("storage answered HTTP {status} for {sid} ({url}){}{}",
+        code.as_ref().map(|c| format!(": {c}")).unwrap_or_default(),
+        message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Status {
+        /// The recording or composition.
+        sid: String,
+        /// The HTTP status.
+        status: u16,
+        /// S3's error code (`AccessDenied`, `NoSuchKey`, …).
+        code: Option<String>,
+        /// S3's message.
+        message: Option<String>,
+        /// The URL without its query string.
+        url: String,
+    },
+
+    /// Every attempt failed with a retryable error.
+    #[error("giving up reading {sid} after {attempts} attempts in {:.1} s: {last}", elapsed.as_secs_f64())]
+    RetriesExhausted {
+        /// The recording or composition.
+        sid: String,
+        /// Attempts made.
+        attempts: u32,
+        /// Time spent.
+        elapsed: Duration,
+        /// The last failure.
+        last: String,
+    },
+
+    /// The range starts at or past the end of the object (HTTP 416).
+    #[error("{sid} is only {} bytes long: cannot read from byte {start}",
+        total.map(|t| t.to_string()).unwrap_or_else(|| "a few".into()))]
+    OutOfRange {
+        /// The recording or composition.
+        sid: String,
+        /// Where the read was to start.
+        start: u64,
+        /// The object's length, when the storage said it.
+        total: Option<u64>,
+    },
+
+    /// The storage's answer made no sense (a range other than asked, no length).
+    #[error("bad answer from storage for {sid}: {detail}")]
+    Protocol {
+        /// The recording or composition.
+        sid: String,
+        /// What was wrong.
+        detail: String,
+    },
+
+    /// A request that could not be made at all.
+    #[error("request for {sid} failed: {detail}")]
+    Transport {
+        /// The recording or composition.
+        sid: String,
+        /// The error chain (no URL).
+        detail: String,
+    },
+}
+
+/// Something that serves byte ranges of stored objects: the real [`ObjectClient`], or a
+/// test double.
+pub trait ObjectSource: Send + Sync {
+    /// Bytes `[start, end)` of `media` (fewer only at the end of the object).
+    fn get_range(
+        &self,
+        media: &MediaRef,
+        start: u64,
+        end: u64,
+    ) -> BoxFuture<'_, Result<Fetched, ObjectError>>;
+}
+
+/// Ranged GETs on pre-signed URLs from a [`TwilioClient`], over its connection pool.
+#[derive(Debug, Clone)]
+pub struct ObjectClient {
+    twilio: Arc<TwilioClient>,
+    retry: RetryPolicy,
+}
+
+/// `bytes first-last/total` (`total` may be `*`), or `bytes */total` of a 416.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContentRange {
+    /// The first and last byte sent (inclusive), absent in `bytes */N`.
+    pub range: Option<(u64, u64)>,
+    /// The full length, unless `*`.
+    pub total: Option<u64>,
+}
+
+/// Parses a `Content-Range` header value.
+pub fn parse_content_range(value: &str) -> Option<ContentRange> {
+    let rest = value.trim().strip_prefix("bytes")?.trim_start();
+    let (range, total) = rest.split_once('/')?;
+    let total = match total.trim() {
+        "*" => None,
+        t => Some(t.parse::<u64>().ok()?),
+    };
+    let range = match range.trim() {
+        "*" => None,
+        r => {
+            let (a, b) = r.split_once('-')?;
+            let (a, b) = (a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?);
+            if b < a || total.is_some_and(|t| b >= t) {
+                return None;
+            }
+            Some((a, b))
+        }
+    };
+    if range.is_none() && total.is_none() {
+        return None;
+    }
+    Some(ContentRange { range, total })
+}
+
+/// `<Code>` and `<Message>` of an S3 XML error body.
+pub fn parse_s3_error(body: &str) -> (Option<String>, Option<String>) {
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let close = format!("</{name}>");
+        let start = body.find(&open)? + open.len();
+        let len = body[start..].find(&close)?;
+        let text = body[start..start + len].trim();
+        (!text.is_empty()).then(|| text.chars().take(200).collect::<String>())
+    };
+    (tag("Code"), tag("Message"))
+}
+
+/// What one attempt ended with.
+enum Step {
+    /// The read is complete.
+    Done,
+    /// Retry (after a backoff) because of this.
+    Retry(String, Option<Duration>),
+    /// The URL expired: ask `/Media` again.
+    Refresh(String),
+}
+
+/// The state of one `get_range` across attempts.
+struct Progress {
+    start: u64,
+    end: u64,
+    buf: BytesMut,
+    total: Option<u64>,
+    headers: Option<Vec<(String, String)>>,
+    /// The first answer's ETag: resumed requests ask `If-Match` so that a resumed read
+    /// never splices two versions of an object.
+    etag: Option<String>,
+}
+
+impl Progress {
+    fn pos(&self) -> u64 {
+        self.start + self.buf.len() as u64
+    }
+
+    /// Where this read stops: `end`, or the end of the object if sooner.
+    fn stop(&self) -> u64 {
+        self.total.map_or(self.end, |t| self.end.min(t))
+    }
+
+    fn done(&self) -> bool {
+        self.total.is_some() && self.pos() >= self.stop()
+    }
+}
+
+impl ObjectClient {
+    /// Reads through `twilio`'s URLs and connection pool, with its retry policy.
+    pub fn new(twilio: Arc<TwilioClient>) -> Self {
+        let retry = twilio.retry_policy();
+        Self { twilio, retry }
+    }
+
+    /// The same, with another retry policy.
+    pub fn with_retry(twilio: Arc<TwilioClient>, retry: RetryPolicy) -> Self {
+        Self { twilio, retry }
+    }
+
+    /// Bytes `[start, end)` of `media`: exactly those, or fewer only at the end of the
+    /// object. `end <= start` reads nothing but still learns the length and headers.
+    /// `start` equal to the length gives no data (end of file); past it,
+    /// [`ObjectError::OutOfRange`].
+    pub async fn get_range(
+        &self,
+        media: &MediaRef,
+        start: u64,
+        end: u64,
+    ) -> Result<Fetched, ObjectError> {
+        let end = end.max(start);
+        // Never trust a caller's `end` (it may be u64::MAX) for the allocation size.
+        let capacity = (end - start).min(64 << 20) as usize;
+        let mut p = Progress {
+            start,
+            end,
+            buf: BytesMut::with_capacity(capacity),
+            total: None,
+            headers: None,
+            etag: None,
+        };
+        let mut backoff = Backoff::new(self.retry);
+        let mut refreshes = 0;
+        loop {
+            let url = self.twilio.media_url(media).await?;
+            match self.attempt(media, url.url(), &mut p).await? {
+                Step::Done => break,
+                Step::Refresh(cause) => {
+                    refreshes += 1;
+                    self.twilio.invalidate_url(&media.sid, &url);
+                    if refreshes > MAX_REFRESHES {
+                        return Err(ObjectError::Status {
+                            sid: media.sid.clone(),
+                            status: 403,
+                            code: None,
+                            message: Some(format!(
+                                "still refused after asking /Media for a new URL {MAX_REFRESHES} times: {cause}"
+                            )),
+                            url: url.redacted(),
+                        });
+                    }
+                    tracing::debug!(sid = %media.sid, %cause, "storage refused the URL: resolving again");
+                }
+                Step::Retry(cause, retry_after) => match backoff.next_delay(retry_after) {
+                    Some(delay) => {
+                        tracing::debug!(sid = %media.sid, pos = p.pos(), %cause, ?delay, "retrying storage GET");
+                        tokio::time::sleep(delay).await;
+                    }
+                    None => {
+                        return Err(ObjectError::RetriesExhausted {
+                            sid: media.sid.clone(),
+                            attempts: backoff.failures(),
+                            elapsed: backoff.elapsed(),
+                            last: cause,
+                        });
+                    }
+                },
+            }
+        }
+        let total_len = p.total.unwrap_or(p.pos());
+        Ok(Fetched {
+            data: p.buf.freeze(),
+            total_len,
+            headers: p.headers.unwrap_or_default(),
+        })
+    }
+
+    /// One GET from `p.pos()`. Appends what arrives to `p.buf`.
+    async fn attempt(
+        &self,
+        media: &MediaRef,
+        url: &reqwest::Url,
+        p: &mut Progress,
+    ) -> Result<Step, ObjectError> {
+        let sid = &media.sid;
+        let pos = p.pos();
+        // Ask for at least one byte: `end == start` still wants the length and headers.
+        let last = p.end.max(pos + 1) - 1;
+        let last = p.total.map_or(last, |t| last.min(t.saturating_sub(1)));
+        let mut request = self
+            .twilio
+            .http()
+            .get(url.clone())
+            .header(RANGE, format!("bytes={pos}-{last}"));
+        if let Some(etag) = &p.etag {
+            request = request.header(IF_MATCH, etag);
+        }
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) if e.is_builder() => {
+                return Err(ObjectError::Transport {
+                    sid: sid.clone(),
+                    detail: describe_reqwest(&e),
+                });
+            }
+            Err(e) => return Ok(Step::Retry(describe_reqwest(&e), None)),
+        };
+        let status = response.status();
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let content_range = header(CONTENT_RANGE);
+        let content_length = header(CONTENT_LENGTH).and_then(|v| v.trim().parse::<u64>().ok());
+        let retry_after = header(RETRY_AFTER).and_then(|v| parse_retry_after(&v));
+
+        // How many bytes of the body to skip before `pos`, and how many it holds.
+        let (skip, body_len) =
+            match status {
+                StatusCode::PARTIAL_CONTENT => {
+                    let cr = content_range
+                        .as_deref()
+                        .and_then(parse_content_range)
+                        .and_then(|cr| Some((cr.range?, cr.total)));
+                    let Some(((first, last_sent), total)) = cr else {
+                        return Err(self.protocol(
+                            sid,
+                            format!("206 with a bad Content-Range {content_range:?}"),
+                        ));
+                    };
+                    if first != pos || last_sent > last {
+                        return Err(self.protocol(
+                            sid,
+                            format!("asked for bytes {pos}-{last}, got {first}-{last_sent}"),
+                        ));
+                    }
+                    match (total, p.total) {
+                        (Some(t), None) => p.total = Some(t),
+                        (Some(t), Some(known)) if t != known => {
+                            return Err(self.protocol(sid, format!(
+                            "the object's length changed from {known} to {t} between requests"
+                        )));
+                        }
+                        (None, None) if last_sent < last => {
+                            // Short answer without a total: that must be the end.
+                            p.total = Some(last_sent + 1);
+                        }
+                        _ => {}
+                    }
+                    (0, Some(last_sent - first + 1))
+                }
+                StatusCode::OK => {
+                    match (content_length, p.total) {
+                        (Some(t), None) => p.total = Some(t),
+                        (Some(t), Some(known)) if t != known => {
+                            return Err(self.protocol(sid, format!(
+                            "the object's length changed from {known} to {t} between requests"
+                        )));
+                        }
+                        _ => {}
+                    }
+                    (pos, content_length)
+                }
+                StatusCode::RANGE_NOT_SATISFIABLE => {
+                    let total = content_range
+                        .as_deref()
+                        .and_then(parse_content_range)
+                        .and_then(|cr| cr.total)
+                        .or(p.total);
+                    if total == Some(pos) {
+                        // A read that starts exactly at the end (or resumed there): empty,
+                        // like a read at EOF, not an error.
+                        p.total = total;
+                        if p.headers.is_none() {
+                            p.headers = Some(lower_headers(response.headers()));
+                        }
+                        return Ok(Step::Done);
+                    }
+                    return Err(ObjectError::OutOfRange {
+                        sid: sid.clone(),
+                        start: pos,
+                        total,
+                    });
+                }
+                StatusCode::PRECONDITION_FAILED if p.etag.is_some() => {
+                    return Err(self.protocol(
+                        sid,
+                        format!(
+                            "the object changed while being read (ETag no longer {})",
+                            p.etag.as_deref().unwrap_or("")
+                        ),
+                    ));
+                }
+                StatusCode::FORBIDDEN => {
+                    let body = response.text().await.unwrap_or_default();
+                    let (code, message) = parse_s3_error(&body);
+                    let cause = format!(
+                        "HTTP 403{}{}",
+                        code.map(|c| format!(": {c}")).unwrap_or_default(),
+                        message.map(|m| format!(": {m}")).unwrap_or_default()
+                    );
+                    return Ok(Step::Refresh(cause));
+                }
+                s if twilio::is_retryable(s) => {
+                    let body = response.text().await.unwrap_or_default();
+                    let (code, _) = parse_s3_error(&body);
+                    let cause = format!(
+                        "HTTP {}{}",
+                        s.as_u16(),
+                        code.map(|c| format!(" ({c})")).unwrap_or_default()
+                    );
+                    return Ok(Step::Retry(cause, retry_after));
+                }
+                s => {
+                    let body = response.text().await.unwrap_or_default();
+                    let (code, message) = parse_s3_error(&body);
+                    return Err(ObjectError::Status {
+                        sid: sid.clone(),
+                        status: s.as_u16(),
+                        code,
+                        message,
+                        url: twilio::redact_url(url.as_str()),
+                    });
+                }
+            };
+        if let Some(total) = p.total
+            && pos > total
+        {
+            // Only a server that ignores ranges gets here (others answer 416).
+            return Err(ObjectError::OutOfRange {
+                sid: sid.clone(),
+                start: pos,
+                total: Some(total),
+            });
+        }
+        if p.headers.is_none() {
+            p.etag = header(ETAG).filter(|e| !e.starts_with("W/"));
+            p.headers = Some(lower_headers(response.headers()));
+        }
+        if p.done() {
+            return Ok(Step::Done);
+        }
+
+        // Read the body: skip `skip` bytes, keep what falls in [pos, stop).
+        let stop = p.stop();
+        let mut skip = skip;
+        let mut received: u64 = 0;
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let mut chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    return Ok(Step::Retry(
+                        format!(
+                            "body cut short at byte {}: {}",
+                            p.pos(),
+                            describe_reqwest(&e)
+                        ),
+                        None,
+                    ));
+                }
+            };
+            received += chunk.len() as u64;
+            if skip > 0 {
+                let n = skip.min(chunk.len() as u64);
+                let _ = chunk.split_to(n as usize);
+                skip -= n;
+            }
+            let want = stop.saturating_sub(p.pos());
+            let take = want.min(chunk.len() as u64) as usize;
+            p.buf.extend_from_slice(&chunk[..take]);
+            if p.pos() >= stop {
+                break;
+            }
+        }
+        if p.total.is_none() {
+            // A 200 without Content-Length: the body's end is the object's end.
+            if status == StatusCode::OK {
+                p.total = Some(received);
+            } else {
+                return Err(self.protocol(sid, "no object length in the answer".into()));
+            }
+        }
+        if p.pos() >= p.stop() {
+            return Ok(Step::Done);
+        }
+        let promised = body_len.map(|l| format!(" of {l}")).unwrap_or_default();
+        Ok(Step::Retry(
+            format!("body cut short: {received}{promised} bytes received"),
+            None,
+        ))
+    }
+
+    fn protocol(&self, sid: &str, detail: String) -> ObjectError {
+        ObjectError::Protocol {
+            sid: sid.to_string(),
+            detail,
+        }
+    }
+}
+
+/// Header names lower-cased, values that are not text dropped.
+fn lower_headers(headers: &reqwest::header::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(k, v)| {
+            Some((
+                k.as_str().to_ascii_lowercase(),
+                v.to_str().ok()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+impl ObjectSource for ObjectClient {
+    fn get_range(
+        &self,
+        media: &MediaRef,
+        start: u64,
+        end: u64,
+    ) -> BoxFuture<'_, Result<Fetched, ObjectError>> {
+        let media = media.clone();
+        Box::pin(async move { ObjectClient::get_range(self, &media, start, end).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_ranges() {
+        assert_eq!(
+            parse_content_range("bytes 0-99/1000"),
+            Some(ContentRange {
+                range: Some((0, 99)),
+                total: Some(1000)
+            })
+        );
+        assert_eq!(
+            parse_content_range("bytes 5-5/*"),
+            Some(ContentRange {
+                range: Some((5, 5)),
+                total: None
+            })
+        );
+        assert_eq!(
+            parse_content_range("bytes */1234"),
+            Some(ContentRange {
+                range: None,
+                total: Some(1234)
+            })
+        );
+        for bad in [
+            "",
+            "bytes",
+            "bytes */*",
+            "bytes 9-5/10",
+            "bytes 0-10/10",
+            "items 0-1/2",
+            "bytes 0-/10",
+            "bytes -1-5/10",
+        ] {
+            assert_eq!(parse_content_range(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn s3_errors() {
+        let body = "<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code>\
+                    <Message>Request has expired</Message><RequestId>x</RequestId></Error>";
+        assert_eq!(
+            parse_s3_error(body),
+            (
+                Some("AccessDenied".into()),
+                Some("Request has expired".into())
+            )
+        );
+        assert_eq!(parse_s3_error("not xml"), (None, None));
+    }
+
+    #[test]
+    fn messages() {
+        let e = ObjectError::OutOfRange {
+            sid: "RT1".into(),
+            start: 2000,
+            total: Some(1000),
+        };
+        assert_eq!(
+            e.to_string(),
+            "RT1 is only 1000 bytes long: cannot read from byte 2000"
+        );
+    }
+}

@@ -1,0 +1,197 @@
+//! When to try a failed request again, and how long to wait first.
+//!
+//! This module owns the retry *schedule* only: full-jitter exponential backoff
+//! (`delay = random(0, min(max_delay, base_delay · 2^(n−1)))`, the scheme AWS recommends
+//! because it spreads a burst of failing clients out instead of having them retry in
+//! lock-step), a cap on attempts, and a total time budget. A server's `Retry-After`
+//! wins over the computed delay when it asks for longer, as long as it fits the budget.
+//!
+//! It must not do I/O or decide *what* is retryable: the Twilio client and the object
+//! client classify their own failures and ask [`Backoff::next_delay`] whether, and after
+//! how long, to try again. The computation itself ([`Backoff::next_delay_at`]) takes the
+//! elapsed time and the random draw as arguments so that it is tested without clocks.
+
+use std::time::{Duration, Instant};
+
+/// How persistent to be with a failing request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first one included (1 means never retry).
+    pub max_attempts: u32,
+    /// The cap of the first delay; each later cap doubles.
+    pub base_delay: Duration,
+    /// The largest cap any one delay gets (before `Retry-After`).
+    pub max_delay: Duration,
+    /// No retry starts once this much time has passed since the first attempt.
+    pub total_budget: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 6,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(5),
+            total_budget: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// A policy that never retries.
+    pub fn none() -> Self {
+        Self {
+            max_attempts: 1,
+            ..Self::default()
+        }
+    }
+
+    /// The cap of the delay after failed attempt number `attempt` (1-based):
+    /// `min(max_delay, base_delay · 2^(attempt−1))`.
+    pub fn cap(&self, attempt: u32) -> Duration {
+        let shift = attempt.saturating_sub(1).min(31);
+        self.base_delay
+            .checked_mul(1u32 << shift)
+            .unwrap_or(self.max_delay)
+            .min(self.max_delay)
+    }
+}
+
+/// The retry state of one logical request (which may span several HTTP requests).
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    policy: RetryPolicy,
+    failures: u32,
+    started: Instant,
+}
+
+impl Backoff {
+    /// Starts the clock: call it just before the first attempt.
+    pub fn new(policy: RetryPolicy) -> Self {
+        Self {
+            policy,
+            failures: 0,
+            started: Instant::now(),
+        }
+    }
+
+    /// How many attempts have failed so far.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// Time since the first attempt.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Records one failed attempt and says how long to wait before the next, or `None`
+    /// when the attempts or the time budget are used up. `retry_after` is the server's
+    /// `Retry-After`, when it sent one.
+    pub fn next_delay(&mut self, retry_after: Option<Duration>) -> Option<Duration> {
+        let jitter: f64 = rand::random();
+        self.next_delay_at(self.started.elapsed(), retry_after, jitter)
+    }
+
+    /// [`Self::next_delay`] with the clock and the random draw (in `[0, 1)`) given.
+    pub fn next_delay_at(
+        &mut self,
+        elapsed: Duration,
+        retry_after: Option<Duration>,
+        jitter: f64,
+    ) -> Option<Duration> {
+        self.failures = self.failures.saturating_add(1);
+        if self.failures >= self.policy.max_attempts {
+            return None;
+        }
+        let cap = self.policy.cap(self.failures);
+        let mut delay = cap.mul_f64(jitter.clamp(0.0, 1.0));
+        if let Some(asked) = retry_after {
+            delay = delay.max(asked);
+        }
+        if elapsed.saturating_add(delay) > self.policy.total_budget {
+            return None;
+        }
+        Some(delay)
+    }
+}
+
+/// Parses a `Retry-After` header given in seconds (the HTTP-date form is not used by
+/// Twilio or S3 and is ignored).
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn caps_double_up_to_the_maximum() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.cap(1), 100 * MS);
+        assert_eq!(p.cap(2), 200 * MS);
+        assert_eq!(p.cap(3), 400 * MS);
+        assert_eq!(p.cap(6), 3200 * MS);
+        assert_eq!(p.cap(7), 5000 * MS);
+        assert_eq!(p.cap(1000), 5000 * MS);
+    }
+
+    #[test]
+    fn full_jitter_stays_under_the_cap() {
+        let mut b = Backoff::new(RetryPolicy::default());
+        assert_eq!(
+            b.next_delay_at(Duration::ZERO, None, 0.0),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(b.next_delay_at(Duration::ZERO, None, 0.5), Some(100 * MS));
+        assert_eq!(b.next_delay_at(Duration::ZERO, None, 1.0), Some(400 * MS));
+        for _ in 0..50 {
+            let mut b = Backoff::new(RetryPolicy::default());
+            let d = b.next_delay(None).unwrap();
+            assert!(d <= 100 * MS);
+        }
+    }
+
+    #[test]
+    fn stops_after_max_attempts() {
+        let mut b = Backoff::new(RetryPolicy::default());
+        let delays: Vec<_> = (0..10)
+            .map(|_| b.next_delay_at(Duration::ZERO, None, 0.0))
+            .collect();
+        // 6 attempts = 5 retries.
+        assert_eq!(delays.iter().filter(|d| d.is_some()).count(), 5);
+        assert!(delays[5..].iter().all(Option::is_none));
+        assert_eq!(Backoff::new(RetryPolicy::none()).next_delay(None), None);
+    }
+
+    #[test]
+    fn retry_after_wins_when_longer_and_within_budget() {
+        let mut b = Backoff::new(RetryPolicy::default());
+        let got = b.next_delay_at(Duration::ZERO, Some(Duration::from_secs(2)), 0.5);
+        assert_eq!(got, Some(Duration::from_secs(2)));
+        let mut b = Backoff::new(RetryPolicy::default());
+        let got = b.next_delay_at(Duration::ZERO, Some(Duration::ZERO), 1.0);
+        assert_eq!(got, Some(100 * MS));
+        // Beyond the budget: give up rather than sleep past it.
+        let mut b = Backoff::new(RetryPolicy::default());
+        let got = b.next_delay_at(Duration::from_secs(29), Some(Duration::from_secs(2)), 0.0);
+        assert_eq!(got, None);
+    }
+
+    #[test]
+    fn budget_exhausted() {
+        let mut b = Backoff::new(RetryPolicy::default());
+        assert_eq!(b.next_delay_at(Duration::from_secs(31), None, 0.0), None);
+        assert_eq!(b.failures(), 1);
+    }
+
+    #[test]
+    fn retry_after_parsing() {
+        assert_eq!(parse_retry_after(" 3 "), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(parse_retry_after("-1"), None);
+    }
+}

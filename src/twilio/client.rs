@@ -1,0 +1,821 @@
+//! [`TwilioClient`]: authenticated GETs on the Video API, with paging, retries, error
+//! mapping and `/Media` resolution.
+//!
+//! Every API request goes through [`TwilioClient::get`]: it takes a permit of the
+//! concurrency semaphore (Twilio counts concurrent requests per account and answers 429
+//! beyond the limit), reads the whole body, and retries connect errors, timeouts, 5xx and
+//! 429 on the shared [`RetryPolicy`]. Listings follow `meta.next_page_url`, moved onto
+//! the configured API origin so the credentials only ever go where `--api-url` points,
+//! and stop with an error if a page URL repeats or there are absurdly many pages.
+//!
+//! This module must not follow redirects (the `/Media` redirect is read, not followed,
+//! and the same no-redirect client serves the object module), nor put credentials or
+//! signed URLs in messages or logs.
+
+use std::collections::HashSet;
+use std::marker::PhantomData;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
+use reqwest::{StatusCode, Url};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
+
+use super::credentials::Credentials;
+use super::error::{Error, Result, describe_reqwest, redact_url};
+use super::media::{MEDIA_TTL, MediaKind, MediaRef, MediaUrl, UrlCache, signed_lifetime};
+use super::types::{
+    Composition, CompositionSettings, PageMeta, Recording, RecordingSettings, Room,
+};
+use crate::retry::{Backoff, RetryPolicy, parse_retry_after};
+
+/// Twilio's Video API.
+pub const DEFAULT_API_URL: &str = "https://video.twilio.com";
+/// The environment variable (and `--api-url` flag) that points the client elsewhere,
+/// e.g. at the emulator.
+pub const API_URL_ENV: &str = "TWILIO_MEDIA_FS_API_URL";
+/// Items per list page: the most the API allows.
+pub const PAGE_SIZE: u32 = 100;
+/// A listing with more pages than this (a million items) is taken to be a loop.
+pub const MAX_PAGES: usize = 10_000;
+
+/// How to reach the API.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Base URL, `https://video.twilio.com` unless pointed at an emulator.
+    pub api_url: String,
+    /// Who we are.
+    pub credentials: Credentials,
+    /// Most API requests in flight at once.
+    pub max_concurrent: usize,
+    /// Retries of API requests (and, through [`TwilioClient::retry_policy`], of storage GETs).
+    pub retry: RetryPolicy,
+    /// Time to establish a connection.
+    pub connect_timeout: Duration,
+    /// Time for a whole request, body included.
+    pub request_timeout: Duration,
+}
+
+impl ClientConfig {
+    /// The defaults: Twilio's URL, 8 concurrent requests, the default retry policy,
+    /// 10 s to connect, 30 s per request.
+    pub fn new(credentials: Credentials) -> Self {
+        Self {
+            api_url: DEFAULT_API_URL.to_string(),
+            credentials,
+            max_concurrent: 8,
+            retry: RetryPolicy::default(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// The defaults, with credentials from the environment or config file
+    /// ([`Credentials::from_env`]) and the API URL from `TWILIO_MEDIA_FS_API_URL` when set.
+    pub fn from_env() -> Result<Self> {
+        let mut config = Self::new(Credentials::from_env()?);
+        if let Ok(url) = std::env::var(API_URL_ENV)
+            && !url.trim().is_empty()
+        {
+            config.api_url = url.trim().to_string();
+        }
+        Ok(config)
+    }
+}
+
+/// Filters of `GET /v1/Recordings`. Dates are RFC 3339 strings.
+#[derive(Debug, Clone, Default)]
+pub struct RecordingFilter {
+    /// `processing`, `completed`, `deleted`.
+    pub status: Option<String>,
+    /// A room or participant SID (`GroupingSid`).
+    pub grouping_sid: Option<String>,
+    /// A track SID (`SourceSid`).
+    pub source_sid: Option<String>,
+    /// `audio` or `video`.
+    pub media_type: Option<String>,
+    /// `DateCreatedAfter`.
+    pub date_created_after: Option<String>,
+    /// `DateCreatedBefore`.
+    pub date_created_before: Option<String>,
+}
+
+/// Filters of `GET /v1/Compositions`.
+#[derive(Debug, Clone, Default)]
+pub struct CompositionFilter {
+    /// `enqueued`, `processing`, `completed`, `deleted`, `failed`.
+    pub status: Option<String>,
+    /// `RoomSid`.
+    pub room_sid: Option<String>,
+    /// `DateCreatedAfter`.
+    pub date_created_after: Option<String>,
+    /// `DateCreatedBefore`.
+    pub date_created_before: Option<String>,
+}
+
+/// Filters of `GET /v1/Rooms`. Twilio lists only `in-progress` rooms unless a status is
+/// given: ask for `completed` to see past rooms.
+#[derive(Debug, Clone, Default)]
+pub struct RoomFilter {
+    /// `in-progress`, `completed`, `failed`.
+    pub status: Option<String>,
+    /// `UniqueName`.
+    pub unique_name: Option<String>,
+    /// `DateCreatedAfter`.
+    pub date_created_after: Option<String>,
+    /// `DateCreatedBefore`.
+    pub date_created_before: Option<String>,
+}
+
+fn push(q: &mut Vec<(&'static str, String)>, name: &'static str, v: &Option<String>) {
+    if let Some(v) = v {
+        q.push((name, v.clone()));
+    }
+}
+
+/// A complete answer: status, headers, body.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// The Twilio Video REST client. Cheap to share behind an `Arc`.
+pub struct TwilioClient {
+    base: Url,
+    http: reqwest::Client,
+    credentials: Credentials,
+    permits: Semaphore,
+    retry: RetryPolicy,
+    urls: UrlCache,
+}
+
+impl std::fmt::Debug for TwilioClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TwilioClient")
+            .field("base", &self.base.as_str())
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TwilioClient {
+    /// Builds the client (one connection pool, no redirects followed).
+    pub fn new(config: ClientConfig) -> Result<Self> {
+        let base = Url::parse(config.api_url.trim_end_matches('/'))
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "the API URL {} is not an http(s) URL",
+                    redact_url(&config.api_url)
+                ))
+            })?;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("twilio-media-fs/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| {
+                Error::Invalid(format!(
+                    "cannot build the HTTP client: {}",
+                    describe_reqwest(&e)
+                ))
+            })?;
+        Ok(Self {
+            base,
+            http,
+            credentials: config.credentials,
+            permits: Semaphore::new(config.max_concurrent.max(1)),
+            retry: config.retry,
+            urls: UrlCache::default(),
+        })
+    }
+
+    /// The shared HTTP client (keep-alive pool, no redirects), for storage GETs.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The retry policy, for storage GETs too.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        self.retry
+    }
+
+    /// The API base URL.
+    pub fn api_url(&self) -> &Url {
+        &self.base
+    }
+
+    /// The credentials in use (secrets redacted in `Debug`).
+    pub fn credentials(&self) -> &Credentials {
+        &self.credentials
+    }
+
+    // ---- listings ------------------------------------------------------------------
+
+    /// All recordings matching `filter`.
+    pub async fn recordings(&self, filter: &RecordingFilter) -> Result<Vec<Recording>> {
+        self.recording_pages(filter)?.collect_all().await
+    }
+
+    /// Recordings one page at a time.
+    pub fn recording_pages(&self, filter: &RecordingFilter) -> Result<Pager<'_, Recording>> {
+        let mut q = Vec::new();
+        push(&mut q, "Status", &filter.status);
+        push(&mut q, "GroupingSid", &filter.grouping_sid);
+        push(&mut q, "SourceSid", &filter.source_sid);
+        push(&mut q, "MediaType", &filter.media_type);
+        push(&mut q, "DateCreatedAfter", &filter.date_created_after);
+        push(&mut q, "DateCreatedBefore", &filter.date_created_before);
+        Ok(self.pager("/v1/Recordings", q, "recordings"))
+    }
+
+    /// All compositions matching `filter`.
+    pub async fn compositions(&self, filter: &CompositionFilter) -> Result<Vec<Composition>> {
+        self.composition_pages(filter)?.collect_all().await
+    }
+
+    /// Compositions one page at a time.
+    pub fn composition_pages(&self, filter: &CompositionFilter) -> Result<Pager<'_, Composition>> {
+        let mut q = Vec::new();
+        push(&mut q, "Status", &filter.status);
+        push(&mut q, "RoomSid", &filter.room_sid);
+        push(&mut q, "DateCreatedAfter", &filter.date_created_after);
+        push(&mut q, "DateCreatedBefore", &filter.date_created_before);
+        Ok(self.pager("/v1/Compositions", q, "compositions"))
+    }
+
+    /// All rooms matching `filter`.
+    pub async fn rooms(&self, filter: &RoomFilter) -> Result<Vec<Room>> {
+        self.room_pages(filter)?.collect_all().await
+    }
+
+    /// Rooms one page at a time.
+    pub fn room_pages(&self, filter: &RoomFilter) -> Result<Pager<'_, Room>> {
+        let mut q = Vec::new();
+        push(&mut q, "Status", &filter.status);
+        push(&mut q, "UniqueName", &filter.unique_name);
+        push(&mut q, "DateCreatedAfter", &filter.date_created_after);
+        push(&mut q, "DateCreatedBefore", &filter.date_created_before);
+        Ok(self.pager("/v1/Rooms", q, "rooms"))
+    }
+
+    /// All recordings of one room (`/v1/Rooms/{sid}/Recordings`).
+    pub async fn room_recordings(&self, room_sid: &str) -> Result<Vec<Recording>> {
+        self.room_recording_pages(room_sid)?.collect_all().await
+    }
+
+    /// A room's recordings one page at a time.
+    pub fn room_recording_pages(&self, room_sid: &str) -> Result<Pager<'_, Recording>> {
+        validate_sid(room_sid)?;
+        Ok(self.pager(
+            &format!("/v1/Rooms/{room_sid}/Recordings"),
+            Vec::new(),
+            "recordings",
+        ))
+    }
+
+    fn pager<T>(
+        &self,
+        path: &str,
+        mut query: Vec<(&'static str, String)>,
+        key: &'static str,
+    ) -> Pager<'_, T> {
+        query.push(("PageSize", PAGE_SIZE.to_string()));
+        let url = self.endpoint(path, &query);
+        Pager {
+            client: self,
+            what: path.to_string(),
+            key,
+            guard: PageGuard::new(url.as_str(), MAX_PAGES),
+            next: Some(url),
+            _items: PhantomData,
+        }
+    }
+
+    // ---- single resources ----------------------------------------------------------
+
+    /// One recording.
+    pub async fn recording(&self, sid: &str) -> Result<Recording> {
+        validate_sid(sid)?;
+        self.get_json(&format!("/v1/Recordings/{sid}")).await
+    }
+
+    /// One composition.
+    pub async fn composition(&self, sid: &str) -> Result<Composition> {
+        validate_sid(sid)?;
+        self.get_json(&format!("/v1/Compositions/{sid}")).await
+    }
+
+    /// One room.
+    pub async fn room(&self, sid: &str) -> Result<Room> {
+        validate_sid(sid)?;
+        self.get_json(&format!("/v1/Rooms/{sid}")).await
+    }
+
+    /// `RecordingSettings/Default`: is encryption on, with which key.
+    pub async fn recording_settings(&self) -> Result<RecordingSettings> {
+        self.get_json("/v1/RecordingSettings/Default").await
+    }
+
+    /// `CompositionSettings/Default`.
+    pub async fn composition_settings(&self) -> Result<CompositionSettings> {
+        self.get_json("/v1/CompositionSettings/Default").await
+    }
+
+    // ---- /Media --------------------------------------------------------------------
+
+    /// The pre-signed storage URL of `media`, from the cache while it has more than a
+    /// minute to live, else from `/Media?Ttl=3600`. Concurrent callers for one SID share
+    /// one request.
+    pub async fn media_url(&self, media: &MediaRef) -> Result<MediaUrl> {
+        validate_sid(&media.sid)?;
+        if let Some(url) = self.urls.fresh(&media.sid) {
+            return Ok(url);
+        }
+        let lock = self.urls.resolving_lock(&media.sid);
+        let _resolving = lock.lock().await;
+        if let Some(url) = self.urls.fresh(&media.sid) {
+            return Ok(url);
+        }
+        let url = self.resolve_media(media).await?;
+        self.urls.store(&media.sid, url.clone());
+        Ok(url)
+    }
+
+    /// Forgets the cached URL of `sid` (after a 403 from storage: it expired).
+    pub fn invalidate(&self, sid: &str) {
+        self.urls.invalidate(sid, None);
+    }
+
+    /// Forgets the cached URL of `sid` only if it is still `url`: many readers that hit
+    /// the same expired URL cause one new `/Media` request, not one each.
+    pub fn invalidate_url(&self, sid: &str, url: &MediaUrl) {
+        self.urls.invalidate(sid, Some(url));
+    }
+
+    async fn resolve_media(&self, media: &MediaRef) -> Result<MediaUrl> {
+        let what = media.media_path();
+        let url = self.endpoint(&what, &[("Ttl", MEDIA_TTL.as_secs().to_string())]);
+        let asked_at = Instant::now();
+        let answer = self.get(&url, &what).await?;
+        let status = answer.status;
+        if status == StatusCode::NOT_FOUND {
+            let state = self.media_state(media).await;
+            return Err(Error::NoMedia {
+                sid: media.sid.clone(),
+                state,
+            });
+        }
+        if !(status.is_success() || status.is_redirection()) {
+            return Err(api_error_for(
+                &what,
+                status,
+                &answer.body,
+                Some(&self.credentials),
+            ));
+        }
+        #[derive(Deserialize)]
+        struct Redirect {
+            redirect_to: Option<String>,
+        }
+        let target = serde_json::from_slice::<Redirect>(&answer.body)
+            .ok()
+            .and_then(|r| r.redirect_to)
+            .or_else(|| {
+                answer
+                    .headers
+                    .get(LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            })
+            .ok_or_else(|| Error::Decode {
+                what: what.clone(),
+                detail: format!("HTTP {status} without redirect_to or Location"),
+            })?;
+        let target = url.join(target.trim()).map_err(|e| Error::Decode {
+            what: what.clone(),
+            detail: format!("redirect_to is not a URL ({e}): {}", redact_url(&target)),
+        })?;
+        tracing::debug!(sid = %media.sid, url = %redact_url(target.as_str()), "resolved media");
+        let lifetime =
+            signed_lifetime(&target, SystemTime::now()).map_or(MEDIA_TTL, |l| l.min(MEDIA_TTL));
+        Ok(MediaUrl::new(target, asked_at + lifetime))
+    }
+
+    /// `status processing` (or whatever it is), when the resource says; else a guess.
+    async fn media_state(&self, media: &MediaRef) -> String {
+        let status = match media.kind {
+            MediaKind::Recording => self.recording(&media.sid).await.ok().and_then(|r| r.status),
+            MediaKind::Composition => self
+                .composition(&media.sid)
+                .await
+                .ok()
+                .and_then(|c| c.status),
+        };
+        match status {
+            Some(s) => format!("status {s}"),
+            None => "not completed, or deleted".to_string(),
+        }
+    }
+
+    // ---- plumbing ------------------------------------------------------------------
+
+    /// `base + path?query`, keeping any path prefix of the base URL.
+    fn endpoint(&self, path: &str, query: &[(&str, String)]) -> Url {
+        let mut url = self.base.clone();
+        let prefix = self.base.path().trim_end_matches('/');
+        url.set_path(&format!("{prefix}{path}"));
+        url.set_query(None);
+        if !query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (k, v) in query {
+                pairs.append_pair(k, v);
+            }
+        }
+        url
+    }
+
+    /// Where `next_page_url` points, moved onto the configured origin.
+    fn next_url(&self, next: &str, what: &str) -> Result<Url> {
+        let mut url = self.base.join(next).map_err(|e| Error::Paging {
+            what: what.to_string(),
+            detail: format!("next_page_url is not a URL ({e})"),
+        })?;
+        if url.origin() != self.base.origin() {
+            // Twilio's pages name https://video.twilio.com; behind --api-url (an emulator,
+            // a proxy) follow the path on the configured origin, and never send the
+            // credentials to a host nobody configured.
+            let _ = url.set_scheme(self.base.scheme());
+            let _ = url.set_host(self.base.host_str());
+            let _ = url.set_port(self.base.port());
+        }
+        Ok(url)
+    }
+
+    async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let url = self.endpoint(path, &[]);
+        let answer = self.get_ok(&url, path).await?;
+        decode(path, &answer.body)
+    }
+
+    /// [`Self::get`], with error statuses turned into errors.
+    async fn get_ok(&self, url: &Url, what: &str) -> Result<Answer> {
+        let answer = self.get(url, what).await?;
+        if answer.status.is_success() {
+            Ok(answer)
+        } else {
+            Err(api_error_for(
+                what,
+                answer.status,
+                &answer.body,
+                Some(&self.credentials),
+            ))
+        }
+    }
+
+    /// One authenticated GET with retries. Returns whatever non-retryable answer came.
+    async fn get(&self, url: &Url, what: &str) -> Result<Answer> {
+        let mut backoff = Backoff::new(self.retry);
+        loop {
+            let attempt = self.get_once(url).await;
+            let (cause, retry_after) = match attempt {
+                Ok(a) if is_retryable(a.status) => {
+                    let cause = api_error(what, a.status, &a.body).to_string();
+                    let after = a
+                        .headers
+                        .get(RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(parse_retry_after);
+                    (cause, after)
+                }
+                Ok(a) => {
+                    tracing::debug!(what, status = a.status.as_u16(), "twilio api");
+                    return Ok(a);
+                }
+                Err((detail, false)) => {
+                    return Err(Error::Transport {
+                        what: what.to_string(),
+                        detail,
+                    });
+                }
+                Err((detail, true)) => (detail, None),
+            };
+            match backoff.next_delay(retry_after) {
+                Some(delay) => {
+                    tracing::debug!(what, %cause, ?delay, "retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                None => {
+                    return Err(Error::RetriesExhausted {
+                        what: what.to_string(),
+                        attempts: backoff.failures(),
+                        elapsed: backoff.elapsed(),
+                        last: cause,
+                    });
+                }
+            }
+        }
+    }
+
+    /// One attempt; `Err((cause, retryable))`.
+    async fn get_once(&self, url: &Url) -> std::result::Result<Answer, (String, bool)> {
+        // The permit covers the body read: Twilio counts a request until it is answered.
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        let response = self
+            .http
+            .get(url.clone())
+            .basic_auth(self.credentials.username(), Some(self.credentials.secret()))
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| (describe_reqwest(&e), !e.is_builder()))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| (describe_reqwest(&e), true))?;
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// 5xx and 429 are worth another try; nothing else is.
+pub fn is_retryable(status: StatusCode) -> bool {
+    status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
+}
+
+fn decode<T: DeserializeOwned>(what: &str, body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| Error::Decode {
+        what: what.to_string(),
+        detail: e.to_string(),
+    })
+}
+
+/// Twilio's `{status, code, message, more_info}`, or the start of a non-JSON body.
+fn api_error(what: &str, status: StatusCode, body: &[u8]) -> Error {
+    api_error_for(what, status, body, None)
+}
+
+/// [`api_error`], naming the credentials (source and user, never the secret) on a 401.
+fn api_error_for(
+    what: &str,
+    status: StatusCode,
+    body: &[u8],
+    credentials: Option<&Credentials>,
+) -> Error {
+    #[derive(Deserialize, Default)]
+    #[serde(default)]
+    struct Body {
+        code: Option<u64>,
+        message: Option<String>,
+        more_info: Option<String>,
+    }
+    let parsed: Option<Body> = serde_json::from_slice(body).ok();
+    if status == StatusCode::UNAUTHORIZED {
+        let p = parsed.unwrap_or_default();
+        return Error::Unauthorized {
+            code: p.code.unwrap_or(20003),
+            source_name: credentials.map_or("?".into(), |c| c.source().to_string()),
+            username: credentials.map_or("?".into(), |c| c.username().to_string()),
+            detail: p
+                .message
+                .map(|m| format!(": Twilio says {m:?}"))
+                .unwrap_or_default(),
+        };
+    }
+    let (code, message, more_info) = match parsed {
+        Some(p) if p.code.is_some() || p.message.is_some() => (p.code, p.message, p.more_info),
+        _ => (None, None, None),
+    };
+    let message = message.unwrap_or_else(|| {
+        let text = String::from_utf8_lossy(body);
+        let text: String = text.trim().chars().take(200).collect();
+        if text.is_empty() {
+            status.canonical_reason().unwrap_or("error").to_string()
+        } else {
+            text
+        }
+    });
+    Error::Api {
+        what: what.to_string(),
+        status: status.as_u16(),
+        code,
+        message,
+        more_info,
+    }
+}
+
+/// SIDs are two letters and 32 hex digits; anything that is not alphanumeric would let a
+/// name reshape the request path.
+pub fn validate_sid(sid: &str) -> Result<()> {
+    if !sid.is_empty() && sid.len() <= 64 && sid.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!("{sid:?} is not a Twilio SID")))
+    }
+}
+
+/// Stops a listing that loops (a `next_page_url` seen before) or never ends.
+#[derive(Debug)]
+pub struct PageGuard {
+    seen: HashSet<String>,
+    max_pages: usize,
+}
+
+impl PageGuard {
+    /// Starts with the first page's URL.
+    pub fn new(first: &str, max_pages: usize) -> Self {
+        Self {
+            seen: HashSet::from([first.to_string()]),
+            max_pages,
+        }
+    }
+
+    /// Pages admitted so far, the first included.
+    pub fn pages(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Admits the next page, or says why not.
+    pub fn admit(&mut self, next: &str) -> std::result::Result<(), String> {
+        if self.seen.len() >= self.max_pages {
+            return Err(format!(
+                "more than {} pages: stopping (a paging loop?)",
+                self.max_pages
+            ));
+        }
+        if !self.seen.insert(next.to_string()) {
+            return Err(format!(
+                "the API sent the page {} twice: stopping a paging loop",
+                redact_url(next)
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A listing, one page at a time (to show progress while listing thousands).
+pub struct Pager<'a, T> {
+    client: &'a TwilioClient,
+    what: String,
+    key: &'static str,
+    next: Option<Url>,
+    guard: PageGuard,
+    _items: PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned> Pager<'_, T> {
+    /// The next page's items, or `None` after the last page.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<T>>> {
+        let Some(url) = self.next.take() else {
+            return Ok(None);
+        };
+        let answer = self.client.get_ok(&url, &self.what).await?;
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            meta: PageMeta,
+            #[serde(flatten)]
+            rest: serde_json::Map<String, serde_json::Value>,
+        }
+        let mut page: Page = decode(&self.what, &answer.body)?;
+        let items = match page.rest.remove(self.key) {
+            Some(v) => serde_json::from_value::<Vec<T>>(v).map_err(|e| Error::Decode {
+                what: self.what.clone(),
+                detail: format!("\"{}\": {e}", self.key),
+            })?,
+            None => {
+                return Err(Error::Decode {
+                    what: self.what.clone(),
+                    detail: format!("no \"{}\" array in the page", self.key),
+                });
+            }
+        };
+        if let Some(next) = page.meta.next_page_url.filter(|s| !s.is_empty()) {
+            let url = self.client.next_url(&next, &self.what)?;
+            self.guard
+                .admit(url.as_str())
+                .map_err(|detail| Error::Paging {
+                    what: self.what.clone(),
+                    detail,
+                })?;
+            self.next = Some(url);
+        }
+        Ok(Some(items))
+    }
+
+    /// Pages fetched or admitted so far.
+    pub fn pages(&self) -> usize {
+        self.guard.pages()
+    }
+
+    /// Every remaining item.
+    pub async fn collect_all(mut self) -> Result<Vec<T>> {
+        let mut all = Vec::new();
+        while let Some(items) = self.next_page().await? {
+            all.extend(items);
+        }
+        Ok(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_guard_stops_loops_and_floods() {
+        let mut g = PageGuard::new("u0", 4);
+        assert!(g.admit("u1").is_ok());
+        assert!(g.admit("u0").unwrap_err().contains("twice"));
+        assert!(g.admit("u2").is_ok());
+        assert!(g.admit("u3").is_ok());
+        assert!(g.admit("u4").unwrap_err().contains("more than 4 pages"));
+    }
+
+    #[test]
+    fn sids() {
+        assert!(validate_sid("RT0123456789abcdef0123456789abcdef").is_ok());
+        assert!(validate_sid("../x").is_err());
+        assert!(validate_sid("").is_err());
+        assert!(validate_sid("RT1?x=1").is_err());
+    }
+
+    fn client(api: &str) -> TwilioClient {
+        let creds = Credentials::api_key(None, "SK1", zeroize::Zeroizing::new("s".into()));
+        TwilioClient::new(ClientConfig {
+            api_url: api.into(),
+            ..ClientConfig::new(creds)
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn next_page_urls_stay_on_the_configured_origin() {
+        let c = client("http://127.0.0.1:8080");
+        let u = c
+            .next_url(
+                "https://video.twilio.com/v1/Recordings?PageSize=100&Page=1&PageToken=PA",
+                "x",
+            )
+            .unwrap();
+        assert_eq!(
+            u.as_str(),
+            "http://127.0.0.1:8080/v1/Recordings?PageSize=100&Page=1&PageToken=PA"
+        );
+        let u = c.next_url("/v1/Rooms?Page=2", "x").unwrap();
+        assert_eq!(u.as_str(), "http://127.0.0.1:8080/v1/Rooms?Page=2");
+        let c = client("https://video.twilio.com/");
+        let e = c.endpoint("/v1/Recordings", &[("Status", "completed".into())]);
+        assert_eq!(
+            e.as_str(),
+            "https://video.twilio.com/v1/Recordings?Status=completed"
+        );
+        let c = client("http://127.0.0.1:1/prefix/");
+        assert_eq!(
+            c.endpoint("/v1/Rooms", &[]).as_str(),
+            "http://127.0.0.1:1/prefix/v1/Rooms"
+        );
+        assert!(
+            TwilioClient::new(ClientConfig {
+                api_url: "ftp://x".into(),
+                ..ClientConfig::new(Credentials::api_key(None, "SK", Default::default()))
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn error_bodies() {
+        let e = api_error(
+            "/v1/Recordings",
+            StatusCode::UNAUTHORIZED,
+            br#"{"code": 20003, "message": "Authenticate", "more_info": "https://www.twilio.com/docs/errors/20003", "status": 401}"#,
+        );
+        assert!(
+            e.to_string()
+                .starts_with("Twilio rejected the credentials (20003)")
+        );
+        let e = api_error("/v1/Rooms", StatusCode::BAD_GATEWAY, b"<html>oops</html>");
+        assert_eq!(
+            e.to_string(),
+            "Twilio API error on /v1/Rooms: HTTP 502: <html>oops</html>"
+        );
+        let e = api_error("/v1/Rooms", StatusCode::SERVICE_UNAVAILABLE, b"");
+        assert!(e.to_string().ends_with("Service Unavailable"));
+    }
+}

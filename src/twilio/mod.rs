@@ -1,0 +1,32 @@
+//! The Twilio Video REST client: credentials, typed resources, listings with paging,
+//! `/Media` resolution to pre-signed storage URLs, retries and error mapping.
+//!
+//! This module owns everything that talks to `video.twilio.com` (or whatever `--api-url`
+//! names): [`Credentials`] (environment, then config file), [`TwilioClient`] (one
+//! keep-alive pool shared with [`crate::object`], a semaphore on concurrent API requests,
+//! retries per [`crate::retry::RetryPolicy`]), the serde [`types`], and the cache of
+//! pre-signed URLs by SID ([`MediaUrl`]).
+//!
+//! It must not read the stored objects themselves (that is [`crate::object`]), decrypt
+//! anything, or let a secret reach a message or a log: credentials stay in zeroizing
+//! strings with redacting `Debug`, and URLs are shown through [`redact_url`].
+
+mod client;
+mod credentials;
+mod error;
+mod media;
+pub mod types;
+
+pub use client::{
+    API_URL_ENV, ClientConfig, CompositionFilter, DEFAULT_API_URL, MAX_PAGES, PAGE_SIZE, PageGuard,
+    Pager, RecordingFilter, RoomFilter, TwilioClient, is_retryable, validate_sid,
+};
+pub use credentials::{
+    AuthKind, CredentialSource, Credentials, default_config_path, permission_warning,
+};
+pub use error::{Error, Result, describe_reqwest, redact_url};
+pub use media::{EXPIRY_MARGIN, MEDIA_TTL, MediaKind, MediaRef, MediaUrl, signed_lifetime};
+pub use types::{
+    Composition, CompositionSettings, GroupingSids, Recording, RecordingSettings, Room,
+    StorageSettings, parse_date,
+};
