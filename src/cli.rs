@@ -43,6 +43,23 @@ pub enum Command {
         --key-header \"$X_AMZ_KEY\" --iv \"$X_AMZ_IV\" -o - | ffprobe -")]
     DecryptFile(DecryptFileArgs),
 
+    /// List recordings, compositions or rooms of the account.
+    #[command(after_help = "Examples:\n  \
+        twilio-media-fs ls\n  \
+        twilio-media-fs ls compositions --room RMxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n  \
+        twilio-media-fs ls recordings --status completed --json | jq .sid")]
+    Ls(LsArgs),
+
+    /// Download and decrypt recordings or compositions by SID.
+    ///
+    /// Fetches each object as several ranged requests in parallel, decrypts as it goes
+    /// (constant memory), retries what fails, and writes each file atomically.
+    #[command(after_help = "Examples:\n  \
+        twilio-media-fs get RTxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx -k private.pem\n  \
+        twilio-media-fs get RTxx… CJxx… -k new.pem -k old.pem -o downloads/\n  \
+        twilio-media-fs get CJxx… -k private.pem -o - | ffprobe -")]
+    Get(GetArgs),
+
     /// Serve a local stand-in for video.twilio.com and its media storage.
     ///
     /// Serves the embedded sample recordings and compositions (plus --data files and
@@ -151,6 +168,81 @@ pub struct DecryptFileArgs {
     pub output: PathBuf,
 }
 
+/// How to reach Twilio. Credentials never come from arguments: they come from
+/// TWILIO_API_KEY + TWILIO_API_SECRET (with TWILIO_ACCOUNT_SID), or TWILIO_ACCOUNT_SID +
+/// TWILIO_AUTH_TOKEN, or ~/.config/twilio-media-fs/config.toml.
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    /// The Twilio Video API (another region, or a local emulator).
+    #[arg(long, value_name = "URL", env = "TWILIO_MEDIA_FS_API_URL", default_value = crate::twilio::DEFAULT_API_URL)]
+    pub api_url: String,
+}
+
+impl ApiArgs {
+    /// A client with the credentials from the environment or the config file.
+    pub fn client(&self) -> anyhow::Result<crate::twilio::TwilioClient> {
+        let credentials = crate::twilio::Credentials::from_env()?;
+        let mut config = crate::twilio::ClientConfig::new(credentials);
+        config.api_url = self.api_url.clone();
+        Ok(crate::twilio::TwilioClient::new(config)?)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListWhat {
+    Recordings,
+    Compositions,
+    Rooms,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// What to list.
+    #[arg(value_enum, default_value = "recordings")]
+    pub what: ListWhat,
+
+    /// Only this room (RM…); repeat for several.
+    #[arg(long = "room", value_name = "RM")]
+    pub rooms: Vec<String>,
+
+    /// Only this status (recordings: processing, completed, deleted, failed;
+    /// compositions also enqueued; rooms: in-progress, completed, failed; rooms default
+    /// to completed).
+    #[arg(long)]
+    pub status: Option<String>,
+
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// Recording (RT…) or composition (CJ…) SIDs.
+    #[arg(value_name = "SID", required = true)]
+    pub sids: Vec<String>,
+
+    /// Where to write: a file (one SID), a directory (SID.ext in it), or `-` for
+    /// standard output. Default: SID.ext in the current directory. Files appear under
+    /// their name only when complete, readable by you only (0600).
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+
+    /// RSA private key(s), as for decrypt-file; not needed for unencrypted media.
+    #[arg(short = 'k', long = "key", value_name = "KEY.pem")]
+    pub keys: Vec<PathBuf>,
+
+    /// Ranged requests in flight at once per object.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub parallel: usize,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
 /// Sets up logging to stderr: warnings by default, more with -v, RUST_LOG wins.
 pub fn init_logging(verbose: u8) {
     let default = match verbose {
@@ -172,6 +264,8 @@ pub fn init_logging(verbose: u8) {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::DecryptFile(args) => cmd::decrypt_file::run(args),
+        Command::Ls(args) => cmd::ls::run(args),
+        Command::Get(args) => cmd::get::run(args),
         Command::Emulator(args) => cmd::emulator::run(args),
     }
 }

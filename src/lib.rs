@@ -5,6 +5,7 @@
 //! - [`crypto`]: pure envelope decryption: keys, envelope headers, CBC windows.
 //! - [`cache`]: the memory-only, byte-bounded LRU of decrypted windows.
 //! - [`keyfile`]: reading `-k KEY.pem` files and asking for their passphrases.
+//! - [`names`]: file names from SIDs, checked (pure).
 //! - [`cli`]: the command-line definitions (clap) and their dispatch.
 //! - [`cmd`]: one module per subcommand.
 //! - [`retry`]: the retry schedule (full-jitter backoff, attempts, time budget).
@@ -28,6 +29,7 @@ pub mod cmd;
 pub mod crypto;
 pub mod emulator;
 pub mod keyfile;
+pub mod names;
 pub mod object;
 pub mod retry;
 pub mod twilio;

@@ -94,7 +94,9 @@ async fn download_and_decrypt(emu: &RunningEmulator, sid: &str) -> Vec<u8> {
     let mut private = PrivateKeys::new();
     private.add("k0", keys()[0].clone());
     private.add("k1", keys()[1].clone());
-    let (cek, _) = private.unwrap_cek(&env.wrapped_key, |_| true).unwrap();
+    // Implicit rejection: a wrong key can yield a well-formed AES key; the padding tells.
+    let verify = |cek: &_| decrypt_window(cek, &env.iv, &mut body.clone(), true).map(|_| ());
+    let (cek, _) = private.unwrap_cek(&env.wrapped_key, verify).unwrap();
     let n = decrypt_window(&cek, &env.iv, &mut body, true).unwrap();
     body.truncate(n);
     if let Some(len) = env.plaintext_len {

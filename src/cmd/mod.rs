@@ -2,4 +2,6 @@
 
 pub mod decrypt_file;
 pub mod emulator;
+pub mod get;
+pub mod ls;
 pub mod output;

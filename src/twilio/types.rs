@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Deserializer};
 
 /// `grouping_sids` of a recording.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct GroupingSids {
     /// The room (`RM…`).
     #[serde(default)]
@@ -26,7 +26,7 @@ pub struct GroupingSids {
 }
 
 /// A track recording (`video.v1.recording`, and `video.v1.room.room_recording`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(default)]
 pub struct Recording {
     /// `RT…`.
@@ -103,7 +103,7 @@ impl Recording {
 }
 
 /// A composition (`video.v1.composition`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(default)]
 pub struct Composition {
     /// `CJ…`.
@@ -164,7 +164,7 @@ impl Composition {
 }
 
 /// A room (`video.v1.room`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(default)]
 pub struct Room {
     /// `RM…`.
@@ -198,7 +198,7 @@ impl Room {
 }
 
 /// `RecordingSettings/Default` and `CompositionSettings/Default`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(default)]
 pub struct StorageSettings {
     /// Whether media is encrypted with the account's public key.

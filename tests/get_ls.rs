@@ -1,0 +1,293 @@
+//! `ls` and `get` as a user runs them: the binary, credentials in the environment,
+//! against the emulator on 127.0.0.1, with and without faults.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use common::*;
+use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+use twilio_media_fs::crypto::seal;
+use twilio_media_fs::emulator::{
+    EmulatorConfig, EmulatorCredentials, ObjectKind, RunningEmulator, spawn,
+};
+
+/// One key pair for all tests, its private half in a PEM file.
+struct Key {
+    _dir: tempfile::TempDir,
+    private: rsa::PrivateKey,
+    pem: std::path::PathBuf,
+}
+
+fn key() -> &'static Key {
+    static KEY: OnceLock<Key> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let dir = tempdir();
+        let private = seal::generate_key(2048);
+        let pem = dir.path().join("account.pem");
+        std::fs::write(
+            &pem,
+            private.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes(),
+        )
+        .unwrap();
+        Key {
+            _dir: dir,
+            private,
+            pem,
+        }
+    })
+}
+
+fn config() -> EmulatorConfig {
+    EmulatorConfig {
+        public_keys: vec![key().private.to_public_key()],
+        ..Default::default()
+    }
+}
+
+/// The binary with the emulator's URL and credentials in its environment (not argv).
+fn cli(emu: &RunningEmulator) -> Command {
+    let c = EmulatorCredentials::default();
+    let mut cmd = bin();
+    cmd.env("TWILIO_MEDIA_FS_API_URL", &emu.url)
+        .env("TWILIO_ACCOUNT_SID", &c.account_sid)
+        .env("TWILIO_AUTH_TOKEN", &c.auth_token)
+        .env_remove("TWILIO_API_KEY")
+        .env_remove("TWILIO_API_SECRET")
+        .env("XDG_CONFIG_HOME", "/nonexistent");
+    cmd
+}
+
+/// Runs a command off the async runtime (the emulator serves on it meanwhile).
+async fn output(mut cmd: Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || run(&mut cmd))
+        .await
+        .unwrap()
+}
+
+async fn ok(cmd: Command) -> String {
+    let out = output(cmd).await;
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Every completed object, downloaded by `get` into `dir`, equals its plaintext.
+async fn get_everything(emu: &RunningEmulator, dir: &Path) {
+    let objects: Vec<_> = emu
+        .emulator
+        .objects()
+        .into_iter()
+        .filter(|o| o.status == "completed")
+        .collect();
+    assert!(
+        objects.len() >= 7,
+        "samples + unencrypted: {}",
+        objects.len()
+    );
+    let mut cmd = cli(emu);
+    cmd.arg("get")
+        .args(objects.iter().map(|o| &o.sid))
+        .arg("-k")
+        .arg(&key().pem)
+        .arg("-o")
+        .arg(dir);
+    ok(cmd).await;
+    for o in &objects {
+        let file = dir.join(format!("{}.{}", o.sid, o.extension));
+        let want = emu.emulator.plaintext(&o.sid).unwrap();
+        assert_eq!(
+            sha256_file(&file),
+            sha256(&want),
+            "{} ({:?}, encrypted: {})",
+            o.sid,
+            o.kind,
+            o.encrypted
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_writes_every_sample_byte_identically() {
+    let emu = spawn(config()).await.unwrap();
+    let dir = tempdir();
+    get_everything(&emu, dir.path()).await;
+    // Nothing temporary left beside the files.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!name.contains("partial"), "left behind: {name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_survives_every_fault_at_once() {
+    let emu = spawn(EmulatorConfig {
+        fail_every: Some(5),
+        drop_every: Some(7),
+        throttle_every: Some(4),
+        ttl: std::time::Duration::from_secs(2),
+        synthetic: vec![20 << 20],
+        ..config()
+    })
+    .await
+    .unwrap();
+    let dir = tempdir();
+    get_everything(&emu, dir.path()).await;
+    let stats = emu.emulator.stats();
+    assert!(stats.faults_injected > 0, "faults fired: {stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_to_stdout_and_to_a_file_name() {
+    let emu = spawn(config()).await.unwrap();
+    let mp4 = emu
+        .emulator
+        .objects()
+        .into_iter()
+        .find(|o| o.extension == "mp4")
+        .unwrap();
+    let want = emu.emulator.plaintext(&mp4.sid).unwrap();
+    let mut cmd = cli(&emu);
+    cmd.args(["get", &mp4.sid, "-o", "-", "-k"]).arg(&key().pem);
+    let out = output(cmd).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(sha256(&out.stdout), sha256(&want));
+    let dir = tempdir();
+    let file = dir.path().join("talk.mp4");
+    let mut cmd = cli(&emu);
+    cmd.args(["get", &mp4.sid, "-k"])
+        .arg(&key().pem)
+        .arg("-o")
+        .arg(&file);
+    ok(cmd).await;
+    assert_eq!(sha256_file(&file), sha256(&want));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ls_pages_through_every_recording() {
+    let emu = spawn(EmulatorConfig {
+        extra_recordings: 250,
+        ..config()
+    })
+    .await
+    .unwrap();
+    let all = emu.emulator.objects();
+    let recordings = all
+        .iter()
+        .filter(|o| o.kind == ObjectKind::Recording)
+        .count();
+    let mut cmd = cli(&emu);
+    cmd.args(["ls", "--json"]);
+    let lines = ok(cmd).await;
+    let sids: std::collections::HashSet<String> = lines
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["sid"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        lines.lines().count(),
+        recordings,
+        "each recording exactly once"
+    );
+    assert_eq!(sids.len(), recordings);
+    assert!(recordings > 200, "3 pages of 100");
+    // The table names every sample, with its room and codec.
+    let mut cmd = cli(&emu);
+    cmd.arg("ls");
+    let table = ok(cmd).await;
+    assert!(table.starts_with("SID"), "{table}");
+    for o in all.iter().filter(|o| o.kind == ObjectKind::Recording) {
+        assert!(table.contains(&o.sid), "{} missing", o.sid);
+    }
+    let mut cmd = cli(&emu);
+    cmd.arg("ls").arg("compositions");
+    let table = ok(cmd).await;
+    assert!(table.contains("mp4") && table.contains("webm"), "{table}");
+    let mut cmd = cli(&emu);
+    cmd.arg("ls").arg("rooms");
+    assert!(ok(cmd).await.contains("RM"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_say_20003() {
+    let emu = spawn(config()).await.unwrap();
+    let mut cmd = cli(&emu);
+    cmd.env("TWILIO_AUTH_TOKEN", "not-the-token").arg("ls");
+    let out = output(cmd).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("Twilio rejected the credentials (20003)"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("not-the-token"),
+        "the secret must not be printed: {stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_explains_what_cannot_be_had() {
+    let emu = spawn(config()).await.unwrap();
+    let processing = emu
+        .emulator
+        .objects()
+        .into_iter()
+        .find(|o| o.status == "processing")
+        .unwrap();
+    let cwd = tempdir();
+    let mut cmd = cli(&emu);
+    cmd.args(["get", &processing.sid, "-k"])
+        .arg(&key().pem)
+        .current_dir(cwd.path());
+    let out = output(cmd).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&processing.sid) && stderr.contains("processing"),
+        "{stderr}"
+    );
+    // A key that is not the account's: no file, a clear line.
+    let other = tempdir();
+    let pem = other.path().join("other.pem");
+    std::fs::write(
+        &pem,
+        seal::generate_key(2048)
+            .to_pkcs8_pem(LineEnding::LF)
+            .unwrap()
+            .as_bytes(),
+    )
+    .unwrap();
+    let sample = emu
+        .emulator
+        .objects()
+        .into_iter()
+        .find(|o| o.encrypted && o.extension == "mka")
+        .unwrap();
+    let mut cmd = cli(&emu);
+    cmd.args(["get", &sample.sid, "-k"])
+        .arg(&pem)
+        .arg("-o")
+        .arg(other.path());
+    let out = output(cmd).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("no private key unwraps") || stderr.contains("padding"),
+        "{stderr}"
+    );
+    assert!(!other.path().join(format!("{}.mka", sample.sid)).exists());
+}
