@@ -122,6 +122,11 @@ impl<K: Hash + Eq + Copy> WindowCache<K> {
         result
     }
 
+    /// Puts a window that is already at hand (decrypted along with something else).
+    pub fn insert(&self, key: K, data: Bytes) {
+        self.inner.lock().expect("cache lock").insert(key, data);
+    }
+
     /// Keeps only the windows for which `keep` is true (for example to drop an object's
     /// windows after it proved damaged).
     pub fn retain(&self, keep: impl Fn(&K) -> bool) {

@@ -60,6 +60,22 @@ pub enum Command {
         twilio-media-fs get CJxx… -k private.pem -o - | ffprobe -")]
     Get(GetArgs),
 
+    /// Mount the account as a read-only filesystem, decrypted on read.
+    ///
+    /// recordings/RTxx.mka|mkv, compositions/CJxx.mp4|webm and rooms/RMxx/ appear as
+    /// ordinary files: only the ranges read are fetched and decrypted, kept in a
+    /// bounded in-memory cache; nothing decrypted is written to disk. Returns once the
+    /// mount is ready (or says why it is not); `umount MOUNTPOINT` ends it.
+    #[command(after_help = "Examples:\n  \
+        twilio-media-fs mount /mnt/twilio -k private.pem\n  \
+        twilio-media-fs mount /mnt/twilio -k new.pem -k old.pem --cache-size 1GiB --room RMxx…\n  \
+        umount /mnt/twilio")]
+    Mount(MountArgs),
+
+    /// Mount a local demo account (the emulator, sample media, a fresh key): try the
+    /// filesystem with no Twilio account. Ctrl-C unmounts.
+    Demo(DemoArgs),
+
     /// Serve a local stand-in for video.twilio.com and its media storage.
     ///
     /// Serves the embedded sample recordings and compositions (plus --data files and
@@ -243,6 +259,102 @@ pub struct GetArgs {
     pub api: ApiArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// An existing empty directory.
+    pub mountpoint: PathBuf,
+
+    /// RSA private key(s), as for decrypt-file; repeat when the account rotated keys.
+    #[arg(short = 'k', long = "key", value_name = "KEY.pem")]
+    pub keys: Vec<PathBuf>,
+
+    /// Stay attached to the terminal and log to stderr (default: run in the background).
+    #[arg(short, long)]
+    pub foreground: bool,
+
+    /// Let other users read the mount (needs user_allow_other in /etc/fuse.conf
+    /// unless root). Off by default: the mount is private to you.
+    #[arg(long)]
+    pub allow_other: bool,
+
+    /// Owner shown for files and directories (default: you).
+    #[arg(long, value_name = "N")]
+    pub uid: Option<u32>,
+
+    /// Group shown for files and directories (default: your group).
+    #[arg(long, value_name = "N")]
+    pub gid: Option<u32>,
+
+    /// Memory for decrypted windows, shared by all open files (KiB, MiB, GiB).
+    #[arg(long, value_name = "SIZE", default_value = "512MiB", value_parser = parse_size)]
+    pub cache_size: u64,
+
+    /// Bytes decrypted per window: a read fetches whole windows.
+    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_window)]
+    pub window: u64,
+
+    /// List directories again after this long (30s, 5m, 1h; a plain number is seconds).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    pub refresh: std::time::Duration,
+
+    /// Only this room's media (RM…); repeat for several.
+    #[arg(long = "room", value_name = "RM")]
+    pub rooms: Vec<String>,
+
+    /// Only media created on or after this date (2026-01-31 or RFC 3339).
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    pub since: Option<String>,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to mount (created if missing, removed afterwards) [default: ./twilio-demo]
+    pub mountpoint: Option<PathBuf>,
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    crate::cmd::emulator::parse_size(text)
+}
+
+fn parse_window(text: &str) -> Result<u64, String> {
+    let n = parse_size(text)?;
+    if !(16..=(64 << 20)).contains(&n) || n % 16 != 0 {
+        return Err("a multiple of 16 bytes between 16 and 64MiB".into());
+    }
+    Ok(n)
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let (number, unit) = t
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((t, ""), |i| t.split_at(i));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 30s, 5m or 1h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("{text:?}: use s, m or h")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+fn parse_date(text: &str) -> Result<String, String> {
+    let full = if text.len() == 10 {
+        format!("{text}T00:00:00Z")
+    } else {
+        text.to_owned()
+    };
+    crate::twilio::parse_date(&full)
+        .map(|_| full.clone())
+        .ok_or_else(|| format!("{text:?} is not a date such as 2026-01-31 or 2026-01-31T12:00:00Z"))
+}
+
 /// Sets up logging to stderr: warnings by default, more with -v, RUST_LOG wins.
 pub fn init_logging(verbose: u8) {
     let default = match verbose {
@@ -266,6 +378,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::DecryptFile(args) => cmd::decrypt_file::run(args),
         Command::Ls(args) => cmd::ls::run(args),
         Command::Get(args) => cmd::get::run(args),
+        Command::Mount(args) => cmd::mount::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
         Command::Emulator(args) => cmd::emulator::run(args),
     }
 }

@@ -11,6 +11,8 @@
 //! - [`retry`]: the retry schedule (full-jitter backoff, attempts, time budget).
 //! - [`twilio`]: the Twilio Video REST client: credentials, listings, `/Media` URLs.
 //! - [`object`]: ranged GETs of one stored object on its pre-signed URL.
+//! - [`reader`]: one object's read path: windows, envelope, key check.
+//! - [`fs`]: the filesystem (tree, attributes, reads) and its FUSE glue.
 //! - [`emulator`]: a local stand-in for Twilio's API and media storage (tests, demos).
 //!
 //! # The read path in five lines
@@ -28,8 +30,10 @@ pub mod cli;
 pub mod cmd;
 pub mod crypto;
 pub mod emulator;
+pub mod fs;
 pub mod keyfile;
 pub mod names;
 pub mod object;
+pub mod reader;
 pub mod retry;
 pub mod twilio;

@@ -1,0 +1,84 @@
+//! `demo`: the whole thing with no Twilio account. Starts the emulator in this process
+//! with a fresh key pair and its sample media, mounts it, says what to try, and
+//! unmounts on Ctrl-C.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use zeroize::Zeroizing;
+
+use crate::cache::WindowCache;
+use crate::cli::DemoArgs;
+use crate::crypto::{PrivateKeys, seal};
+use crate::emulator::{EmulatorConfig, EmulatorCredentials, spawn};
+use crate::fs::{FsConfig, TwilioFs};
+use crate::object::ObjectClient;
+use crate::twilio::{ClientConfig, Credentials, TwilioClient};
+
+pub fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let mountpoint = args
+        .mountpoint
+        .unwrap_or_else(|| PathBuf::from("twilio-demo"));
+    let created = !mountpoint.exists();
+    if created {
+        std::fs::create_dir_all(&mountpoint)
+            .with_context(|| format!("cannot create {}", mountpoint.display()))?;
+    }
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    eprintln!("generating a 2048-bit RSA key pair for the demo account…");
+    let private = seal::generate_key(2048);
+    let emulator = runtime.block_on(spawn(EmulatorConfig {
+        public_keys: vec![private.to_public_key()],
+        ..Default::default()
+    }))?;
+    let mut keys = PrivateKeys::new();
+    keys.add("demo key", private);
+    let creds = EmulatorCredentials::default();
+    let mut config = ClientConfig::new(Credentials::auth_token(
+        creds.account_sid.clone(),
+        Zeroizing::new(creds.auth_token.clone()),
+    ));
+    config.api_url = emulator.url.clone();
+    let twilio = Arc::new(TwilioClient::new(config)?);
+    let fs = Arc::new(TwilioFs::new(
+        FsConfig {
+            uid: unsafe { libc::getuid() },
+            gid: unsafe { libc::getgid() },
+            window: 1 << 20,
+            refresh: std::time::Duration::from_secs(60),
+            rooms: Vec::new(),
+            since: None,
+        },
+        twilio.clone(),
+        Arc::new(ObjectClient::new(twilio)),
+        Arc::new(keys),
+        Arc::new(WindowCache::new(256 << 20)),
+    ));
+    let shown = mountpoint.display().to_string();
+    let sample = emulator
+        .emulator
+        .objects()
+        .into_iter()
+        .find(|o| o.extension == "mp4")
+        .map(|o| format!("compositions/{}.mp4", o.sid))
+        .unwrap_or_else(|| "compositions/CJ….mp4".into());
+    let result = super::mount::serve(&runtime, fs, &mountpoint, false, || {
+        println!(
+            "\nA demo Twilio account (emulator at {url}) is mounted on {shown}.\n\
+             Its media is encrypted exactly as Twilio stores it and decrypted as you read.\n\n\
+             Try, in another terminal:\n  \
+             ls -l {shown}/recordings {shown}/compositions {shown}/rooms/*\n  \
+             ffprobe {shown}/{sample}\n  \
+             getfattr -d {shown}/{sample}\n  \
+             cp {shown}/{sample} . && sha256sum {sample_name}\n\n\
+             Press Ctrl-C to unmount.",
+            url = emulator.url,
+            sample_name = sample.rsplit('/').next().unwrap_or_default(),
+        );
+    });
+    if created {
+        let _ = std::fs::remove_dir(&mountpoint);
+    }
+    result
+}

@@ -1,0 +1,240 @@
+//! `mount`: the account as a read-only filesystem, in the background or the foreground.
+//!
+//! In the background (the default) the command starts itself again with `--foreground`
+//! in a new session, with its standard streams on /dev/null, and waits on a pipe until
+//! the child says the mount is ready (exit 0) or why it is not (exit 1, the child's
+//! message). The foreground process mounts, then waits for SIGINT/SIGTERM (unmount,
+//! exit 0) or for the filesystem to be unmounted from outside (`umount`,
+//! `fusermount3 -u`: exit 0). Unmounting is lazy (`MNT_DETACH`), which also avoids the
+//! hang of fuser issue #407.
+
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use fuser::{Config, MountOption, SessionACL};
+
+use crate::cache::WindowCache;
+use crate::cli::MountArgs;
+use crate::fs::{FsConfig, TwilioFs, fuse::Fuse};
+use crate::keyfile;
+use crate::object::ObjectClient;
+
+/// The environment variable that carries the readiness pipe to the background child.
+const READY_FD_ENV: &str = "TWILIO_MEDIA_FS_READY_FD";
+
+pub fn run(args: MountArgs) -> anyhow::Result<()> {
+    check_mountpoint(&args.mountpoint)?;
+    if !args.foreground {
+        return daemonize();
+    }
+    let ready = ReadyPipe::from_env();
+    let result = foreground(&args, &ready);
+    if let Err(e) = &result {
+        ready.fail(&format!("{e:#}"));
+    }
+    result
+}
+
+fn foreground(args: &MountArgs, ready: &ReadyPipe) -> anyhow::Result<()> {
+    let keys = Arc::new(keyfile::load(&args.keys)?);
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let fs = runtime.block_on(async {
+        let twilio = Arc::new(args.api.client()?);
+        // One request now, so that bad credentials fail the mount, not the first `ls`.
+        twilio
+            .recording_settings()
+            .await
+            .context("cannot reach the Twilio API with these credentials")?;
+        let source = Arc::new(ObjectClient::new(twilio.clone()));
+        let config = FsConfig {
+            uid: args.uid.unwrap_or_else(|| unsafe { libc::getuid() }),
+            gid: args.gid.unwrap_or_else(|| unsafe { libc::getgid() }),
+            window: args.window,
+            refresh: args.refresh,
+            rooms: args.rooms.clone(),
+            since: args.since.clone(),
+        };
+        let cache = Arc::new(WindowCache::new(args.cache_size as usize));
+        anyhow::Ok(Arc::new(TwilioFs::new(config, twilio, source, keys, cache)))
+    })?;
+    serve(&runtime, fs, &args.mountpoint, args.allow_other, || {
+        ready.ok()
+    })
+}
+
+/// Mounts `fs` at `mountpoint`, calls `on_ready`, and serves until a signal or an
+/// unmount from outside. Used by `mount` and `demo`.
+pub fn serve(
+    runtime: &tokio::runtime::Runtime,
+    fs: Arc<TwilioFs>,
+    mountpoint: &Path,
+    allow_other: bool,
+    on_ready: impl FnOnce(),
+) -> anyhow::Result<()> {
+    let mut config = Config::default();
+    config.mount_options = vec![
+        MountOption::RO,
+        MountOption::FSName("twilio-media-fs".into()),
+        MountOption::Subtype("twilio-media-fs".into()),
+        MountOption::NoDev,
+        MountOption::NoSuid,
+        MountOption::DefaultPermissions,
+    ];
+    if allow_other {
+        // SessionACL::All is fuser's `allow_other`.
+        config.acl = SessionACL::All;
+    }
+    let session = fuser::Session::new(Fuse::new(fs, runtime.handle().clone()), mountpoint, &config)
+        .with_context(|| format!("cannot mount on {}", mountpoint.display()))?
+        .spawn()
+        .with_context(|| format!("cannot serve {}", mountpoint.display()))?;
+    tracing::info!("mounted on {}", mountpoint.display());
+    on_ready();
+
+    let signalled = runtime.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        let mut tick = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                _ = term.recv() => return anyhow::Ok(true),
+                _ = int.recv() => return anyhow::Ok(true),
+                _ = tick.tick() => if session.guard.is_finished() { return anyhow::Ok(false) },
+            }
+        }
+    })?;
+    if signalled {
+        tracing::info!("unmounting {}", mountpoint.display());
+        lazy_unmount(mountpoint);
+    }
+    // The session thread ends once the kernel lets go of the connection.
+    let _ = session.join();
+    tracing::info!("unmounted {}", mountpoint.display());
+    Ok(())
+}
+
+/// `umount2(MNT_DETACH)`: detaches now, completes when the last user lets go.
+pub fn lazy_unmount(mountpoint: &Path) {
+    let Ok(path) = CString::new(mountpoint.as_os_str().as_bytes()) else {
+        return;
+    };
+    // SAFETY: a valid NUL-terminated path; the call has no other preconditions.
+    let rc = unsafe { libc::umount2(path.as_ptr(), libc::MNT_DETACH) };
+    if rc != 0 {
+        tracing::debug!(
+            "umount2 {}: {}",
+            mountpoint.display(),
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+fn check_mountpoint(path: &Path) -> anyhow::Result<()> {
+    let meta = std::fs::metadata(path).with_context(|| {
+        format!(
+            "cannot use {} as the mount point (create the directory first, or unmount a \
+             stale mount there with `umount -l`)",
+            path.display()
+        )
+    })?;
+    if !meta.is_dir() {
+        bail!("{} is not a directory", path.display());
+    }
+    Ok(())
+}
+
+/// Starts this program again with `--foreground`, detached, and waits until it says
+/// whether the mount is ready.
+fn daemonize() -> anyhow::Result<()> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: `fds` has room for two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("cannot create a pipe");
+    }
+    // SAFETY: pipe2 just returned these two descriptors, owned by nobody else.
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let write_fd = fds[1];
+    let exe = std::env::current_exe().context("cannot find this program's path")?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(std::env::args_os().skip(1))
+        .arg("--foreground")
+        .env(READY_FD_ENV, write_fd.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::setsid();
+            // Keep the write end open across exec in the child only.
+            let flags = libc::fcntl(write_fd, libc::F_GETFD);
+            libc::fcntl(write_fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().context("cannot start the background process")?;
+    drop(write_end);
+    let mut message = String::new();
+    std::fs::File::from(read_end)
+        .read_to_string(&mut message)
+        .context("cannot hear from the background process")?;
+    match message.strip_prefix("ok") {
+        Some(_) => Ok(()),
+        None => {
+            let _ = child.wait();
+            let why = message
+                .trim()
+                .strip_prefix("error: ")
+                .unwrap_or(message.trim());
+            if why.is_empty() {
+                bail!(
+                    "the background process ended before mounting (run with --foreground to see why)"
+                );
+            }
+            bail!("{why}")
+        }
+    }
+}
+
+/// The child's end of the readiness pipe (absent in a plain `--foreground` run).
+struct ReadyPipe(Option<std::sync::Mutex<std::fs::File>>);
+
+impl ReadyPipe {
+    fn from_env() -> Self {
+        let fd = std::env::var(READY_FD_ENV)
+            .ok()
+            .and_then(|v| v.parse::<RawFd>().ok());
+        // SAFETY: the parent passed this descriptor for us alone.
+        Self(fd.map(|fd| std::sync::Mutex::new(unsafe { std::fs::File::from_raw_fd(fd) })))
+    }
+
+    fn ok(&self) {
+        self.say("ok\n");
+    }
+
+    fn fail(&self, why: &str) {
+        self.say(&format!("error: {why}\n"));
+    }
+
+    fn say(&self, text: &str) {
+        if let Some(f) = &self.0 {
+            let mut f = f.lock().expect("ready pipe");
+            let _ = f.write_all(text.as_bytes());
+            // Closing tells the parent the message is complete: replacing our copy
+            // with /dev/null closes the pipe's write end.
+            let null = std::fs::File::open("/dev/null");
+            if let Ok(null) = null {
+                *f = null;
+            }
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! `fuser::Filesystem` for [`TwilioFs`]: one short function per operation, nothing else.
+//!
+//! fuser calls these on its session thread. Anything that may touch the network
+//! (lookup, readdir, open, read, getxattr) moves its reply into a tokio task and returns
+//! at once, so one slow fetch never stalls other readers. Files never change, so
+//! attributes and entries are cached long (once the size is exact) and files open with
+//! `FOPEN_KEEP_CACHE`: the kernel page cache serves repeated reads. The mount is
+//! read-only (`MountOption::RO`): the kernel itself answers EROFS to every write,
+//! create, rename and delete.
+
+use std::ffi::OsStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fuser::{
+    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty,
+    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
+};
+use tokio::runtime::Handle;
+
+use super::{Attr, Error, Kind, TwilioFs};
+
+/// Attributes whose size is final: files never change.
+const LONG_TTL: Duration = Duration::from_secs(3600);
+/// A file's size before its headers are read comes from the listing; ask again soon.
+const SHORT_TTL: Duration = Duration::from_secs(1);
+/// Read-ahead the kernel may do: sequential readers get large requests.
+const MAX_READAHEAD: u32 = 16 << 20;
+
+pub struct Fuse {
+    fs: Arc<TwilioFs>,
+    runtime: Handle,
+}
+
+impl Fuse {
+    pub fn new(fs: Arc<TwilioFs>, runtime: Handle) -> Self {
+        Self { fs, runtime }
+    }
+
+    fn attr(&self, a: &Attr) -> FileAttr {
+        file_attr(a, self.fs.config().uid, self.fs.config().gid)
+    }
+
+    /// A `Send` closure that builds `FileAttr`s, for tasks.
+    fn attr_maker(&self) -> impl Fn(&Attr) -> FileAttr + Send + 'static {
+        let (uid, gid) = (self.fs.config().uid, self.fs.config().gid);
+        move |a: &Attr| file_attr(a, uid, gid)
+    }
+}
+
+fn file_attr(a: &Attr, uid: u32, gid: u32) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(a.ino),
+        size: a.size,
+        blocks: a.size.div_ceil(512),
+        atime: a.mtime,
+        mtime: a.mtime,
+        ctime: a.mtime,
+        crtime: a.mtime,
+        kind: kind(a.kind),
+        perm: a.perm,
+        nlink: if a.kind == Kind::Dir { 2 } else { 1 },
+        uid,
+        gid,
+        rdev: 0,
+        flags: 0,
+        blksize: 1 << 20,
+    }
+}
+
+fn kind(k: Kind) -> FileType {
+    match k {
+        Kind::Dir => FileType::Directory,
+        Kind::File => FileType::RegularFile,
+    }
+}
+
+fn ttl(a: &Attr) -> Duration {
+    if a.exact { LONG_TTL } else { SHORT_TTL }
+}
+
+fn errno(e: &Error) -> Errno {
+    Errno::from_i32(e.errno())
+}
+
+impl Filesystem for Fuse {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        if let Err(max) = config.set_max_readahead(MAX_READAHEAD) {
+            let _ = config.set_max_readahead(max);
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let Some(name) = name.to_str().map(str::to_owned) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let (fs, this) = (self.fs.clone(), self.attr_maker());
+        self.runtime.spawn(async move {
+            match fs.lookup(parent.0, &name).await {
+                Ok(a) => reply.entry(&ttl(&a), &this(&a), Generation(0)),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        // No network: answers from what listings and opens already learned.
+        match futures_util::FutureExt::now_or_never(self.fs.getattr(ino.0)) {
+            Some(Ok(a)) => reply.attr(&ttl(&a), &self.attr(&a)),
+            Some(Err(e)) => reply.error(errno(&e)),
+            None => reply.error(Errno::EIO),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
+            return reply.error(Errno::EROFS);
+        }
+        let fs = self.fs.clone();
+        self.runtime.spawn(async move {
+            match fs.open(ino.0).await {
+                Ok(_) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let fs = self.fs.clone();
+        self.runtime.spawn(async move {
+            match fs.read(ino.0, offset, size).await {
+                Ok(data) => reply.data(&data),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE);
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let fs = self.fs.clone();
+        self.runtime.spawn(async move {
+            let entries = match fs.readdir(ino.0).await {
+                Ok(e) => e,
+                Err(e) => return reply.error(errno(&e)),
+            };
+            let dots = [
+                (ino.0, FileType::Directory, "."),
+                (super::ROOT, FileType::Directory, ".."),
+            ];
+            let all = dots.into_iter().chain(
+                entries
+                    .iter()
+                    .map(|e| (e.ino, kind(e.kind), e.name.as_str())),
+            );
+            for (i, (ino, kind, name)) in all.enumerate().skip(offset as usize) {
+                if reply.add(INodeNo(ino), (i + 1) as u64, kind, name) {
+                    break;
+                }
+            }
+            reply.ok();
+        });
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        reply.statfs(0, 0, 0, 0, 0, 1 << 20, 255, 1 << 20);
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let Some(name) = name.to_str().map(str::to_owned) else {
+            return reply.error(Errno::ENODATA);
+        };
+        let fs = self.fs.clone();
+        self.runtime.spawn(async move {
+            match fs.getxattr(ino.0, &name).await {
+                Ok(value) => xattr_reply(reply, &value, size),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        match self.fs.listxattr(ino.0) {
+            Ok(names) => xattr_reply(reply, &names, size),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn access(&self, _req: &Request, _ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        if mask.contains(AccessFlags::W_OK) {
+            reply.error(Errno::EROFS)
+        } else {
+            reply.ok()
+        }
+    }
+}
+
+/// getxattr/listxattr: size 0 asks for the length; too small a buffer is ERANGE.
+fn xattr_reply(reply: ReplyXattr, value: &[u8], size: u32) {
+    if size == 0 {
+        reply.size(value.len() as u32);
+    } else if (size as usize) < value.len() {
+        reply.error(Errno::ERANGE);
+    } else {
+        reply.data(value);
+    }
+}

@@ -1,0 +1,670 @@
+//! The filesystem, without FUSE: the directory tree, inodes, attributes, extended
+//! attributes and reads, as plain async functions returning `Result<_, Error>`, so that
+//! tests can drive it directly. [`fuse`] is the thin layer that connects it to the kernel.
+//!
+//! ```text
+//! /recordings/RTxx.mka|mkv      completed recordings
+//! /compositions/CJxx.mp4|webm   completed compositions
+//! /rooms/RMxx/                  the recordings and compositions of one room
+//! ```
+//!
+//! Directories are listed lazily, on first use, and listed again after `refresh`;
+//! `getattr` and `readdir` never cause a request per file (sizes come from listings). A
+//! lookup of a SID not listed yet fetches that one resource. Names come from SIDs and a
+//! fixed set of extensions only ([`crate::names`]). Files are read through one
+//! [`ObjectReader`] each, sharing one [`WindowCache`].
+
+pub mod fuse;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use crate::cache::WindowCache;
+use crate::crypto::PrivateKeys;
+use crate::names;
+use crate::object::ObjectSource;
+use crate::reader::{ObjectReader, ReadError};
+use crate::twilio::{
+    self, Composition, CompositionFilter, MediaRef, Recording, RecordingFilter, TwilioClient,
+};
+
+pub const ROOT: u64 = 1;
+const RECORDINGS: u64 = 2;
+const COMPOSITIONS: u64 = 3;
+const ROOMS: u64 = 4;
+const FIRST_DYNAMIC: u64 = 16;
+
+/// What the mount was asked for.
+#[derive(Debug, Clone)]
+pub struct FsConfig {
+    pub uid: u32,
+    pub gid: u32,
+    /// Plaintext window size (rounded to a multiple of 16).
+    pub window: u64,
+    /// Relist a directory when its listing is older than this.
+    pub refresh: Duration,
+    /// Only these rooms (empty: all).
+    pub rooms: Vec<String>,
+    /// Only media created at or after this date (RFC 3339).
+    pub since: Option<String>,
+}
+
+/// Why an operation failed; [`Error::errno`] is the one place errors become errnos.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    #[error("no such file or directory")]
+    NotFound,
+    #[error("not a directory")]
+    NotDir,
+    #[error("is a directory")]
+    IsDir,
+    #[error("no such extended attribute")]
+    NoXattr,
+    #[error("the buffer is too small for the extended attribute")]
+    XattrRange,
+    #[error("{0}")]
+    Api(Arc<twilio::Error>),
+    #[error("{0}")]
+    Read(#[from] ReadError),
+}
+
+impl Error {
+    /// The errno for the reader. Exhaustive: a new variant must choose its errno.
+    pub fn errno(&self) -> i32 {
+        match self {
+            Error::NotFound => libc::ENOENT,
+            Error::NotDir => libc::ENOTDIR,
+            Error::IsDir => libc::EISDIR,
+            Error::NoXattr => libc::ENODATA,
+            Error::XattrRange => libc::ERANGE,
+            Error::Api(e) => match **e {
+                twilio::Error::Unauthorized { .. } | twilio::Error::NoCredentials { .. } => {
+                    libc::EACCES
+                }
+                _ => libc::EIO,
+            },
+            Error::Read(ReadError::Key { .. }) => libc::EACCES,
+            Error::Read(ReadError::Damaged { .. } | ReadError::Storage { .. }) => libc::EIO,
+        }
+    }
+}
+
+impl From<twilio::Error> for Error {
+    fn from(e: twilio::Error) -> Self {
+        Error::Api(Arc::new(e))
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    File,
+}
+
+/// Attributes of one inode, before FUSE dresses them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attr {
+    pub ino: u64,
+    pub kind: Kind,
+    pub size: u64,
+    pub mtime: SystemTime,
+    /// 0o555 for directories, 0o444 for files.
+    pub perm: u16,
+    /// Whether `size` is final (a file whose headers have been read, or a directory).
+    pub exact: bool,
+}
+
+/// One directory entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub ino: u64,
+    pub kind: Kind,
+    pub name: String,
+}
+
+/// A recording or composition as a file.
+pub struct MediaFile {
+    pub ino: u64,
+    pub name: String,
+    pub room: Option<String>,
+    listed_size: u64,
+    mtime: SystemTime,
+    xattrs: Vec<(&'static str, String)>,
+    reader: ObjectReader,
+}
+
+enum Node {
+    Dir(Dir),
+    File(Arc<MediaFile>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Dir {
+    Root,
+    Recordings,
+    Compositions,
+    Rooms,
+    Room(String),
+}
+
+#[derive(Default)]
+struct State {
+    nodes: HashMap<u64, Arc<Node>>,
+    /// SID → inode, for files; room SID → inode, for room directories.
+    by_sid: HashMap<String, u64>,
+    recordings: Vec<u64>,
+    compositions: Vec<u64>,
+    recordings_listed: Option<Instant>,
+    compositions_listed: Option<Instant>,
+    next_ino: u64,
+}
+
+pub struct TwilioFs {
+    config: FsConfig,
+    twilio: Arc<TwilioClient>,
+    source: Arc<dyn ObjectSource>,
+    keys: Arc<PrivateKeys>,
+    cache: Arc<WindowCache>,
+    state: Mutex<State>,
+    /// One listing at a time: concurrent `ls` share it instead of listing twice.
+    listing: tokio::sync::Mutex<()>,
+    started: SystemTime,
+}
+
+impl TwilioFs {
+    pub fn new(
+        config: FsConfig,
+        twilio: Arc<TwilioClient>,
+        source: Arc<dyn ObjectSource>,
+        keys: Arc<PrivateKeys>,
+        cache: Arc<WindowCache>,
+    ) -> Self {
+        let mut state = State {
+            next_ino: FIRST_DYNAMIC,
+            ..Default::default()
+        };
+        for (ino, dir) in [
+            (ROOT, Dir::Root),
+            (RECORDINGS, Dir::Recordings),
+            (COMPOSITIONS, Dir::Compositions),
+            (ROOMS, Dir::Rooms),
+        ] {
+            state.nodes.insert(ino, Arc::new(Node::Dir(dir)));
+        }
+        Self {
+            config,
+            twilio,
+            source,
+            keys,
+            cache,
+            state: Mutex::new(state),
+            listing: tokio::sync::Mutex::new(()),
+            started: SystemTime::now(),
+        }
+    }
+
+    pub fn config(&self) -> &FsConfig {
+        &self.config
+    }
+
+    pub fn cache(&self) -> &WindowCache {
+        &self.cache
+    }
+
+    fn node(&self, ino: u64) -> Result<Arc<Node>> {
+        self.state
+            .lock()
+            .expect("state lock")
+            .nodes
+            .get(&ino)
+            .cloned()
+            .ok_or(Error::NotFound)
+    }
+
+    fn file(&self, ino: u64) -> Result<Arc<MediaFile>> {
+        match &*self.node(ino)? {
+            Node::File(f) => Ok(f.clone()),
+            Node::Dir(_) => Err(Error::IsDir),
+        }
+    }
+
+    pub async fn getattr(&self, ino: u64) -> Result<Attr> {
+        Ok(match &*self.node(ino)? {
+            Node::Dir(_) => self.dir_attr(ino),
+            Node::File(f) => file_attr(f),
+        })
+    }
+
+    fn dir_attr(&self, ino: u64) -> Attr {
+        Attr {
+            ino,
+            kind: Kind::Dir,
+            size: 0,
+            mtime: self.started,
+            perm: 0o555,
+            exact: true,
+        }
+    }
+
+    pub async fn lookup(&self, parent: u64, name: &str) -> Result<Attr> {
+        let entries = self.readdir(parent).await?;
+        if let Some(e) = entries.iter().find(|e| e.name == name) {
+            return self.getattr(e.ino).await;
+        }
+        // Not listed (yet): a SID can be opened by name in a huge account.
+        let dir = match &*self.node(parent)? {
+            Node::Dir(d) => d.clone(),
+            Node::File(_) => return Err(Error::NotDir),
+        };
+        let (sid, ext) = name.rsplit_once('.').ok_or(Error::NotFound)?;
+        if !names::is_sid(sid) || names::extension(ext) != Some(ext) {
+            return Err(Error::NotFound);
+        }
+        let ino = match dir {
+            Dir::Recordings if sid.starts_with("RT") => {
+                let r = self.twilio.recording(sid).await.map_err(not_found_or)?;
+                self.add_recording(&r, false)
+            }
+            Dir::Compositions if sid.starts_with("CJ") => {
+                let c = self.twilio.composition(sid).await.map_err(not_found_or)?;
+                self.add_composition(&c, false)
+            }
+            _ => None,
+        };
+        let ino = ino.ok_or(Error::NotFound)?;
+        let file = self.file(ino)?;
+        if file.name != name {
+            return Err(Error::NotFound);
+        }
+        Ok(file_attr(&file))
+    }
+
+    /// The entries of a directory, `.` and `..` not included.
+    pub async fn readdir(&self, ino: u64) -> Result<Vec<Entry>> {
+        let dir = match &*self.node(ino)? {
+            Node::Dir(d) => d.clone(),
+            Node::File(_) => return Err(Error::NotDir),
+        };
+        match dir {
+            Dir::Root => Ok(vec![
+                Entry {
+                    ino: RECORDINGS,
+                    kind: Kind::Dir,
+                    name: "recordings".into(),
+                },
+                Entry {
+                    ino: COMPOSITIONS,
+                    kind: Kind::Dir,
+                    name: "compositions".into(),
+                },
+                Entry {
+                    ino: ROOMS,
+                    kind: Kind::Dir,
+                    name: "rooms".into(),
+                },
+            ]),
+            Dir::Recordings => {
+                self.list_recordings().await?;
+                Ok(self.file_entries(|s| s.recordings.clone()))
+            }
+            Dir::Compositions => {
+                self.list_compositions().await?;
+                Ok(self.file_entries(|s| s.compositions.clone()))
+            }
+            Dir::Rooms => {
+                self.list_recordings().await?;
+                self.list_compositions().await?;
+                let rooms = self.room_members();
+                let mut state = self.state.lock().expect("state lock");
+                let mut entries: Vec<Entry> = rooms
+                    .keys()
+                    .map(|room| {
+                        let ino = match state.by_sid.get(room) {
+                            Some(&ino) => ino,
+                            None => {
+                                let ino = state.alloc();
+                                state.by_sid.insert(room.clone(), ino);
+                                state
+                                    .nodes
+                                    .insert(ino, Arc::new(Node::Dir(Dir::Room(room.clone()))));
+                                ino
+                            }
+                        };
+                        Entry {
+                            ino,
+                            kind: Kind::Dir,
+                            name: room.clone(),
+                        }
+                    })
+                    .collect();
+                entries.sort_by(|a, b| a.name.cmp(&b.name));
+                Ok(entries)
+            }
+            Dir::Room(room) => {
+                self.list_recordings().await?;
+                self.list_compositions().await?;
+                let members = self.room_members().remove(&room).unwrap_or_default();
+                Ok(self.file_entries(|_| members))
+            }
+        }
+    }
+
+    /// Room SID → the inodes of its files (recordings first, then compositions).
+    fn room_members(&self) -> HashMap<String, Vec<u64>> {
+        let state = self.state.lock().expect("state lock");
+        let mut rooms: HashMap<String, Vec<u64>> = HashMap::new();
+        for ino in state.recordings.iter().chain(&state.compositions) {
+            if let Some(Node::File(f)) = state.nodes.get(ino).map(|n| &**n)
+                && let Some(room) = &f.room
+            {
+                rooms.entry(room.clone()).or_default().push(*ino);
+            }
+        }
+        rooms
+    }
+
+    fn file_entries(&self, pick: impl FnOnce(&State) -> Vec<u64>) -> Vec<Entry> {
+        let state = self.state.lock().expect("state lock");
+        pick(&state)
+            .into_iter()
+            .filter_map(|ino| match state.nodes.get(&ino).map(|n| &**n) {
+                Some(Node::File(f)) => Some(Entry {
+                    ino,
+                    kind: Kind::File,
+                    name: f.name.clone(),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn stale(&self, listed: Option<Instant>) -> bool {
+        listed.is_none_or(|t| t.elapsed() >= self.config.refresh)
+    }
+
+    /// Lists completed recordings (per `--room`, since `--since`) unless the last
+    /// listing is fresh.
+    async fn list_recordings(&self) -> Result<()> {
+        if !self.stale(self.state.lock().expect("state lock").recordings_listed) {
+            return Ok(());
+        }
+        let _one = self.listing.lock().await;
+        if !self.stale(self.state.lock().expect("state lock").recordings_listed) {
+            return Ok(()); // listed while we waited
+        }
+        let mut inos = Vec::new();
+        for room in self.room_filters() {
+            let filter = RecordingFilter {
+                status: Some("completed".into()),
+                grouping_sid: room,
+                date_created_after: self.config.since.clone(),
+                ..Default::default()
+            };
+            for r in self.twilio.recordings(&filter).await? {
+                inos.extend(self.add_recording(&r, true));
+            }
+        }
+        let mut state = self.state.lock().expect("state lock");
+        dedup_in_order(&mut inos);
+        state.recordings = inos;
+        state.recordings_listed = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn list_compositions(&self) -> Result<()> {
+        if !self.stale(self.state.lock().expect("state lock").compositions_listed) {
+            return Ok(());
+        }
+        let _one = self.listing.lock().await;
+        if !self.stale(self.state.lock().expect("state lock").compositions_listed) {
+            return Ok(());
+        }
+        let mut inos = Vec::new();
+        for room in self.room_filters() {
+            let filter = CompositionFilter {
+                status: Some("completed".into()),
+                room_sid: room,
+                date_created_after: self.config.since.clone(),
+                ..Default::default()
+            };
+            for c in self.twilio.compositions(&filter).await? {
+                inos.extend(self.add_composition(&c, true));
+            }
+        }
+        let mut state = self.state.lock().expect("state lock");
+        dedup_in_order(&mut inos);
+        state.compositions = inos;
+        state.compositions_listed = Some(Instant::now());
+        Ok(())
+    }
+
+    fn room_filters(&self) -> Vec<Option<String>> {
+        if self.config.rooms.is_empty() {
+            vec![None]
+        } else {
+            self.config.rooms.iter().cloned().map(Some).collect()
+        }
+    }
+
+    /// Adds (or finds) the file of a completed recording; `None` when it is not
+    /// completed or its SID or format cannot make a safe name.
+    fn add_recording(&self, r: &Recording, from_listing: bool) -> Option<u64> {
+        if !r.status_is("completed") {
+            return None;
+        }
+        let format = r.container_format.as_deref().unwrap_or_default();
+        let Some(name) = names::media_file_name(&r.sid, format) else {
+            tracing::warn!(
+                "skipping recording {:?}: not a valid SID and format ({format:?})",
+                r.sid
+            );
+            return None;
+        };
+        let xattrs = vec![
+            ("sid", r.sid.clone()),
+            ("room_sid", r.room().unwrap_or_default().to_owned()),
+            ("status", r.status.clone().unwrap_or_default()),
+            ("type", r.r#type.clone().unwrap_or_default()),
+            ("codec", r.codec.clone().unwrap_or_default()),
+            (
+                "duration",
+                r.duration.map(|d| d.to_string()).unwrap_or_default(),
+            ),
+            ("track_name", r.track_name.clone().unwrap_or_default()),
+            ("date_created", r.date_created.clone().unwrap_or_default()),
+        ];
+        let mtime = r.created().unwrap_or(UNIX_EPOCH);
+        let ino = self.add_file(
+            MediaRef::recording(&r.sid),
+            name,
+            r.room(),
+            r.size,
+            mtime,
+            xattrs,
+        );
+        if !from_listing {
+            let mut state = self.state.lock().expect("state lock");
+            if !state.recordings.contains(&ino) {
+                state.recordings.push(ino);
+            }
+        }
+        Some(ino)
+    }
+
+    fn add_composition(&self, c: &Composition, from_listing: bool) -> Option<u64> {
+        if !c.status_is("completed") {
+            return None;
+        }
+        let format = c.format.as_deref().unwrap_or_default();
+        let Some(name) = names::media_file_name(&c.sid, format) else {
+            tracing::warn!(
+                "skipping composition {:?}: not a valid SID and format ({format:?})",
+                c.sid
+            );
+            return None;
+        };
+        let xattrs = vec![
+            ("sid", c.sid.clone()),
+            ("room_sid", c.room_sid.clone().unwrap_or_default()),
+            ("status", c.status.clone().unwrap_or_default()),
+            ("type", "composition".to_owned()),
+            ("codec", c.format.clone().unwrap_or_default()),
+            (
+                "duration",
+                c.duration.map(|d| d.to_string()).unwrap_or_default(),
+            ),
+            ("track_name", String::new()),
+            ("date_created", c.date_created.clone().unwrap_or_default()),
+        ];
+        let mtime = c.completed().or_else(|| c.created()).unwrap_or(UNIX_EPOCH);
+        let room = c.room_sid.as_deref().filter(|r| names::is_sid(r));
+        let ino = self.add_file(
+            MediaRef::composition(&c.sid),
+            name,
+            room,
+            c.size,
+            mtime,
+            xattrs,
+        );
+        if !from_listing {
+            let mut state = self.state.lock().expect("state lock");
+            if !state.compositions.contains(&ino) {
+                state.compositions.push(ino);
+            }
+        }
+        Some(ino)
+    }
+
+    fn add_file(
+        &self,
+        media: MediaRef,
+        name: String,
+        room: Option<&str>,
+        size: Option<u64>,
+        mtime: SystemTime,
+        xattrs: Vec<(&'static str, String)>,
+    ) -> u64 {
+        let mut state = self.state.lock().expect("state lock");
+        if let Some(&ino) = state.by_sid.get(&media.sid) {
+            return ino; // files never change: the first description stays
+        }
+        let ino = state.alloc();
+        let reader = ObjectReader::new(
+            ino,
+            media.clone(),
+            self.source.clone(),
+            self.keys.clone(),
+            self.cache.clone(),
+            self.config.window,
+        );
+        let file = MediaFile {
+            ino,
+            name,
+            room: room.filter(|r| names::is_sid(r)).map(str::to_owned),
+            listed_size: size.unwrap_or(0),
+            mtime,
+            xattrs,
+            reader,
+        };
+        state.by_sid.insert(media.sid.clone(), ino);
+        state
+            .nodes
+            .insert(ino, Arc::new(Node::File(Arc::new(file))));
+        ino
+    }
+
+    /// Opening learns the object's headers (one ranged GET that also fetches the first
+    /// window), so that the size is exact from then on and a wrong key fails the open.
+    pub async fn open(&self, ino: u64) -> Result<Attr> {
+        let file = self.file(ino)?;
+        file.reader
+            .meta()
+            .await
+            .inspect_err(|e| tracing::warn!("{e}"))?;
+        Ok(file_attr(&file))
+    }
+
+    pub async fn read(&self, ino: u64, offset: u64, size: u32) -> Result<Bytes> {
+        let file = self.file(ino)?;
+        Ok(file
+            .reader
+            .read(offset, size as u64)
+            .await
+            .inspect_err(|e| tracing::warn!("{e}"))?)
+    }
+
+    /// `user.twilio.*` attribute names, NUL-terminated, as `listxattr` returns them.
+    pub fn listxattr(&self, ino: u64) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        if let Node::File(f) = &*self.node(ino)? {
+            for name in f.xattrs.iter().map(|(n, _)| *n).chain(["encrypted"]) {
+                out.extend_from_slice(format!("user.twilio.{name}\0").as_bytes());
+            }
+        }
+        Ok(out)
+    }
+
+    /// One attribute's value. `encrypted` needs the object's headers: it costs the
+    /// first window's GET when the file has not been read yet.
+    pub async fn getxattr(&self, ino: u64, name: &str) -> Result<Vec<u8>> {
+        let file = match &*self.node(ino)? {
+            Node::File(f) => f.clone(),
+            Node::Dir(_) => return Err(Error::NoXattr),
+        };
+        let key = name.strip_prefix("user.twilio.").ok_or(Error::NoXattr)?;
+        if key == "encrypted" {
+            let meta = file.reader.meta().await?;
+            return Ok(if meta.key.is_some() {
+                b"true".to_vec()
+            } else {
+                b"false".to_vec()
+            });
+        }
+        file.xattrs
+            .iter()
+            .find(|(n, _)| *n == key)
+            .map(|(_, v)| v.as_bytes().to_vec())
+            .ok_or(Error::NoXattr)
+    }
+}
+
+impl State {
+    fn alloc(&mut self) -> u64 {
+        let ino = self.next_ino;
+        self.next_ino += 1;
+        ino
+    }
+}
+
+fn file_attr(f: &MediaFile) -> Attr {
+    let (size, exact) = match f.reader.known_meta() {
+        Some(m) => (m.plain_len, true),
+        None => (f.listed_size, false),
+    };
+    Attr {
+        ino: f.ino,
+        kind: Kind::File,
+        size,
+        mtime: f.mtime,
+        perm: 0o444,
+        exact,
+    }
+}
+
+/// A 404 for a single resource means "no such file" here, not an I/O error.
+fn not_found_or(e: twilio::Error) -> Error {
+    match &e {
+        twilio::Error::Api { status: 404, .. } => Error::NotFound,
+        _ => e.into(),
+    }
+}
+
+fn dedup_in_order(v: &mut Vec<u64>) {
+    let mut seen = std::collections::HashSet::new();
+    v.retain(|x| seen.insert(*x));
+}

@@ -1,0 +1,473 @@
+//! The read path of one stored object: plaintext bytes at any offset, from windows.
+//!
+//! An [`ObjectReader`] serves `[offset, offset + size)` of one recording or composition.
+//! Plaintext is cut into windows of `window` bytes (a multiple of 16); window *w* is
+//! decrypted from ciphertext `[w·W − 16, (w+1)·W)` — the block before a window is its IV
+//! (DESIGN.md §1) — and kept in the shared [`WindowCache`], so that every open handle of
+//! every file shares one memory budget and one fetch per window.
+//!
+//! The first read of an object learns its envelope and length from the first window's
+//! GET (the headers come with every ranged GET), fetches the last two blocks when the
+//! first window does not reach them, and unwraps the content key checked against them
+//! ([`PrivateKeys::unwrap_cek`]): no byte is returned before the key is known to be
+//! right. A read returns exactly the bytes asked for, short only at the end of the
+//! object: the kernel fills a short FUSE reply with zeroes.
+//!
+//! This module knows nothing of FUSE or inodes; it must not block a thread (everything
+//! is async) and it never writes plaintext anywhere but the cache.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::future::try_join_all;
+use tokio::sync::OnceCell;
+
+use crate::cache::{WindowCache, WindowKey};
+use crate::crypto::{ContentKey, CryptoError, Envelope, PrivateKeys, window};
+use crate::object::{ObjectError, ObjectSource};
+use crate::twilio::MediaRef;
+
+/// Why a read failed. The filesystem turns each into an errno.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ReadError {
+    /// No private key unwraps the content key (or none was given).
+    #[error("{sid}: {source}")]
+    Key { sid: String, source: CryptoError },
+    /// The data does not decrypt: bad padding, a cut-short object, a length mismatch.
+    #[error("{sid}: damaged data: {source}")]
+    Damaged { sid: String, source: CryptoError },
+    /// The storage could not be read within the retry budget.
+    #[error("{sid}: {message}")]
+    Storage { sid: String, message: String },
+}
+
+/// What the first GET taught about an object.
+#[derive(Debug, Clone)]
+pub struct ObjectMeta {
+    /// Stored (ciphertext) length.
+    pub stored_len: u64,
+    /// Exact plaintext length.
+    pub plain_len: u64,
+    /// `None` for an object stored unencrypted.
+    pub key: Option<ContentKey>,
+    pub iv: [u8; 16],
+}
+
+pub struct ObjectReader {
+    /// Identifies the object in the shared cache (the filesystem uses the inode).
+    id: u64,
+    media: MediaRef,
+    source: Arc<dyn ObjectSource>,
+    keys: Arc<PrivateKeys>,
+    cache: Arc<WindowCache>,
+    window: u64,
+    meta: OnceCell<ObjectMeta>,
+}
+
+impl ObjectReader {
+    /// `window` is rounded up to a multiple of 16.
+    pub fn new(
+        id: u64,
+        media: MediaRef,
+        source: Arc<dyn ObjectSource>,
+        keys: Arc<PrivateKeys>,
+        cache: Arc<WindowCache>,
+        window: u64,
+    ) -> Self {
+        Self {
+            id,
+            media,
+            source,
+            keys,
+            cache,
+            window: window.max(window::BLOCK).div_ceil(window::BLOCK) * window::BLOCK,
+            meta: OnceCell::new(),
+        }
+    }
+
+    pub fn sid(&self) -> &str {
+        &self.media.sid
+    }
+
+    /// The object's metadata if a read already learned it.
+    pub fn known_meta(&self) -> Option<&ObjectMeta> {
+        self.meta.get()
+    }
+
+    /// The object's metadata, fetching the first window if nobody has yet.
+    pub async fn meta(&self) -> Result<&ObjectMeta, ReadError> {
+        self.meta.get_or_try_init(|| self.learn()).await
+    }
+
+    /// Plaintext `[offset, offset + size)`, shorter only at the end of the object.
+    pub async fn read(&self, offset: u64, size: u64) -> Result<Bytes, ReadError> {
+        let meta = self.meta().await?;
+        let end = offset.saturating_add(size).min(meta.plain_len);
+        if offset >= end {
+            return Ok(Bytes::new());
+        }
+        let first = offset / self.window;
+        let last = (end - 1) / self.window;
+        let windows = try_join_all((first..=last).map(|w| self.window_data(meta, w))).await?;
+        if windows.len() == 1 {
+            let base = first * self.window;
+            return Ok(windows[0].slice((offset - base) as usize..(end - base) as usize));
+        }
+        let mut out = BytesMut::with_capacity((end - offset) as usize);
+        for (i, data) in windows.iter().enumerate() {
+            let base = (first + i as u64) * self.window;
+            let from = offset.saturating_sub(base) as usize;
+            let to = ((end - base) as usize).min(data.len());
+            out.extend_from_slice(&data[from..to]);
+        }
+        Ok(out.freeze())
+    }
+
+    /// Window `w`'s plaintext, from the cache or fetched and decrypted once.
+    async fn window_data(&self, meta: &ObjectMeta, w: u64) -> Result<Bytes, ReadError> {
+        let key = WindowKey {
+            object: self.id,
+            index: w,
+        };
+        self.cache
+            .get_or_fetch(key, || self.fetch_window(meta, w))
+            .await
+    }
+
+    async fn fetch_window(&self, meta: &ObjectMeta, w: u64) -> Result<Bytes, ReadError> {
+        let start = w * self.window;
+        let end = (start + self.window).min(meta.plain_len);
+        let Some(key) = &meta.key else {
+            let got = self.get(start, end).await?;
+            return self.exact(got, end - start);
+        };
+        let r = window::fetch_range(start, end, meta.stored_len);
+        let fetched = self.get(r.fetch_start, r.fetch_end).await?;
+        let (prev, body) = if r.leading_iv_block {
+            (
+                block(&fetched[..16.min(fetched.len())]),
+                fetched.slice(16.min(fetched.len())..),
+            )
+        } else {
+            (Some(meta.iv), fetched)
+        };
+        let body = self.exact(body, r.fetch_end - r.block_start)?;
+        let prev = prev.ok_or_else(|| self.damaged(CryptoError::CiphertextLength(0)))?;
+        let plain = self.decrypt(key, &prev, body, r.is_last)?;
+        let want = end - start;
+        if plain.len() as u64 != want {
+            return Err(self.damaged(CryptoError::LengthMismatch {
+                header: meta.plain_len,
+                actual: start + plain.len() as u64,
+            }));
+        }
+        Ok(plain)
+    }
+
+    /// First contact: envelope, lengths and content key, from the first window's GET
+    /// (and the last two blocks when the first window does not reach them). The first
+    /// window's plaintext goes into the cache, so the read that asked costs no more.
+    async fn learn(&self) -> Result<ObjectMeta, ReadError> {
+        let first = self
+            .source
+            .get_range(&self.media, 0, self.window)
+            .await
+            .map_err(|e| self.storage(e))?;
+        let stored_len = first.total_len;
+        let headers = first.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        let envelope = Envelope::from_headers(headers).map_err(|e| self.damaged(e))?;
+        let Some(envelope) = envelope else {
+            tracing::debug!("{}: stored unencrypted ({stored_len} bytes)", self.sid());
+            let meta = ObjectMeta {
+                stored_len,
+                plain_len: stored_len,
+                key: None,
+                iv: [0; 16],
+            };
+            self.seed_first_window(&meta, first.data.clone(), None);
+            return Ok(meta);
+        };
+        if stored_len < window::BLOCK || !stored_len.is_multiple_of(window::BLOCK) {
+            return Err(self.damaged(CryptoError::CiphertextLength(stored_len)));
+        }
+        let tail = self.tail(&envelope, &first.data, stored_len).await?;
+        let (prev, last) = (tail[0], tail[1]);
+        let keys = &self.keys;
+        let unwrapped = keys.unwrap_cek(&envelope.wrapped_key, |cek| {
+            window::check_tail(cek, &prev, &last, stored_len, envelope.plaintext_len).map(|_| ())
+        });
+        let (key, key_name) = unwrapped.map_err(|e| match e {
+            CryptoError::WrongKey { .. } | CryptoError::NoKeys => ReadError::Key {
+                sid: self.sid().to_owned(),
+                source: e,
+            },
+            other => self.damaged(other),
+        })?;
+        let plain_len = window::check_tail(&key, &prev, &last, stored_len, envelope.plaintext_len)
+            .map_err(|e| self.damaged(e))?;
+        tracing::debug!(
+            "{}: {} key unwrapped with {key_name}; {plain_len} bytes of plaintext",
+            self.sid(),
+            key.algorithm()
+        );
+        let meta = ObjectMeta {
+            stored_len,
+            plain_len,
+            key: Some(key),
+            iv: envelope.iv,
+        };
+        self.seed_first_window(&meta, first.data, Some(&meta.iv));
+        Ok(meta)
+    }
+
+    /// The last two ciphertext blocks (the IV and the block, for a one-block object).
+    async fn tail(
+        &self,
+        env: &Envelope,
+        first: &Bytes,
+        stored_len: u64,
+    ) -> Result<[[u8; 16]; 2], ReadError> {
+        let bytes: Bytes = if stored_len == window::BLOCK {
+            let mut t = env.iv.to_vec();
+            t.extend_from_slice(first.get(..16).unwrap_or_default());
+            t.into()
+        } else if first.len() as u64 >= stored_len {
+            first.slice(stored_len as usize - 32..stored_len as usize)
+        } else {
+            self.get(stored_len - 32, stored_len).await?
+        };
+        match (
+            block(bytes.get(..16).unwrap_or_default()),
+            block(bytes.get(16..32).unwrap_or_default()),
+        ) {
+            (Some(prev), Some(last)) => Ok([prev, last]),
+            _ => Err(self.damaged(CryptoError::CiphertextLength(stored_len))),
+        }
+    }
+
+    /// Puts window 0 in the cache from the first GET's bytes, when they cover it whole.
+    fn seed_first_window(&self, meta: &ObjectMeta, data: Bytes, iv: Option<&[u8; 16]>) {
+        let end = self.window.min(meta.plain_len);
+        let plain = match (&meta.key, iv) {
+            (None, _) => (data.len() as u64 >= end).then(|| data.slice(..end as usize)),
+            (Some(key), Some(iv)) => {
+                let r = window::fetch_range(0, end, meta.stored_len);
+                (data.len() as u64 >= r.fetch_end)
+                    .then(|| {
+                        self.decrypt(key, iv, data.slice(..r.fetch_end as usize), r.is_last)
+                            .ok()
+                    })
+                    .flatten()
+                    .filter(|p| p.len() as u64 == end)
+            }
+            (Some(_), None) => None,
+        };
+        if let Some(plain) = plain {
+            let key = WindowKey {
+                object: self.id,
+                index: 0,
+            };
+            self.cache.insert(key, plain);
+        }
+    }
+
+    fn decrypt(
+        &self,
+        key: &ContentKey,
+        prev: &[u8; 16],
+        body: Bytes,
+        is_last: bool,
+    ) -> Result<Bytes, ReadError> {
+        let mut buf = body.to_vec();
+        let n =
+            window::decrypt_window(key, prev, &mut buf, is_last).map_err(|e| self.damaged(e))?;
+        buf.truncate(n);
+        Ok(buf.into())
+    }
+
+    async fn get(&self, start: u64, end: u64) -> Result<Bytes, ReadError> {
+        let got = self.source.get_range(&self.media, start, end).await;
+        Ok(got.map_err(|e| self.storage(e))?.data)
+    }
+
+    /// The storage must return exactly what was asked (the object's length is known).
+    fn exact(&self, data: Bytes, want: u64) -> Result<Bytes, ReadError> {
+        if data.len() as u64 == want {
+            Ok(data)
+        } else {
+            Err(self.damaged(CryptoError::CiphertextLength(data.len() as u64)))
+        }
+    }
+
+    fn damaged(&self, source: CryptoError) -> ReadError {
+        ReadError::Damaged {
+            sid: self.sid().to_owned(),
+            source,
+        }
+    }
+
+    fn storage(&self, e: ObjectError) -> ReadError {
+        ReadError::Storage {
+            sid: self.sid().to_owned(),
+            message: e.to_string(),
+        }
+    }
+}
+
+fn block(b: &[u8]) -> Option<[u8; 16]> {
+    b.try_into().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::seal;
+    use crate::object::Fetched;
+    use futures_util::future::BoxFuture;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// An in-memory object store: one object, with its headers; counts requests.
+    struct Memory {
+        data: Bytes,
+        headers: Vec<(String, String)>,
+        gets: AtomicU64,
+    }
+
+    impl ObjectSource for Memory {
+        fn get_range(
+            &self,
+            _: &MediaRef,
+            start: u64,
+            end: u64,
+        ) -> BoxFuture<'_, Result<Fetched, ObjectError>> {
+            self.gets.fetch_add(1, Ordering::SeqCst);
+            let total = self.data.len() as u64;
+            let (s, e) = (start.min(total) as usize, end.min(total) as usize);
+            let f = Fetched {
+                data: self.data.slice(s..e),
+                total_len: total,
+                headers: self.headers.clone(),
+            };
+            Box::pin(async move { Ok(f) })
+        }
+    }
+
+    fn sealed(plain: &[u8], private: &rsa::PrivateKey, length_header: bool) -> Memory {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let cek = seal::random_cek(true);
+        let iv = [9u8; 16];
+        let mut headers = vec![
+            (
+                "x-amz-meta-x-amz-key".into(),
+                b64.encode(seal::wrap_cek(&private.to_public_key(), &cek)),
+            ),
+            ("x-amz-meta-x-amz-iv".into(), b64.encode(iv)),
+        ];
+        if length_header {
+            headers.push((
+                "x-amz-meta-x-amz-unencrypted-content-length".into(),
+                plain.len().to_string(),
+            ));
+        }
+        Memory {
+            data: seal::encrypt(&cek, &iv, plain).into(),
+            headers,
+            gets: AtomicU64::new(0),
+        }
+    }
+
+    fn reader(source: Arc<dyn ObjectSource>, keys: PrivateKeys, window: u64) -> ObjectReader {
+        ObjectReader::new(
+            1,
+            MediaRef::recording("RT00000000000000000000000000000000"),
+            source,
+            Arc::new(keys),
+            Arc::new(WindowCache::new(1 << 20)),
+            window,
+        )
+    }
+
+    fn keys_of(k: &rsa::PrivateKey) -> PrivateKeys {
+        let mut keys = PrivateKeys::new();
+        keys.add("k.pem", k.clone());
+        keys
+    }
+
+    #[tokio::test]
+    async fn reads_anywhere_equal_the_plaintext() {
+        let k = seal::test_key(11);
+        for len in [0usize, 1, 15, 16, 17, 100, 4096, 10_000] {
+            let plain: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            for header in [true, false] {
+                let r = reader(Arc::new(sealed(&plain, &k, header)), keys_of(&k), 64);
+                assert_eq!(r.meta().await.unwrap().plain_len, len as u64);
+                for (off, size) in [
+                    (0, 1),
+                    (0, 64),
+                    (5, 100),
+                    (63, 2),
+                    (len as u64 / 2, 300),
+                    (len as u64, 10),
+                    (0, 1 << 20),
+                ] {
+                    let got = r.read(off, size).await.unwrap();
+                    let want = &plain[(off as usize).min(len)..((off + size) as usize).min(len)];
+                    assert_eq!(&got[..], want, "len {len} header {header} [{off}+{size})");
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_window_is_fetched_once_and_the_first_read_costs_one_get() {
+        let k = seal::test_key(11);
+        let plain = vec![5u8; 1000];
+        let mem = Arc::new(sealed(&plain, &k, true));
+        let r = reader(mem.clone(), keys_of(&k), 4096);
+        r.read(0, 10).await.unwrap();
+        r.read(500, 10).await.unwrap();
+        assert_eq!(
+            mem.gets.load(Ordering::SeqCst),
+            1,
+            "envelope, tail and window 0 in one GET"
+        );
+    }
+
+    #[tokio::test]
+    async fn wrong_key_and_damage_are_distinct_errors() {
+        let (right, wrong) = (seal::test_key(11), seal::test_key(12));
+        let plain = vec![1u8; 5000];
+        let r = reader(
+            Arc::new(sealed(&plain, &right, true)),
+            keys_of(&wrong),
+            1024,
+        );
+        assert!(matches!(
+            r.read(0, 10).await,
+            Err(ReadError::Key { .. }) | Err(ReadError::Damaged { .. })
+        ));
+        let mut mem = sealed(&plain, &right, true);
+        let mut data = mem.data.to_vec();
+        let n = data.len();
+        data[n - 17] ^= 1; // the last block's padding changes
+        mem.data = data.into();
+        let r = reader(Arc::new(mem), keys_of(&right), 1024);
+        assert!(matches!(
+            r.read(0, 10).await,
+            Err(ReadError::Damaged { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn unencrypted_objects_are_served_as_they_are() {
+        let plain: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+        let mem = Memory {
+            data: plain.clone().into(),
+            headers: vec![("content-type".into(), "audio/x-matroska".into())],
+            gets: AtomicU64::new(0),
+        };
+        let r = reader(Arc::new(mem), PrivateKeys::new(), 1000);
+        assert_eq!(&r.read(900, 1200).await.unwrap()[..], &plain[900..2100]);
+    }
+}
