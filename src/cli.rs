@@ -357,9 +357,10 @@ fn parse_date(text: &str) -> Result<String, String> {
 
 /// Sets up logging to stderr: warnings by default, more with -v, RUST_LOG wins.
 pub fn init_logging(verbose: u8) {
+    // fuser warns about its own unmount after ours (MNT_DETACH) already happened.
     let default = match verbose {
-        0 => "warn",
-        1 => "info",
+        0 => "warn,fuser=error",
+        1 => "info,fuser=error",
         2 => "debug",
         _ => "trace",
     };

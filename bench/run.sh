@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Side-by-side throughput of the ways to get a recording's plaintext, against the
+# emulator on 127.0.0.1, in two settings:
+#   local    no added latency, no bandwidth cap
+#   s3-like  20 ms before each response, 64 MiB/s per connection (one S3 connection)
+# For each: (a) the guide's way, curl | openssl enc -d, and curl -o /dev/null (the
+# link's ceiling); (b) cp from a cold mount to /dev/null; (c) twilio-media-fs get.
+# Prints the median of RUNS runs and the ratio to (a). Usage:
+#   bench/run.sh                 # SIZE=256MiB RUNS=3
+#   SIZE=1GiB RUNS=5 bench/run.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZE=${SIZE:-256MiB}
+RUNS=${RUNS:-3}
+cargo build --release --quiet
+BIN=$PWD/target/release/twilio-media-fs
+WORK=$(mktemp -d)
+EMU_PID=
+cleanup() {
+    [ -n "$EMU_PID" ] && kill "$EMU_PID" 2>/dev/null || true
+    umount -l "$WORK/mnt" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+mkdir -p "$WORK/mnt"
+
+now() { date +%s.%N; }
+median() { python3 -c 'import sys,statistics; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
+mbps() { python3 -c "import sys; print(f'{$1/$2/1e6:.0f}')"; }
+
+start_emulator() {
+    [ -n "$EMU_PID" ] && kill "$EMU_PID" 2>/dev/null && wait "$EMU_PID" 2>/dev/null || true
+    "$BIN" emulator --listen 127.0.0.1:0 --private-key-out "$WORK/key.pem" --synthetic "$SIZE" "$@" \
+        > "$WORK/emu.out" 2>&1 &
+    EMU_PID=$!
+    for _ in $(seq 100); do grep -q '^export TWILIO_AUTH_TOKEN' "$WORK/emu.out" 2>/dev/null && break; sleep 0.1; done
+    eval "$(grep '^export ' "$WORK/emu.out")"
+    SID=$("$BIN" ls --json | python3 -c '
+import sys, json
+rows = [json.loads(l) for l in sys.stdin]
+print(max(rows, key=lambda r: r.get("size") or 0)["sid"])')
+    BYTES=$("$BIN" ls --json | python3 -c "
+import sys, json
+print([json.loads(l) for l in sys.stdin if json.loads(l)['sid'] == '$SID'][0]['size'])")
+}
+
+# The guide's steps 5.1-5.3, untimed: /Media, the headers, the unwrapped key.
+prepare_guide() {
+    local auth="$TWILIO_ACCOUNT_SID:$TWILIO_AUTH_TOKEN"
+    URL=$(curl -s -u "$auth" "$TWILIO_MEDIA_FS_API_URL/v1/Recordings/$SID/Media?Ttl=3600" |
+        python3 -c 'import sys, json; print(json.load(sys.stdin)["redirect_to"])')
+    curl -s -r 0-15 -D "$WORK/h.txt" -o /dev/null "$URL"
+    local key iv
+    key=$(grep -i '^x-amz-meta-x-amz-key:' "$WORK/h.txt" | cut -d' ' -f2 | tr -d '\r')
+    iv=$(grep -i '^x-amz-meta-x-amz-iv:' "$WORK/h.txt" | cut -d' ' -f2 | tr -d '\r')
+    CEK=$(echo "$key" | base64 -d | openssl pkeyutl -decrypt -inkey "$WORK/key.pem" \
+        -pkeyopt rsa_padding_mode:pkcs1 | xxd -p -c 64)
+    IV=$(echo "$iv" | base64 -d | xxd -p -c 64)
+}
+
+time_it() { local t0; t0=$(now); "$@" > /dev/null; python3 -c "print($(now) - $t0)"; }
+
+run_setting() {
+    local name=$1; shift
+    start_emulator "$@"
+    prepare_guide
+    local a=() ceil=() b=() c=()
+    for _ in $(seq "$RUNS"); do
+        a+=("$(time_it sh -c "curl -s '$URL' | openssl enc -d -aes-256-cbc -K $CEK -iv $IV")")
+        ceil+=("$(time_it curl -s -o /dev/null "$URL")")
+        "$BIN" mount "$WORK/mnt" -k "$WORK/key.pem"
+        b+=("$(time_it cp "$WORK/mnt/recordings/$SID.mka" /dev/null)")
+        umount "$WORK/mnt"
+        c+=("$(time_it "$BIN" get "$SID" -k "$WORK/key.pem" -o -)")
+    done
+    local ta tc tb tceil
+    ta=$(median "${a[@]}"); tceil=$(median "${ceil[@]}"); tb=$(median "${b[@]}"); tc=$(median "${c[@]}")
+    printf '%-8s %-34s %8s MB/s  %5s\n' "$name" "(a) curl | openssl enc -d" "$(mbps "$BYTES" "$ta")" "1.00x"
+    printf '%-8s %-34s %8s MB/s  %5sx\n' "$name" "    curl -o /dev/null (ceiling)" "$(mbps "$BYTES" "$tceil")" "$(python3 -c "print(f'{$ta/$tceil:.2f}')")"
+    printf '%-8s %-34s %8s MB/s  %5sx\n' "$name" "(b) cp from the mount, cold" "$(mbps "$BYTES" "$tb")" "$(python3 -c "print(f'{$ta/$tb:.2f}')")"
+    printf '%-8s %-34s %8s MB/s  %5sx\n' "$name" "(c) twilio-media-fs get" "$(mbps "$BYTES" "$tc")" "$(python3 -c "print(f'{$ta/$tc:.2f}')")"
+}
+
+echo "object: synthetic encrypted recording of $SIZE; median of $RUNS runs; ratio = speed vs (a)"
+run_setting local
+run_setting s3-like --latency-ms 20 --bandwidth 64MiB
