@@ -12,6 +12,7 @@
 //! - [`twilio`]: the Twilio Video REST client: credentials, listings, `/Media` URLs.
 //! - [`object`]: ranged GETs of one stored object on its pre-signed URL.
 //! - [`reader`]: one object's read path: windows, envelope, key check.
+//! - [`prefetch`]: sequential detection and read-ahead sizing per open handle.
 //! - [`fs`]: the filesystem (tree, attributes, reads) and its FUSE glue.
 //! - [`emulator`]: a local stand-in for Twilio's API and media storage (tests, demos).
 //!
@@ -34,6 +35,7 @@ pub mod fs;
 pub mod keyfile;
 pub mod names;
 pub mod object;
+pub mod prefetch;
 pub mod reader;
 pub mod retry;
 pub mod twilio;

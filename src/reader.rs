@@ -123,6 +123,38 @@ impl ObjectReader {
         Ok(out.freeze())
     }
 
+    /// Fetches the windows covering plaintext `[start, end)` in the background, skipping
+    /// those cached or being fetched. Each window takes a permit from `budget` (shared
+    /// by all files) for as long as it is in flight; with none left, prefetching stops
+    /// there, so read-ahead never queues up unbounded work or memory. A failure is not
+    /// reported here: the reader meets it, with its errno, when it gets there.
+    pub fn prefetch(self: &Arc<Self>, start: u64, end: u64, budget: &Arc<tokio::sync::Semaphore>) {
+        let Some(meta) = self.meta.get() else { return };
+        let end = end.min(meta.plain_len);
+        if start >= end {
+            return;
+        }
+        for w in start / self.window..=(end - 1) / self.window {
+            let key = WindowKey {
+                object: self.id,
+                index: w,
+            };
+            if self.cache.contains_or_in_flight(&key) {
+                continue;
+            }
+            let Ok(permit) = budget.clone().try_acquire_owned() else {
+                break;
+            };
+            let this = self.clone();
+            tokio::spawn(async move {
+                if let Some(meta) = this.meta.get() {
+                    let _ = this.window_data(meta, w).await;
+                }
+                drop(permit);
+            });
+        }
+    }
+
     /// Window `w`'s plaintext, from the cache or fetched and decrypted once.
     async fn window_data(&self, meta: &ObjectMeta, w: u64) -> Result<Bytes, ReadError> {
         let key = WindowKey {

@@ -121,7 +121,7 @@ impl Filesystem for Fuse {
         let fs = self.fs.clone();
         self.runtime.spawn(async move {
             match fs.open(ino.0).await {
-                Ok(_) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
+                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
                 Err(e) => reply.error(errno(&e)),
             }
         });
@@ -131,7 +131,7 @@ impl Filesystem for Fuse {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         offset: u64,
         size: u32,
         _flags: OpenFlags,
@@ -140,7 +140,7 @@ impl Filesystem for Fuse {
     ) {
         let fs = self.fs.clone();
         self.runtime.spawn(async move {
-            match fs.read(ino.0, offset, size).await {
+            match fs.read(ino.0, fh.0, offset, size).await {
                 Ok(data) => reply.data(&data),
                 Err(e) => reply.error(errno(&e)),
             }
@@ -151,12 +151,13 @@ impl Filesystem for Fuse {
         &self,
         _req: &Request,
         _ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        self.fs.release(fh.0);
         reply.ok();
     }
 

@@ -26,6 +26,7 @@ use crate::cache::WindowCache;
 use crate::crypto::PrivateKeys;
 use crate::names;
 use crate::object::ObjectSource;
+use crate::prefetch::Prefetcher;
 use crate::reader::{ObjectReader, ReadError};
 use crate::twilio::{
     self, Composition, CompositionFilter, MediaRef, Recording, RecordingFilter, TwilioClient,
@@ -135,7 +136,7 @@ pub struct MediaFile {
     listed_size: u64,
     mtime: SystemTime,
     xattrs: Vec<(&'static str, String)>,
-    reader: ObjectReader,
+    reader: Arc<ObjectReader>,
 }
 
 enum Node {
@@ -173,6 +174,11 @@ pub struct TwilioFs {
     state: Mutex<State>,
     /// One listing at a time: concurrent `ls` share it instead of listing twice.
     listing: tokio::sync::Mutex<()>,
+    /// Open file handles and their read-ahead state.
+    handles: Mutex<HashMap<u64, Prefetcher>>,
+    next_handle: std::sync::atomic::AtomicU64,
+    /// Windows being prefetched at once, across all files: half the cache.
+    prefetch_budget: Arc<tokio::sync::Semaphore>,
     started: SystemTime,
 }
 
@@ -196,7 +202,9 @@ impl TwilioFs {
         ] {
             state.nodes.insert(ino, Arc::new(Node::Dir(dir)));
         }
+        let windows_in_cache = (cache.stats().capacity as u64 / config.window.max(1)).max(2);
         Self {
+            prefetch_budget: Arc::new(tokio::sync::Semaphore::new((windows_in_cache / 2) as usize)),
             config,
             twilio,
             source,
@@ -204,6 +212,8 @@ impl TwilioFs {
             cache,
             state: Mutex::new(state),
             listing: tokio::sync::Mutex::new(()),
+            handles: Mutex::new(HashMap::new()),
+            next_handle: std::sync::atomic::AtomicU64::new(1),
             started: SystemTime::now(),
         }
     }
@@ -554,14 +564,14 @@ impl TwilioFs {
             return ino; // files never change: the first description stays
         }
         let ino = state.alloc();
-        let reader = ObjectReader::new(
+        let reader = Arc::new(ObjectReader::new(
             ino,
             media.clone(),
             self.source.clone(),
             self.keys.clone(),
             self.cache.clone(),
             self.config.window,
-        );
+        ));
         let file = MediaFile {
             ino,
             name,
@@ -580,22 +590,52 @@ impl TwilioFs {
 
     /// Opening learns the object's headers (one ranged GET that also fetches the first
     /// window), so that the size is exact from then on and a wrong key fails the open.
-    pub async fn open(&self, ino: u64) -> Result<Attr> {
+    /// Returns the new handle.
+    pub async fn open(&self, ino: u64) -> Result<u64> {
         let file = self.file(ino)?;
         file.reader
             .meta()
             .await
             .inspect_err(|e| tracing::warn!("{e}"))?;
-        Ok(file_attr(&file))
+        let fh = self
+            .next_handle
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Read-ahead per handle: at most 64 MiB, and a quarter of the cache.
+        let max_ahead = (64u64 << 20).min(self.cache.stats().capacity as u64 / 4);
+        let prefetcher = Prefetcher::new(self.config.window, max_ahead);
+        self.handles
+            .lock()
+            .expect("handles lock")
+            .insert(fh, prefetcher);
+        Ok(fh)
     }
 
-    pub async fn read(&self, ino: u64, offset: u64, size: u32) -> Result<Bytes> {
+    /// Reads through handle `fh`, starting the read-ahead its pattern calls for.
+    pub async fn read(&self, ino: u64, fh: u64, offset: u64, size: u32) -> Result<Bytes> {
         let file = self.file(ino)?;
+        let ahead = self
+            .handles
+            .lock()
+            .expect("handles lock")
+            .get_mut(&fh)
+            .and_then(|p| p.on_read(offset, size as u64));
+        if let Some((start, end)) = ahead {
+            file.reader.prefetch(start, end, &self.prefetch_budget);
+        }
         Ok(file
             .reader
             .read(offset, size as u64)
             .await
             .inspect_err(|e| tracing::warn!("{e}"))?)
+    }
+
+    pub fn release(&self, fh: u64) {
+        self.handles.lock().expect("handles lock").remove(&fh);
+    }
+
+    /// Open handles, for `.stats`.
+    pub fn open_handles(&self) -> usize {
+        self.handles.lock().expect("handles lock").len()
     }
 
     /// `user.twilio.*` attribute names, NUL-terminated, as `listxattr` returns them.

@@ -1,0 +1,123 @@
+//! Sequential detection and read-ahead sizing for one open file handle.
+//!
+//! A reader that keeps reading where it stopped (within [`TOLERANCE`], since the kernel
+//! reorders and splits requests) is streaming: each such read doubles the read-ahead,
+//! from one window up to `max_ahead` (64 MiB by default, less when the cache is small),
+//! and the windows in `[end, end + ahead)` are fetched in the background, several
+//! ranged GETs at once. The first read that lands elsewhere is a seek: the read-ahead
+//! drops to nothing, so a player that jumps fetches only the window it needs, and a
+//! stream that resumes from there grows again. This is the shape of mountpoint-s3's
+//! prefetcher, at window granularity.
+//!
+//! Pure logic: it decides what to prefetch; [`crate::reader::ObjectReader::prefetch`]
+//! does it. Memory stays bounded because prefetched windows live in the shared LRU and
+//! the number of windows being prefetched at once is capped globally.
+
+/// A read this close to where the last one ended still counts as sequential.
+pub const TOLERANCE: u64 = 2 << 20;
+
+/// Read-ahead state of one open handle.
+#[derive(Debug, Clone)]
+pub struct Prefetcher {
+    window: u64,
+    max_ahead: u64,
+    /// Where the last read ended, if there was one.
+    last_end: Option<u64>,
+    /// Bytes to keep fetched ahead of the reader.
+    ahead: u64,
+}
+
+impl Prefetcher {
+    pub fn new(window: u64, max_ahead: u64) -> Self {
+        Self {
+            window,
+            max_ahead: max_ahead.max(window),
+            last_end: None,
+            ahead: 0,
+        }
+    }
+
+    /// Records a read of `[offset, offset + size)` and returns the plaintext range to
+    /// have fetched ahead of it, if any.
+    pub fn on_read(&mut self, offset: u64, size: u64) -> Option<(u64, u64)> {
+        let end = offset + size;
+        let sequential = match self.last_end {
+            // The first read of a file at its start is the start of a stream.
+            None => offset == 0,
+            Some(last) => offset + TOLERANCE >= last && offset <= last + TOLERANCE,
+        };
+        self.ahead = if sequential {
+            (self.ahead * 2).clamp(self.window, self.max_ahead)
+        } else {
+            0
+        };
+        self.last_end = Some(end);
+        (self.ahead > 0).then_some((end, end + self.ahead))
+    }
+
+    pub fn ahead(&self) -> u64 {
+        self.ahead
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const W: u64 = 1 << 20;
+
+    #[test]
+    fn sequential_reads_grow_the_read_ahead_to_the_cap() {
+        let mut p = Prefetcher::new(W, 8 * W);
+        let mut off = 0;
+        let mut aheads = Vec::new();
+        for _ in 0..6 {
+            let r = p.on_read(off, 128 << 10).unwrap();
+            assert_eq!(r.0, off + (128 << 10));
+            aheads.push(p.ahead() / W);
+            off += 128 << 10;
+        }
+        assert_eq!(aheads, vec![1, 2, 4, 8, 8, 8]);
+    }
+
+    #[test]
+    fn a_far_seek_drops_the_stream_and_a_near_one_keeps_it() {
+        let mut p = Prefetcher::new(W, 64 * W);
+        p.on_read(0, W);
+        p.on_read(W, W);
+        assert_eq!(p.ahead(), 2 * W);
+        // The kernel may skip a little or go back a little: still the stream.
+        assert!(p.on_read(2 * W + 4096, W).is_some());
+        assert!(p.on_read(3 * W, W).is_some());
+        // A jump to the middle: no read-ahead, only the window needed.
+        assert_eq!(p.on_read(500 * W, 4096), None);
+        assert_eq!(p.ahead(), 0);
+        // Reading on from there starts a new stream.
+        assert_eq!(
+            p.on_read(500 * W + 4096, 4096),
+            Some((500 * W + 8192, 501 * W + 8192))
+        );
+    }
+
+    #[test]
+    fn random_reads_never_prefetch() {
+        let mut p = Prefetcher::new(W, 64 * W);
+        let mut x = 12345u64;
+        p.on_read(7 * W, 10);
+        for _ in 0..100 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            let off = (x >> 20) % (10_000 * W);
+            if let Some(r) = p.on_read(off, 4096) {
+                // Only when this random offset happened to land next to the last one.
+                assert!(r.1 - r.0 <= 2 * W);
+            }
+        }
+    }
+
+    #[test]
+    fn first_read_elsewhere_than_the_start_is_not_a_stream() {
+        let mut p = Prefetcher::new(W, 64 * W);
+        assert_eq!(p.on_read(100 * W, 4096), None);
+        assert_eq!(p.on_read(0, 4096), None); // a far seek back
+    }
+}
