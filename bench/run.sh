@@ -5,9 +5,14 @@
 #   s3-like  20 ms before each response, 64 MiB/s per connection (one S3 connection)
 # For each: (a) the guide's way, curl | openssl enc -d, and curl -o /dev/null (the
 # link's ceiling); (b) cp from a cold mount to /dev/null; (c) twilio-media-fs get.
+# Then, locally: (d) ffprobe and `ffmpeg -ss MIDDLE -frames:v 1` of a large Matroska
+# file of raw video through a cold mount, with the bytes they made the mount fetch;
+# (e) the mount's peak RSS while copying a 1 GiB object, and while 16 readers read 16
+# different files at once, against --cache-size.
 # Prints the median of RUNS runs and the ratio to (a). Usage:
 #   bench/run.sh                 # SIZE=256MiB RUNS=3
 #   SIZE=1GiB RUNS=5 bench/run.sh
+#   PARTS=seeks bench/run.sh    # only (d) and (e)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE=${SIZE:-256MiB}
@@ -30,7 +35,7 @@ mbps() { python3 -c "import sys; print(f'{$1/$2/1e6:.0f}')"; }
 
 start_emulator() {
     [ -n "$EMU_PID" ] && kill "$EMU_PID" 2>/dev/null && wait "$EMU_PID" 2>/dev/null || true
-    "$BIN" emulator --listen 127.0.0.1:0 --private-key-out "$WORK/key.pem" --synthetic "$SIZE" "$@" \
+    "$BIN" emulator --listen 127.0.0.1:0 --private-key-out "$WORK/key.pem" "$@" \
         > "$WORK/emu.out" 2>&1 &
     EMU_PID=$!
     for _ in $(seq 100); do grep -q '^export TWILIO_AUTH_TOKEN' "$WORK/emu.out" 2>/dev/null && break; sleep 0.1; done
@@ -62,7 +67,7 @@ time_it() { local t0; t0=$(now); "$@" > /dev/null; python3 -c "print($(now) - $t
 
 run_setting() {
     local name=$1; shift
-    start_emulator "$@"
+    start_emulator --synthetic "$SIZE" "$@"
     prepare_guide
     local a=() ceil=() b=() c=()
     for _ in $(seq "$RUNS"); do
@@ -81,6 +86,74 @@ run_setting() {
     printf '%-8s %-34s %8s MB/s  %5sx\n' "$name" "(c) twilio-media-fs get" "$(mbps "$BYTES" "$tc")" "$(python3 -c "print(f'{$ta/$tc:.2f}')")"
 }
 
-echo "object: synthetic encrypted recording of $SIZE; median of $RUNS runs; ratio = speed vs (a)"
-run_setting local
-run_setting s3-like --latency-ms 20 --bandwidth 64MiB
+storage_bytes() { curl -s "$TWILIO_MEDIA_FS_API_URL/emulator/stats" | python3 -c 'import sys, json; print(json.load(sys.stdin)["storage_bytes"])'; }
+reset_stats() { curl -s -X POST "$TWILIO_MEDIA_FS_API_URL/emulator/stats/reset" > /dev/null; }
+mount_pid() { pgrep -f -- "mount $WORK/mnt" | head -1; }
+peak_rss_mib() { awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
+
+seeks_and_memory() {
+    # A Matroska file of raw video, about 345 MB, made once and kept under target/.
+    local media=$PWD/target/bench-media
+    if [[ ! -s $media/raw-video.mkv ]]; then
+        mkdir -p "$media"
+        ffmpeg -v error -y -f lavfi -i testsrc2=size=640x480:rate=25 -t 30 -c:v rawvideo \
+            -pix_fmt yuv420p "$media/raw-video.mkv"
+    fi
+    local readers=()
+    for _ in $(seq 16); do readers+=(--synthetic 64MiB); done
+    start_emulator --data "$media" --synthetic 1GiB "${readers[@]}"
+    local raw big
+    raw=$("$BIN" ls --json | python3 -c '
+import sys, json
+for l in sys.stdin:
+    r = json.loads(l)
+    if r["container_format"] == "mkv" and (r.get("size") or 0) > 100e6: print(r["sid"])')
+    local raw_size; raw_size=$(stat -c %s "$media/raw-video.mkv")
+    local probe=() seek=() probe_bytes=() seek_bytes=()
+    for _ in $(seq "$RUNS"); do
+        "$BIN" mount "$WORK/mnt" -k "$WORK/key.pem"
+        reset_stats
+        probe+=("$(time_it ffprobe -v error -show_format -show_streams "$WORK/mnt/recordings/$raw.mkv")")
+        probe_bytes+=("$(storage_bytes)")
+        umount "$WORK/mnt"
+        "$BIN" mount "$WORK/mnt" -k "$WORK/key.pem"
+        reset_stats
+        seek+=("$(time_it ffmpeg -v error -ss 15 -i "$WORK/mnt/recordings/$raw.mkv" -frames:v 1 -f md5 -)")
+        seek_bytes+=("$(storage_bytes)")
+        umount "$WORK/mnt"
+    done
+    local pb sb
+    pb=$(median "${probe_bytes[@]}"); sb=$(median "${seek_bytes[@]}")
+    printf '%-8s %-34s %8.3f s    %6.2f%% of %s bytes fetched\n' local "(d) ffprobe, cold" "$(median "${probe[@]}")" \
+        "$(python3 -c "print(100*$pb/$raw_size)")" "$raw_size"
+    printf '%-8s %-34s %8.3f s    %6.2f%% of %s bytes fetched\n' local "(d) ffmpeg -ss 15 -frames:v 1, cold" "$(median "${seek[@]}")" \
+        "$(python3 -c "print(100*$sb/$raw_size)")" "$raw_size"
+
+    big=$("$BIN" ls --json | python3 -c '
+import sys, json
+print(max((json.loads(l) for l in sys.stdin), key=lambda r: r.get("size") or 0)["sid"])')
+    "$BIN" mount "$WORK/mnt" -k "$WORK/key.pem" --cache-size 512MiB
+    cp "$WORK/mnt/recordings/$big.mka" /dev/null
+    printf '%-8s %-34s %8s MiB  (--cache-size 512 MiB)\n' local "(e) peak RSS, cp of 1 GiB" "$(peak_rss_mib "$(mount_pid)")"
+    umount "$WORK/mnt"
+    local small
+    small=$("$BIN" ls --json | python3 -c '
+import sys, json
+for l in sys.stdin:
+    r = json.loads(l)
+    if r.get("size") == 64 << 20: print(r["sid"])')
+    "$BIN" mount "$WORK/mnt" -k "$WORK/key.pem" --cache-size 512MiB
+    for sid in $small; do cp "$WORK/mnt/recordings/$sid.mka" /dev/null & done
+    wait
+    printf '%-8s %-34s %8s MiB  (--cache-size 512 MiB)\n' local "(e) peak RSS, 16 readers x 64 MiB" "$(peak_rss_mib "$(mount_pid)")"
+    umount "$WORK/mnt"
+}
+
+PARTS=${PARTS:-throughput seeks}
+if [[ $PARTS == *throughput* ]]; then
+    echo "object: synthetic encrypted recording of $SIZE; median of $RUNS runs; ratio = speed vs (a)"
+    run_setting local
+    run_setting s3-like --latency-ms 20 --bandwidth 64MiB
+fi
+[[ $PARTS == *seeks* ]] && seeks_and_memory
+exit 0

@@ -116,7 +116,13 @@ pub fn serve(
         lazy_unmount(mountpoint);
     }
     // The session thread ends once the kernel lets go of the connection.
-    let _ = session.join();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !session.guard.is_finished() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Not dropped: fuser's drop would unmount the path again, and by then the path may
+    // hold a new mount (a user who unmounts and mounts again at once).
+    std::mem::forget(session);
     tracing::info!("unmounted {}", mountpoint.display());
     Ok(())
 }
