@@ -1,0 +1,790 @@
+//! The mount as users meet it: the binary mounts the in-process emulator, and real
+//! clients (`ls`, `stat`, `cp`, `sha256sum`, `ffprobe`, `ffmpeg`, `getfattr`, threads doing
+//! `pread`) read through the kernel. Every expectation comes from the emulator's own
+//! plaintext and API, never from constants.
+//!
+//! Needs root and /dev/fuse (CI has both). Each mount lives under its own tempdir and is
+//! always taken down by [`Mount`]'s `Drop` (`umount -l`, then the process is killed),
+//! even when a test panics.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use common::*;
+use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+use twilio_media_fs::crypto::seal;
+use twilio_media_fs::emulator::{
+    EmulatorConfig, EmulatorCredentials, ObjectInfo, ObjectKind, RunningEmulator, spawn,
+};
+
+/// How long a mount may take to become ready, or to go away.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Two account key pairs (the second one is the "rotated" key), private halves in PEMs.
+struct Keys {
+    _dir: tempfile::TempDir,
+    private: [rsa::PrivateKey; 2],
+    pem: [PathBuf; 2],
+}
+
+fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let dir = tempdir();
+        let private = [seal::generate_key(2048), seal::generate_key(2048)];
+        let pem = [dir.path().join("k1.pem"), dir.path().join("k2.pem")];
+        for (key, path) in private.iter().zip(&pem) {
+            std::fs::write(path, key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes()).unwrap();
+        }
+        Keys {
+            _dir: dir,
+            private,
+            pem,
+        }
+    })
+}
+
+/// The emulator encrypting for k1 (and, with `rotated`, one extra recording for k2).
+async fn emulator(rotated: bool) -> RunningEmulator {
+    let k = keys();
+    let n = if rotated { 2 } else { 1 };
+    spawn(EmulatorConfig {
+        public_keys: k.private[..n].iter().map(|p| p.to_public_key()).collect(),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// The binary with the emulator's URL and credentials in its environment (not argv).
+fn cli(emu: &RunningEmulator) -> Command {
+    let c = EmulatorCredentials::default();
+    let mut cmd = bin();
+    cmd.env("TWILIO_MEDIA_FS_API_URL", &emu.url)
+        .env("TWILIO_ACCOUNT_SID", &c.account_sid)
+        .env("TWILIO_AUTH_TOKEN", &c.auth_token)
+        .env_remove("TWILIO_API_KEY")
+        .env_remove("TWILIO_API_SECRET")
+        .env_remove("RUST_LOG")
+        .env("XDG_CONFIG_HOME", "/nonexistent");
+    cmd
+}
+
+/// Runs blocking work (file system calls, subprocesses) off the async runtime, so the
+/// in-process emulator keeps serving the mount meanwhile.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+async fn output(mut cmd: Command) -> std::process::Output {
+    blocking(move || run(&mut cmd)).await
+}
+
+async fn ok(cmd: Command) -> String {
+    let out = output(cmd).await;
+    assert!(
+        out.status.success(),
+        "failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn command(program: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    cmd
+}
+
+/// Whether the FUSE filesystem is mounted at `path`, per /proc/mounts.
+fn mounted(path: &Path) -> bool {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    let path = path.to_str().unwrap();
+    mounts.lines().any(|l| l.split(' ').nth(1) == Some(path))
+}
+
+/// Processes (not zombies) whose command line names `path`: the background server.
+fn serving(path: &Path) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let needle = path.as_os_str().as_encoded_bytes();
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if !cmdline.split(|&b| b == 0).any(|arg| arg == needle) {
+            continue;
+        }
+        let zombie = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(')')
+                    .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(true);
+        if !zombie {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One mount of the binary. Dropping it always unmounts (`umount -l`) and kills the
+/// process serving it, whatever state the test left it in.
+struct Mount {
+    path: PathBuf,
+    stderr: PathBuf,
+    /// `--foreground`: the server is our child.
+    child: Option<Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl Mount {
+    fn new() -> Self {
+        let dir = tempdir();
+        let path = dir.path().join("mnt");
+        std::fs::create_dir(&path).unwrap();
+        Mount {
+            stderr: dir.path().join("stderr"),
+            path,
+            child: None,
+            _dir: dir,
+        }
+    }
+
+    fn mount_cmd(&self, emu: &RunningEmulator, keys: &[&Path]) -> Command {
+        let mut cmd = cli(emu);
+        cmd.arg("mount").arg(&self.path);
+        for k in keys {
+            cmd.arg("-k").arg(k);
+        }
+        cmd
+    }
+
+    /// `mount --foreground`, ready once `MNT/recordings` exists.
+    async fn foreground(emu: &RunningEmulator, keys: &[&Path]) -> Self {
+        let mut m = Mount::new();
+        let mut cmd = m.mount_cmd(emu, keys);
+        cmd.arg("--foreground")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&m.stderr).unwrap());
+        m.child = Some(cmd.spawn().expect("start the mount"));
+        let (child, path, stderr) = (m.child.take().unwrap(), m.path.clone(), m.stderr.clone());
+        let child = blocking(move || {
+            let mut child = child;
+            wait_until("the mount", || {
+                if let Some(status) = child.try_wait().unwrap() {
+                    panic!(
+                        "mount ended before ready ({status}): {}",
+                        std::fs::read_to_string(&stderr).unwrap_or_default()
+                    );
+                }
+                path.join("recordings").is_dir()
+            });
+            child
+        })
+        .await;
+        m.child = Some(child);
+        m
+    }
+
+    /// `mount` in the background: returns when the command does (it says ready).
+    async fn background(emu: &RunningEmulator, keys: &[&Path]) -> (Self, std::process::Output) {
+        let m = Mount::new();
+        let out = output(m.mount_cmd(emu, keys)).await;
+        (m, out)
+    }
+
+    fn file(&self, o: &ObjectInfo) -> PathBuf {
+        let dir = match o.kind {
+            ObjectKind::Recording => "recordings",
+            ObjectKind::Composition => "compositions",
+        };
+        self.path
+            .join(dir)
+            .join(format!("{}.{}", o.sid, o.extension))
+    }
+
+    fn path_str(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .stderr(Stdio::null())
+            .status();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for pid in serving(&self.path) {
+            // SAFETY: plain kill(2) of the background server of this mount point.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+fn completed(emu: &RunningEmulator) -> Vec<ObjectInfo> {
+    emu.emulator
+        .objects()
+        .into_iter()
+        .filter(|o| o.status == "completed")
+        .collect()
+}
+
+fn plaintext(emu: &RunningEmulator, sid: &str) -> Vec<u8> {
+    emu.emulator.plaintext(sid).expect("plaintext")
+}
+
+/// Every sample variant the tests promise to cover is there.
+fn check_variants(objects: &[ObjectInfo]) {
+    assert!(
+        objects.len() >= 7,
+        "samples + unencrypted: {}",
+        objects.len()
+    );
+    assert!(
+        objects.iter().any(|o| !o.encrypted),
+        "an unencrypted object"
+    );
+    assert!(
+        objects.iter().any(|o| o.encrypted && !o.length_header),
+        "an object without a length header"
+    );
+    for ext in ["mka", "mkv", "mp4", "webm"] {
+        assert!(objects.iter().any(|o| o.extension == ext), "{ext}");
+    }
+}
+
+/// `ls -ln` of a directory: name → (mode string, size).
+async fn ls(dir: PathBuf) -> BTreeMap<String, (String, u64)> {
+    let out = ok(command(
+        "ls",
+        &["-ln", "--time-style=+%s", dir.to_str().unwrap()],
+    ))
+    .await;
+    out.lines()
+        .skip(1) // total
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!(f.len(), 7, "{l}");
+            (f[6].to_owned(), (f[0].to_owned(), f[4].parse().unwrap()))
+        })
+        .collect()
+}
+
+/// `stat`: (octal permissions, size, type).
+async fn stat(path: PathBuf) -> (String, u64, String) {
+    let out = ok(command("stat", &["-c", "%a|%s|%F", path.to_str().unwrap()])).await;
+    let f: Vec<&str> = out.trim().split('|').collect();
+    (f[0].to_owned(), f[1].parse().unwrap(), f[2].to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ls_and_stat_show_completed_media_with_plaintext_sizes() {
+    let emu = emulator(false).await;
+    let objects = completed(&emu);
+    check_variants(&objects);
+    let m = Mount::foreground(&emu, &[&keys().pem[0]]).await;
+
+    for (dir, kind) in [
+        ("recordings", ObjectKind::Recording),
+        ("compositions", ObjectKind::Composition),
+    ] {
+        let want: BTreeMap<String, (String, u64)> = objects
+            .iter()
+            .filter(|o| o.kind == kind)
+            .map(|o| {
+                let size = plaintext(&emu, &o.sid).len() as u64;
+                (
+                    format!("{}.{}", o.sid, o.extension),
+                    ("-r--r--r--".to_owned(), size),
+                )
+            })
+            .collect();
+        assert_eq!(ls(m.path.join(dir)).await, want, "ls -l {dir}");
+        for (name, (_, size)) in &want {
+            let got = stat(m.path.join(dir).join(name)).await;
+            assert_eq!(got, ("444".into(), *size, "regular file".into()), "{name}");
+        }
+    }
+    // Media that is not completed is neither listed nor found by name.
+    for o in emu.emulator.objects() {
+        if o.status != "completed" {
+            assert!(!m.file(&o).exists(), "{} ({}) is visible", o.sid, o.status);
+        }
+    }
+    // Each room holds exactly its room's completed files.
+    let mut rooms: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for o in &objects {
+        rooms
+            .entry(o.room_sid.clone())
+            .or_default()
+            .insert(format!("{}.{}", o.sid, o.extension));
+    }
+    let listed = ls(m.path.join("rooms")).await;
+    assert_eq!(
+        listed.keys().cloned().collect::<BTreeSet<_>>(),
+        rooms.keys().cloned().collect::<BTreeSet<_>>()
+    );
+    for (room, files) in &rooms {
+        let got = ls(m.path.join("rooms").join(room)).await;
+        assert_eq!(
+            &got.keys().cloned().collect::<BTreeSet<_>>(),
+            files,
+            "{room}"
+        );
+        for (name, (mode, size)) in got {
+            let o = objects.iter().find(|o| name.starts_with(&o.sid)).unwrap();
+            assert_eq!(mode, "-r--r--r--");
+            assert_eq!(size, plaintext(&emu, &o.sid).len() as u64, "{room}/{name}");
+        }
+    }
+    // Directories are 0555.
+    let mut dirs = vec![
+        m.path.clone(),
+        m.path.join("recordings"),
+        m.path.join("compositions"),
+        m.path.join("rooms"),
+    ];
+    dirs.extend(rooms.keys().map(|r| m.path.join("rooms").join(r)));
+    for d in dirs {
+        let (mode, _, kind) = stat(d.clone()).await;
+        assert_eq!(
+            (mode.as_str(), kind.as_str()),
+            ("555", "directory"),
+            "{d:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cp_of_every_sample_equals_its_plaintext() {
+    if !require_tool("sha256sum") {
+        return;
+    }
+    let emu = emulator(false).await;
+    let objects = completed(&emu);
+    check_variants(&objects);
+    let m = Mount::foreground(&emu, &[&keys().pem[0]]).await;
+    let out = tempdir();
+    for o in &objects {
+        let copy = out.path().join(format!("{}.{}", o.sid, o.extension));
+        let mut cp = Command::new("cp");
+        cp.arg(m.file(o)).arg(&copy);
+        ok(cp).await;
+        let mut sum = Command::new("sha256sum");
+        sum.arg(&copy);
+        let line = ok(sum).await;
+        assert_eq!(
+            line.split_whitespace().next().unwrap(),
+            sha256(&plaintext(&emu, &o.sid)),
+            "{} ({}, encrypted: {}, length header: {})",
+            o.sid,
+            o.extension,
+            o.encrypted,
+            o.length_header
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffprobe_and_ffmpeg_seek_through_the_mount() {
+    if !require_tool("ffprobe") || !require_tool("ffmpeg") {
+        return;
+    }
+    let emu = emulator(false).await;
+    let objects = completed(&emu);
+    check_variants(&objects);
+    let m = Mount::foreground(&emu, &[&keys().pem[0]]).await;
+    let plain_dir = tempdir();
+    for o in &objects {
+        let mut probe = Command::new("ffprobe");
+        probe
+            .args(["-v", "error", "-show_format", "-show_streams"])
+            .arg(m.file(o));
+        let info = ok(probe).await;
+        assert!(info.contains("[STREAM]"), "{}: {info}", o.sid);
+        if !matches!(o.extension.as_str(), "mkv" | "mp4" | "webm") {
+            continue;
+        }
+        let plain = plain_dir.path().join(format!("{}.{}", o.sid, o.extension));
+        std::fs::write(&plain, plaintext(&emu, &o.sid)).unwrap();
+        let frame = |file: &Path| {
+            let mut cmd = Command::new("ffmpeg");
+            cmd.args(["-nostdin", "-v", "error", "-ss", "5", "-i"])
+                .arg(file)
+                .args(["-frames:v", "1", "-f", "md5", "-"]);
+            cmd
+        };
+        let through_mount = ok(frame(&m.file(o))).await;
+        let from_plain = ok(frame(&plain)).await;
+        assert!(from_plain.starts_with("MD5="), "{}: {from_plain}", o.sid);
+        assert_eq!(through_mount, from_plain, "{} frame at 5 s", o.sid);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_random_preads_equal_the_plaintext() {
+    let emu = emulator(false).await;
+    let objects = completed(&emu);
+    check_variants(&objects);
+    let m = Mount::foreground(&emu, &[&keys().pem[0]]).await;
+    let files: Arc<Vec<(PathBuf, Vec<u8>)>> = Arc::new(
+        objects
+            .iter()
+            .map(|o| (m.file(o), plaintext(&emu, &o.sid)))
+            .collect(),
+    );
+    let threads: Vec<_> = (0..8u64)
+        .map(|t| {
+            let files = files.clone();
+            tokio::task::spawn_blocking(move || {
+                let handles: Vec<std::fs::File> = files
+                    .iter()
+                    .map(|(p, _)| std::fs::File::open(p).unwrap())
+                    .collect();
+                // xorshift with a fixed seed per thread: failures reproduce.
+                let mut x = 0x2545_F491_4F6C_DD1D_u64 ^ (t + 1).wrapping_mul(0x9E37_79B9);
+                let mut next = move || {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x
+                };
+                for i in 0..150 {
+                    let f = (next() % files.len() as u64) as usize;
+                    let (path, want) = &files[f];
+                    let len = want.len() as u64;
+                    let offset = next() % (len + 64);
+                    let size = 1 + next() % if i % 4 == 0 { 300_000 } else { 5_000 };
+                    let mut buf = vec![0u8; size as usize];
+                    let mut got = 0;
+                    while got < buf.len() {
+                        let n = handles[f]
+                            .read_at(&mut buf[got..], offset + got as u64)
+                            .unwrap_or_else(|e| panic!("{path:?} @{offset}+{size}: {e}"));
+                        if n == 0 {
+                            break;
+                        }
+                        got += n;
+                    }
+                    let from = offset.min(len) as usize;
+                    let to = (offset + size).min(len) as usize;
+                    assert_eq!(got, to - from, "{path:?} @{offset}+{size}: length");
+                    assert!(
+                        buf[..got] == want[from..to],
+                        "thread {t}: {path:?} @{offset}+{size}: bytes differ"
+                    );
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.await.unwrap();
+    }
+}
+
+/// The `user.twilio.*` attributes `getfattr -d` shows.
+async fn xattrs(file: PathBuf) -> BTreeMap<String, String> {
+    let out = ok(command(
+        "getfattr",
+        &["-d", "--absolute-names", file.to_str().unwrap()],
+    ))
+    .await;
+    out.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (name, value) = l.split_once('=').unwrap_or((l, "\"\""));
+            let value = value.strip_prefix('"').and_then(|v| v.strip_suffix('"'));
+            (name.to_owned(), value.expect(l).to_owned())
+        })
+        .collect()
+}
+
+/// The emulator's own JSON for one recording or composition.
+async fn api_json(emu: &RunningEmulator, o: &ObjectInfo) -> serde_json::Value {
+    let c = EmulatorCredentials::default();
+    let kind = match o.kind {
+        ObjectKind::Recording => "Recordings",
+        ObjectKind::Composition => "Compositions",
+    };
+    reqwest::Client::new()
+        .get(format!("{}/v1/{kind}/{}", emu.url, o.sid))
+        .basic_auth(&c.account_sid, Some(&c.auth_token))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn getfattr_shows_the_twilio_metadata() {
+    if !require_tool("getfattr") {
+        return;
+    }
+    let emu = emulator(false).await;
+    let objects = completed(&emu);
+    check_variants(&objects);
+    let m = Mount::foreground(&emu, &[&keys().pem[0]]).await;
+    for o in &objects {
+        let j = api_json(&emu, o).await;
+        let mut want: BTreeMap<String, String> = BTreeMap::new();
+        let mut put = |k: &str, v: String| {
+            want.insert(format!("user.twilio.{k}"), v);
+        };
+        put("sid", o.sid.clone());
+        put("room_sid", o.room_sid.clone());
+        put("status", text(&j["status"]));
+        put("duration", text(&j["duration"]));
+        put("date_created", text(&j["date_created"]));
+        put("encrypted", o.encrypted.to_string());
+        match o.kind {
+            ObjectKind::Recording => {
+                assert_eq!(text(&j["grouping_sids"]["room_sid"]), o.room_sid);
+                put("type", text(&j["type"]));
+                put("codec", text(&j["codec"]));
+                put("track_name", text(&j["track_name"]));
+            }
+            ObjectKind::Composition => {
+                assert_eq!(text(&j["room_sid"]), o.room_sid);
+                put("type", "composition".into());
+                put("codec", text(&j["format"]));
+                put("track_name", String::new());
+            }
+        }
+        assert_eq!(want["user.twilio.status"], "completed");
+        assert!(!want["user.twilio.duration"].is_empty());
+        let got = xattrs(m.file(o)).await;
+        assert_eq!(got, want, "{} ({:?})", o.sid, o.kind);
+    }
+}
+
+/// Reads a file through the mount; the errno on failure.
+async fn read_file(path: PathBuf) -> Result<Vec<u8>, std::io::Error> {
+    blocking(move || std::fs::read(path)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_key_needs_its_private_key() {
+    let emu = emulator(true).await;
+    let objects = completed(&emu);
+    let rotated = objects
+        .iter()
+        .find(|o| o.key_index == Some(1))
+        .expect("a recording under the second key")
+        .clone();
+    let k = keys();
+    let both = Mount::foreground(&emu, &[&k.pem[0], &k.pem[1]]).await;
+    let one = Mount::foreground(&emu, &[&k.pem[0]]).await;
+
+    let got = read_file(both.file(&rotated)).await.unwrap();
+    assert_eq!(sha256(&got), sha256(&plaintext(&emu, &rotated.sid)));
+    let mut cp = Command::new("cp");
+    cp.arg(both.file(&rotated)).arg("/dev/null");
+    ok(cp).await;
+
+    // With k1 only: listed, but reading it is refused with EACCES.
+    assert!(one.file(&rotated).exists());
+    let err = read_file(one.file(&rotated)).await.unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EACCES), "{err}");
+    let mut cat = Command::new("cat");
+    cat.arg(one.file(&rotated)).stdout(Stdio::null());
+    let out = output(cat).await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Everything else still reads, on both mounts.
+    for o in objects.iter().filter(|o| o.sid != rotated.sid) {
+        let want = sha256(&plaintext(&emu, &o.sid));
+        for mount in [&one, &both] {
+            let got = read_file(mount.file(o)).await.unwrap();
+            assert_eq!(sha256(&got), want, "{}", o.sid);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_creates_renames_and_deletes_fail_with_erofs() {
+    let emu = emulator(false).await;
+    let objects = completed(&emu);
+    let m = Mount::foreground(&emu, &[&keys().pem[0]]).await;
+    let file = m.file(&objects[0]);
+    let recordings = m.path.join("recordings");
+    let results = blocking(move || {
+        use std::fs::{self, OpenOptions};
+        let new = recordings.join("RT00000000000000000000000000000000.mka");
+        let attempts: Vec<(&str, std::io::Result<()>)> = vec![
+            ("create", fs::File::create(&new).map(drop)),
+            (
+                "open for writing",
+                OpenOptions::new().write(true).open(&file).map(drop),
+            ),
+            (
+                "append",
+                OpenOptions::new().append(true).open(&file).map(drop),
+            ),
+            (
+                "truncate",
+                OpenOptions::new()
+                    .write(true)
+                    .truncate(true)
+                    .open(&file)
+                    .map(drop),
+            ),
+            ("rename", fs::rename(&file, &new)),
+            ("remove", fs::remove_file(&file)),
+            ("mkdir", fs::create_dir(recordings.join("new"))),
+            ("rmdir", fs::remove_dir(&recordings)),
+            ("symlink", std::os::unix::fs::symlink(&file, &new)),
+            ("hard link", fs::hard_link(&file, &new)),
+        ];
+        attempts
+            .into_iter()
+            .map(|(what, r)| (what, r.err().and_then(|e| e.raw_os_error())))
+            .collect::<Vec<_>>()
+    })
+    .await;
+    for (what, errno) in results {
+        assert_eq!(errno, Some(libc::EROFS), "{what}");
+    }
+    // Through the shell too, and nothing changed.
+    let out = output(command(
+        "sh",
+        &[
+            "-c",
+            &format!("echo x >> {}", m.file(&objects[0]).display()),
+        ],
+    ))
+    .await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Read-only file system"));
+    let got = read_file(m.file(&objects[0])).await.unwrap();
+    assert_eq!(sha256(&got), sha256(&plaintext(&emu, &objects[0].sid)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_unmounts_and_exits_zero() {
+    let emu = emulator(false).await;
+    let mut m = Mount::foreground(&emu, &[&keys().pem[0]]).await;
+    assert!(mounted(&m.path));
+    let mut child = m.child.take().unwrap();
+    // SAFETY: kill(2) of our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let status = blocking(move || {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the mount did not end on SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await;
+    assert!(
+        status.success(),
+        "{status}: {}",
+        std::fs::read_to_string(&m.stderr).unwrap_or_default()
+    );
+    assert!(!mounted(&m.path), "still mounted after SIGTERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_mount_is_ready_on_return_and_umount_ends_it() {
+    let emu = emulator(false).await;
+    let objects = completed(&emu);
+    let (m, out) = Mount::background(&emu, &[&keys().pem[0]]).await;
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Ready as soon as the command returns: no polling.
+    assert!(mounted(&m.path), "not mounted when the command returned");
+    let got = read_file(m.file(&objects[0])).await.unwrap();
+    assert_eq!(sha256(&got), sha256(&plaintext(&emu, &objects[0].sid)));
+    let pids = serving(&m.path);
+    assert_eq!(pids.len(), 1, "one background server: {pids:?}");
+    ok(command("umount", &[m.path_str()])).await;
+    let path = m.path.clone();
+    blocking(move || {
+        wait_until("the background process to end", || {
+            serving(&path).is_empty()
+        })
+    })
+    .await;
+    assert!(!mounted(&m.path), "still mounted after umount");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_fail_the_mount_with_20003() {
+    let emu = emulator(false).await;
+    let m = Mount::new();
+    for foreground in [false, true] {
+        let mut cmd = m.mount_cmd(&emu, &[&keys().pem[0]]);
+        cmd.env("TWILIO_AUTH_TOKEN", "not-the-token");
+        if foreground {
+            cmd.arg("--foreground");
+        }
+        let out = output(cmd).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "foreground: {foreground}");
+        assert!(
+            stderr.contains("20003"),
+            "foreground: {foreground}: {stderr}"
+        );
+        assert!(!stderr.contains("not-the-token"), "{stderr}");
+        assert!(!mounted(&m.path), "foreground: {foreground}");
+        assert!(serving(&m.path).is_empty(), "foreground: {foreground}");
+    }
+}
