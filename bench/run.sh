@@ -143,8 +143,9 @@ for l in sys.stdin:
     r = json.loads(l)
     if r.get("size") == 64 << 20: print(r["sid"])')
     "$BIN" mount "$WORK/mnt" -k "$WORK/key.pem" --cache-size 512MiB
-    for sid in $small; do cp "$WORK/mnt/recordings/$sid.mka" /dev/null & done
-    wait
+    local pids=()
+    for sid in $small; do cp "$WORK/mnt/recordings/$sid.mka" /dev/null & pids+=($!); done
+    wait "${pids[@]}"
     printf '%-8s %-34s %8s MiB  (--cache-size 512 MiB)\n' local "(e) peak RSS, 16 readers x 64 MiB" "$(peak_rss_mib "$(mount_pid)")"
     umount "$WORK/mnt"
 }

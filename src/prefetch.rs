@@ -1,10 +1,12 @@
 //! Sequential detection and read-ahead sizing for one open file handle.
 //!
 //! A reader that keeps reading where it stopped (within [`TOLERANCE`], since the kernel
-//! reorders and splits requests) is streaming: each such read doubles the read-ahead,
-//! from one window up to `max_ahead` (64 MiB by default, less when the cache is small),
-//! and the windows in `[end, end + ahead)` are fetched in the background, several
-//! ranged GETs at once. The first read that lands elsewhere is a seek: the read-ahead
+//! reorders and splits requests) is streaming. Its read-ahead is a quarter of what it
+//! has read in a row, at least one window and at most `max_ahead` (64 MiB by default,
+//! less when the cache is small), and the windows in `[end, end + ahead)` are fetched
+//! in the background, several ranged GETs at once. Growing with the bytes read rather
+//! than the number of reads keeps the waste at a quarter of what was used: `ffprobe`
+//! reads the first few MB of a file and stops, and must not cause tens of MB to move. The first read that lands elsewhere is a seek: the read-ahead
 //! drops to nothing, so a player that jumps fetches only the window it needs, and a
 //! stream that resumes from there grows again. This is the shape of mountpoint-s3's
 //! prefetcher, at window granularity.
@@ -23,6 +25,8 @@ pub struct Prefetcher {
     max_ahead: u64,
     /// Where the last read ended, if there was one.
     last_end: Option<u64>,
+    /// Bytes read in a row by this stream.
+    streak: u64,
     /// Bytes to keep fetched ahead of the reader.
     ahead: u64,
 }
@@ -33,6 +37,7 @@ impl Prefetcher {
             window,
             max_ahead: max_ahead.max(window),
             last_end: None,
+            streak: 0,
             ahead: 0,
         }
     }
@@ -46,11 +51,13 @@ impl Prefetcher {
             None => offset == 0,
             Some(last) => offset + TOLERANCE >= last && offset <= last + TOLERANCE,
         };
-        self.ahead = if sequential {
-            (self.ahead * 2).clamp(self.window, self.max_ahead)
+        if sequential {
+            self.streak += size;
+            self.ahead = (self.streak / 4).clamp(self.window, self.max_ahead);
         } else {
-            0
-        };
+            self.streak = 0;
+            self.ahead = 0;
+        }
         self.last_end = Some(end);
         (self.ahead > 0).then_some((end, end + self.ahead))
     }
@@ -67,28 +74,47 @@ mod tests {
     const W: u64 = 1 << 20;
 
     #[test]
-    fn sequential_reads_grow_the_read_ahead_to_the_cap() {
+    fn sequential_reads_grow_the_read_ahead_with_what_was_read_up_to_the_cap() {
         let mut p = Prefetcher::new(W, 8 * W);
         let mut off = 0;
         let mut aheads = Vec::new();
-        for _ in 0..6 {
-            let r = p.on_read(off, 128 << 10).unwrap();
-            assert_eq!(r.0, off + (128 << 10));
+        for _ in 0..12 {
+            let r = p.on_read(off, 4 * W).unwrap();
+            assert_eq!(r, (off + 4 * W, off + 4 * W + p.ahead()));
             aheads.push(p.ahead() / W);
+            off += 4 * W;
+        }
+        assert_eq!(aheads, vec![1, 2, 3, 4, 5, 6, 7, 8, 8, 8, 8, 8]);
+    }
+
+    #[test]
+    fn a_short_sequential_read_wastes_at_most_a_quarter_or_a_window() {
+        // ffprobe-like: 5 MB from the start in 128 KiB reads, then stop.
+        let mut p = Prefetcher::new(W, 64 * W);
+        let mut furthest = 0;
+        let mut off = 0;
+        while off < 5_000_000 {
+            if let Some((_, end)) = p.on_read(off, 128 << 10) {
+                furthest = furthest.max(end);
+            }
             off += 128 << 10;
         }
-        assert_eq!(aheads, vec![1, 2, 4, 8, 8, 8]);
+        assert!(
+            furthest - off <= (off / 4).max(W),
+            "prefetched {} past {off}",
+            furthest - off
+        );
     }
 
     #[test]
     fn a_far_seek_drops_the_stream_and_a_near_one_keeps_it() {
         let mut p = Prefetcher::new(W, 64 * W);
-        p.on_read(0, W);
-        p.on_read(W, W);
+        p.on_read(0, 4 * W);
+        p.on_read(4 * W, 4 * W);
         assert_eq!(p.ahead(), 2 * W);
         // The kernel may skip a little or go back a little: still the stream.
-        assert!(p.on_read(2 * W + 4096, W).is_some());
-        assert!(p.on_read(3 * W, W).is_some());
+        assert!(p.on_read(8 * W + 4096, W).is_some());
+        assert!(p.on_read(9 * W, W).is_some());
         // A jump to the middle: no read-ahead, only the window needed.
         assert_eq!(p.on_read(500 * W, 4096), None);
         assert_eq!(p.ahead(), 0);

@@ -174,14 +174,15 @@ impl ObjectReader {
             return self.exact(got, end - start);
         };
         let r = window::fetch_range(start, end, meta.stored_len);
-        let fetched = self.get(r.fetch_start, r.fetch_end).await?;
-        let (prev, body) = if r.leading_iv_block {
-            (
-                block(&fetched[..16.min(fetched.len())]),
-                fetched.slice(16.min(fetched.len())..),
-            )
+        let mut body = self.get(r.fetch_start, r.fetch_end).await?;
+        let prev = if r.leading_iv_block {
+            let prev = block(body.get(..16).unwrap_or_default());
+            // Reassigning drops the whole buffer's other handle, so that decryption can
+            // take the bytes over in place instead of copying them.
+            body = body.slice(16.min(body.len())..);
+            prev
         } else {
-            (Some(meta.iv), fetched)
+            Some(meta.iv)
         };
         let body = self.exact(body, r.fetch_end - r.block_start)?;
         let prev = prev.ok_or_else(|| self.damaged(CryptoError::CiphertextLength(0)))?;
@@ -310,11 +311,15 @@ impl ObjectReader {
         body: Bytes,
         is_last: bool,
     ) -> Result<Bytes, ReadError> {
-        let mut buf = body.to_vec();
+        // In place when nobody else holds the fetched buffer (the usual case): a window
+        // in flight then costs its size once, not twice.
+        let mut buf = body
+            .try_into_mut()
+            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
         let n =
             window::decrypt_window(key, prev, &mut buf, is_last).map_err(|e| self.damaged(e))?;
         buf.truncate(n);
-        Ok(buf.into())
+        Ok(buf.freeze())
     }
 
     async fn get(&self, start: u64, end: u64) -> Result<Bytes, ReadError> {

@@ -43,6 +43,7 @@ pub fn run(args: MountArgs) -> anyhow::Result<()> {
 }
 
 fn foreground(args: &MountArgs, ready: &ReadyPipe) -> anyhow::Result<()> {
+    limit_malloc_retention();
     let keys = Arc::new(keyfile::load(&args.keys)?);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let fs = runtime.block_on(async {
@@ -125,6 +126,19 @@ pub fn serve(
     std::mem::forget(session);
     tracing::info!("unmounted {}", mountpoint.display());
     Ok(())
+}
+
+/// Windows are 1 MiB buffers that come and go. glibc raises its mmap threshold after
+/// the first such buffer is freed, and from then on serves them from heap arenas that
+/// keep freed memory: the process would stay tens of MiB above the cache's budget. A
+/// fixed threshold keeps each large buffer its own mapping, returned when freed.
+fn limit_malloc_retention() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only tunes the allocator; called before other threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 10);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
 }
 
 /// `umount2(MNT_DETACH)`: detaches now, completes when the last user lets go.

@@ -26,7 +26,7 @@ const LONG_TTL: Duration = Duration::from_secs(3600);
 /// A file's size before its headers are read comes from the listing; ask again soon.
 const SHORT_TTL: Duration = Duration::from_secs(1);
 /// Read-ahead the kernel may do: sequential readers get large requests.
-const MAX_READAHEAD: u32 = 16 << 20;
+const MAX_READAHEAD: u32 = 1 << 20;
 
 pub struct Fuse {
     fs: Arc<TwilioFs>,

@@ -177,7 +177,7 @@ pub struct TwilioFs {
     /// Open file handles and their read-ahead state.
     handles: Mutex<HashMap<u64, Prefetcher>>,
     next_handle: std::sync::atomic::AtomicU64,
-    /// Windows being prefetched at once, across all files: half the cache.
+    /// Windows being prefetched at once, across all files (see [`prefetch_slots`]).
     prefetch_budget: Arc<tokio::sync::Semaphore>,
     started: SystemTime,
 }
@@ -202,9 +202,11 @@ impl TwilioFs {
         ] {
             state.nodes.insert(ino, Arc::new(Node::Dir(dir)));
         }
-        let windows_in_cache = (cache.stats().capacity as u64 / config.window.max(1)).max(2);
         Self {
-            prefetch_budget: Arc::new(tokio::sync::Semaphore::new((windows_in_cache / 2) as usize)),
+            prefetch_budget: Arc::new(tokio::sync::Semaphore::new(prefetch_slots(
+                cache.stats().capacity as u64,
+                config.window,
+            ))),
             config,
             twilio,
             source,
@@ -679,6 +681,15 @@ impl State {
         self.next_ino += 1;
         ino
     }
+}
+
+/// How many windows may be prefetched at once across all files: a sixteenth of what the
+/// cache holds, between 2 and 16. Each one in flight holds its ciphertext and its
+/// plaintext, outside the cache's budget, so this is what keeps the process within
+/// `--cache-size` plus a few tens of MiB; 16 parallel ranged GETs of 1 MiB are also
+/// about what it takes to fill a link whose single connection is slow.
+fn prefetch_slots(cache_bytes: u64, window: u64) -> usize {
+    (cache_bytes / window.max(1) / 16).clamp(2, 16) as usize
 }
 
 fn file_attr(f: &MediaFile) -> Attr {
