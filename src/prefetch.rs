@@ -1,11 +1,11 @@
 //! Sequential detection and read-ahead sizing for one open file handle.
 //!
 //! A reader that keeps reading where it stopped (within [`TOLERANCE`], since the kernel
-//! reorders and splits requests) is streaming. Its read-ahead is a quarter of what it
-//! has read in a row, at least one window and at most `max_ahead` (64 MiB by default,
+//! reorders and splits requests) is streaming. Its read-ahead is half of what it has
+//! read in a row, at least one window and at most `max_ahead` (64 MiB by default,
 //! less when the cache is small), and the windows in `[end, end + ahead)` are fetched
 //! in the background, several ranged GETs at once. Growing with the bytes read rather
-//! than the number of reads keeps the waste at a quarter of what was used: `ffprobe`
+//! than the number of reads keeps the waste at half of what was used: `ffprobe`
 //! reads the first few MB of a file and stops, and must not cause tens of MB to move. The first read that lands elsewhere is a seek: the read-ahead
 //! drops to nothing, so a player that jumps fetches only the window it needs, and a
 //! stream that resumes from there grows again. This is the shape of mountpoint-s3's
@@ -53,7 +53,7 @@ impl Prefetcher {
         };
         if sequential {
             self.streak += size;
-            self.ahead = (self.streak / 4).clamp(self.window, self.max_ahead);
+            self.ahead = (self.streak / 2).clamp(self.window, self.max_ahead);
         } else {
             self.streak = 0;
             self.ahead = 0;
@@ -84,11 +84,11 @@ mod tests {
             aheads.push(p.ahead() / W);
             off += 4 * W;
         }
-        assert_eq!(aheads, vec![1, 2, 3, 4, 5, 6, 7, 8, 8, 8, 8, 8]);
+        assert_eq!(aheads, vec![2, 4, 6, 8, 8, 8, 8, 8, 8, 8, 8, 8]);
     }
 
     #[test]
-    fn a_short_sequential_read_wastes_at_most_a_quarter_or_a_window() {
+    fn a_short_sequential_read_wastes_at_most_half_or_a_window() {
         // ffprobe-like: 5 MB from the start in 128 KiB reads, then stop.
         let mut p = Prefetcher::new(W, 64 * W);
         let mut furthest = 0;
@@ -100,7 +100,7 @@ mod tests {
             off += 128 << 10;
         }
         assert!(
-            furthest - off <= (off / 4).max(W),
+            furthest - off <= (off / 2).max(W),
             "prefetched {} past {off}",
             furthest - off
         );
@@ -109,12 +109,12 @@ mod tests {
     #[test]
     fn a_far_seek_drops_the_stream_and_a_near_one_keeps_it() {
         let mut p = Prefetcher::new(W, 64 * W);
-        p.on_read(0, 4 * W);
-        p.on_read(4 * W, 4 * W);
+        p.on_read(0, 2 * W);
+        p.on_read(2 * W, 2 * W);
         assert_eq!(p.ahead(), 2 * W);
         // The kernel may skip a little or go back a little: still the stream.
-        assert!(p.on_read(8 * W + 4096, W).is_some());
-        assert!(p.on_read(9 * W, W).is_some());
+        assert!(p.on_read(4 * W + 4096, W).is_some());
+        assert!(p.on_read(5 * W, W).is_some());
         // A jump to the middle: no read-ahead, only the window needed.
         assert_eq!(p.on_read(500 * W, 4096), None);
         assert_eq!(p.ahead(), 0);
