@@ -291,3 +291,83 @@ async fn get_explains_what_cannot_be_had() {
     );
     assert!(!other.path().join(format!("{}.mka", sample.sid)).exists());
 }
+
+/// What openssl encrypts (Twilio's guide, in reverse) the emulator serves as it is, and
+/// `get` decrypts to the original: the emulator is not the only writer the client
+/// understands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emulator_serves_what_openssl_encrypted() {
+    if !require_tool("openssl") {
+        return;
+    }
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let dir = tempdir();
+    let p = |n: &str| dir.path().join(n);
+    let s = |n: &str| p(n).to_str().unwrap().to_owned();
+    let original = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/audio-opus.mka");
+    let cek = pseudo_random(32, 1);
+    let iv = pseudo_random(16, 2);
+    std::fs::write(p("cek"), &cek).unwrap();
+    let openssl = |args: &[&str]| run_ok(Command::new("openssl").args(args));
+    openssl(&[
+        "pkey",
+        "-in",
+        key().pem.to_str().unwrap(),
+        "-pubout",
+        "-out",
+        &s("pub.pem"),
+    ]);
+    openssl(&[
+        "enc",
+        "-aes-256-cbc",
+        "-K",
+        &hex(&cek),
+        "-iv",
+        &hex(&iv),
+        "-in",
+        original.to_str().unwrap(),
+        "-out",
+        &s("talk.mka.enc"),
+    ]);
+    openssl(&[
+        "pkeyutl",
+        "-encrypt",
+        "-pubin",
+        "-inkey",
+        &s("pub.pem"),
+        "-pkeyopt",
+        "rsa_padding_mode:pkcs1",
+        "-in",
+        &s("cek"),
+        "-out",
+        &s("wrapped"),
+    ]);
+    // No length header: the size comes from the padding.
+    let headers = format!(
+        "HTTP/1.1 200 OK\r\nx-amz-meta-x-amz-key: {}\r\nx-amz-meta-x-amz-iv: {}\r\n\r\n",
+        b64.encode(std::fs::read(p("wrapped")).unwrap()),
+        b64.encode(&iv)
+    );
+    std::fs::write(p("talk.mka.headers"), headers).unwrap();
+    let emu = spawn(EmulatorConfig {
+        data_dir: Some(dir.path().to_owned()),
+        ..config()
+    })
+    .await
+    .unwrap();
+    let served = emu
+        .emulator
+        .objects()
+        .into_iter()
+        .find(|o| o.plaintext.is_none() && !o.synthetic && o.status == "completed")
+        .expect("the pre-encrypted object is listed");
+    let out = dir.path().join("out.mka");
+    let mut cmd = cli(&emu);
+    cmd.args(["get", &served.sid, "-k"])
+        .arg(&key().pem)
+        .arg("-o")
+        .arg(&out);
+    ok(cmd).await;
+    assert_eq!(sha256_file(&out), sha256_file(&original));
+}

@@ -788,3 +788,67 @@ async fn wrong_credentials_fail_the_mount_with_20003() {
         assert!(serving(&m.path).is_empty(), "foreground: {foreground}");
     }
 }
+
+/// `ls -l` of about 10 000 recordings: one API call per 100 files, no storage request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ls_l_of_10000_recordings_costs_at_most_100_api_calls() {
+    let k = keys();
+    let emu = spawn(EmulatorConfig {
+        public_keys: vec![k.private[0].to_public_key()],
+        extra_recordings: 9_990,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let completed_recordings = completed(&emu)
+        .iter()
+        .filter(|o| o.kind == ObjectKind::Recording)
+        .count();
+    assert!((9_990..=10_000).contains(&completed_recordings));
+    let m = Mount::new();
+    ok(m.mount_cmd(&emu, &[&k.pem[0]])).await; // background: returns when ready
+    emu.emulator.reset_stats();
+    let dir = m.path.join("recordings");
+    let out = ok(command("ls", &["-l", dir.to_str().unwrap()])).await;
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("-r--r--r--")).count(),
+        completed_recordings
+    );
+    let stats = emu.emulator.stats();
+    assert!(stats.api_requests <= 100, "{stats:?}");
+    assert_eq!(
+        (stats.media_requests, stats.storage_requests),
+        (0, 0),
+        "{stats:?}"
+    );
+}
+
+/// A SID that is not listed (here: outside `--room`) still opens by name: one
+/// resource fetch, then the usual reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unlisted_sid_opens_by_name() {
+    let emu = emulator(false).await;
+    let objects = completed(&emu);
+    let first_room = objects[0].room_sid.clone();
+    let other = objects
+        .iter()
+        .find(|o| o.kind == ObjectKind::Recording && o.room_sid != first_room)
+        .expect("a recording in another room")
+        .clone();
+    let m = Mount::new();
+    let mut cmd = m.mount_cmd(&emu, &[&keys().pem[0]]);
+    cmd.args(["--room", &first_room]);
+    ok(cmd).await;
+    let listed = ok(command(
+        "ls",
+        &[m.path.join("recordings").to_str().unwrap()],
+    ))
+    .await;
+    assert!(
+        !listed.contains(&other.sid),
+        "{} is outside --room",
+        other.sid
+    );
+    let got = read_file(m.file(&other)).await.expect("opens by name");
+    assert_eq!(sha256(&got), sha256(&plaintext(&emu, &other.sid)));
+}

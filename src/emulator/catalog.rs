@@ -717,7 +717,63 @@ impl Catalog {
     }
 }
 
-/// Adds every `*.mka`/`*.mkv` (recording) and `*.mp4`/`*.webm` (composition) in `dir`.
+/// Serves an object encrypted by someone else (openssl, in the tests) as it is:
+/// `NAME.EXT.enc` is the ciphertext, `NAME.EXT.headers` its envelope headers as
+/// `curl -D` saves them. The emulator does not know its plaintext.
+fn add_pre_encrypted(b: &mut Builder<'_>, path: &Path, stem: &str) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let Some(ext) = stem
+        .rsplit_once('.')
+        .and_then(|(_, e)| crate::names::extension(e))
+    else {
+        return Ok(());
+    };
+    let headers_path = path.with_file_name(format!("{stem}.headers"));
+    let text = std::fs::read_to_string(&headers_path)
+        .with_context(|| format!("{}: cannot read", headers_path.display()))?;
+    let pairs = crate::crypto::parse_saved_headers(&text);
+    let envelope =
+        crate::crypto::Envelope::from_headers(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .with_context(|| format!("{}: bad envelope", headers_path.display()))?
+            .with_context(|| {
+                format!(
+                    "{}: no x-amz-meta-x-amz-key/iv headers",
+                    headers_path.display()
+                )
+            })?;
+    let cipher = Bytes::from(
+        std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?,
+    );
+    let name = format!("data:{stem}.enc");
+    let len = cipher.len() as u64;
+    let object = Arc::new(StoredObject {
+        len,
+        content: Content::Stored(cipher),
+        envelope: Some(EnvelopeHeaders {
+            key_b64: STANDARD.encode(&envelope.wrapped_key),
+            iv_b64: STANDARD.encode(envelope.iv),
+            plaintext_len: envelope.plaintext_len,
+        }),
+        content_type: content_type(ext),
+        etag: format!("\"{}\"", &sid("", &format!("etag:{name}"))),
+        cek: None,
+        iv: envelope.iv,
+    });
+    let size = envelope.plaintext_len.unwrap_or(len.saturating_sub(1));
+    let served = Some((object, None, Some(0), size));
+    let (codec, kind) = if ext == "mka" {
+        ("OPUS", "audio")
+    } else {
+        ("VP8", "video")
+    };
+    if matches!(ext, "mka" | "mkv") {
+        b.recording(&name, "completed", (ext, codec, kind), 2, "data", 0, served);
+    }
+    Ok(())
+}
+
+/// Adds every `*.mka`/`*.mkv` (recording) and `*.mp4`/`*.webm` (composition) in `dir`,
+/// encrypting each, and every pre-encrypted `*.mka.enc`/`*.mkv.enc` with its headers.
 fn add_data_dir(b: &mut Builder<'_>, dir: &Path) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let mut paths: Vec<_> = std::fs::read_dir(dir)
@@ -727,6 +783,14 @@ fn add_data_dir(b: &mut Builder<'_>, dir: &Path) -> anyhow::Result<()> {
         .collect();
     paths.sort();
     for path in paths {
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Some(stem) = file_name.strip_suffix(".enc") {
+            add_pre_encrypted(b, &path, stem)?;
+            continue;
+        }
         let Some(ext) = path.extension().and_then(|e| e.to_str()) else {
             continue;
         };

@@ -132,6 +132,7 @@ pub struct Entry {
 pub struct MediaFile {
     pub ino: u64,
     pub name: String,
+    is_recording: bool,
     pub room: Option<String>,
     listed_size: u64,
     mtime: SystemTime,
@@ -263,34 +264,59 @@ impl TwilioFs {
         }
     }
 
+    /// One name in a directory. Files are found by SID in the inode table (no scan of
+    /// the listing: `ls -l` of 10 000 files makes 10 000 lookups).
     pub async fn lookup(&self, parent: u64, name: &str) -> Result<Attr> {
-        let entries = self.readdir(parent).await?;
-        if let Some(e) = entries.iter().find(|e| e.name == name) {
-            return self.getattr(e.ino).await;
-        }
-        // Not listed (yet): a SID can be opened by name in a huge account.
         let dir = match &*self.node(parent)? {
             Node::Dir(d) => d.clone(),
             Node::File(_) => return Err(Error::NotDir),
         };
+        if matches!(dir, Dir::Root | Dir::Rooms) {
+            let entries = self.readdir(parent).await?;
+            let entry = entries
+                .iter()
+                .find(|e| e.name == name)
+                .ok_or(Error::NotFound)?;
+            return self.getattr(entry.ino).await;
+        }
         let (sid, ext) = name.rsplit_once('.').ok_or(Error::NotFound)?;
         if !names::is_sid(sid) || names::extension(ext) != Some(ext) {
             return Err(Error::NotFound);
         }
-        let ino = match dir {
-            Dir::Recordings if sid.starts_with("RT") => {
+        let is_recording = sid.starts_with("RT");
+        if is_recording {
+            self.list_recordings().await?;
+        } else {
+            self.list_compositions().await?;
+        }
+        let known = self
+            .state
+            .lock()
+            .expect("state lock")
+            .by_sid
+            .get(sid)
+            .copied();
+        let ino = match (known, &dir) {
+            (Some(ino), _) => Some(ino),
+            // Not listed (yet): a SID can be opened by name in a huge account.
+            (None, Dir::Recordings) if is_recording => {
                 let r = self.twilio.recording(sid).await.map_err(not_found_or)?;
                 self.add_recording(&r, false)
             }
-            Dir::Compositions if sid.starts_with("CJ") => {
+            (None, Dir::Compositions) if sid.starts_with("CJ") => {
                 let c = self.twilio.composition(sid).await.map_err(not_found_or)?;
                 self.add_composition(&c, false)
             }
             _ => None,
         };
-        let ino = ino.ok_or(Error::NotFound)?;
-        let file = self.file(ino)?;
-        if file.name != name {
+        let file = self.file(ino.ok_or(Error::NotFound)?)?;
+        let in_dir = match &dir {
+            Dir::Recordings => file.is_recording,
+            Dir::Compositions => !file.is_recording,
+            Dir::Room(room) => file.room.as_deref() == Some(room.as_str()),
+            Dir::Root | Dir::Rooms => false,
+        };
+        if file.name != name || !in_dir {
             return Err(Error::NotFound);
         }
         Ok(file_attr(&file))
@@ -577,6 +603,7 @@ impl TwilioFs {
         let file = MediaFile {
             ino,
             name,
+            is_recording: media.kind == twilio::MediaKind::Recording,
             room: room.filter(|r| names::is_sid(r)).map(str::to_owned),
             listed_size: size.unwrap_or(0),
             mtime,
