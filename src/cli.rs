@@ -95,7 +95,8 @@ pub struct EmulatorArgs {
     pub listen: std::net::SocketAddr,
 
     /// Directory of extra media: each *.mka/*.mkv becomes a recording, each
-    /// *.mp4/*.webm a composition.
+    /// *.mp4/*.webm a composition, encrypted on start. NAME.mka.enc (or .mkv.enc) with
+    /// NAME.mka.headers (`curl -D` form) is served as it is: encrypted elsewhere.
     #[arg(long = "data", value_name = "DIR")]
     pub data: Option<PathBuf>,
 
