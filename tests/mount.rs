@@ -852,3 +852,75 @@ async fn an_unlisted_sid_opens_by_name() {
     let got = read_file(m.file(&other)).await.expect("opens by name");
     assert_eq!(sha256(&got), sha256(&plaintext(&emu, &other.sid)));
 }
+
+/// Damaged data (here, a flipped byte in the block before the last: the padding no
+/// longer checks) answers EIO; the rest of the mount keeps reading.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_data_is_eio_and_other_files_still_read() {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let k = keys();
+    let data = tempdir();
+    let plain = pseudo_random(100_000, 5);
+    let cek = seal::random_cek(true);
+    let iv = [3u8; 16];
+    let mut cipher = seal::encrypt(&cek, &iv, &plain);
+    let n = cipher.len();
+    cipher[n - 20] ^= 0x40;
+    std::fs::write(data.path().join("broken.mka.enc"), &cipher).unwrap();
+    let headers = format!(
+        "HTTP/1.1 200 OK\r\nx-amz-meta-x-amz-key: {}\r\nx-amz-meta-x-amz-iv: {}\r\n\r\n",
+        b64.encode(seal::wrap_cek(&k.private[0].to_public_key(), &cek)),
+        b64.encode(iv)
+    );
+    std::fs::write(data.path().join("broken.mka.headers"), headers).unwrap();
+    let emu = spawn(EmulatorConfig {
+        public_keys: vec![k.private[0].to_public_key()],
+        data_dir: Some(data.path().to_owned()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let broken = completed(&emu)
+        .into_iter()
+        .find(|o| o.plaintext.is_none() && !o.synthetic)
+        .expect("the damaged object is listed");
+    let m = Mount::foreground(&emu, &[&k.pem[0]]).await;
+    let err = read_file(m.file(&broken))
+        .await
+        .expect_err("damaged data must not read");
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    let good = completed(&emu)
+        .into_iter()
+        .find(|o| o.encrypted && o.plaintext.is_some())
+        .unwrap();
+    let got = read_file(m.file(&good))
+        .await
+        .expect("other files still read");
+    assert_eq!(sha256(&got), sha256(&plaintext(&emu, &good.sid)));
+}
+
+/// Storage that always fails: EIO once the retry budget is spent, in bounded time,
+/// never a hang; listings (the API) keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_storage_is_eio_in_bounded_time() {
+    let k = keys();
+    let emu = spawn(EmulatorConfig {
+        public_keys: vec![k.private[0].to_public_key()],
+        fail_every: Some(1),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let m = Mount::foreground(&emu, &[&k.pem[0]]).await;
+    let sample = completed(&emu).into_iter().find(|o| o.encrypted).unwrap();
+    let started = Instant::now();
+    let err = read_file(m.file(&sample))
+        .await
+        .expect_err("storage is down");
+    let took = started.elapsed();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    assert!(took < Duration::from_secs(40), "EIO took {took:?}");
+    assert!(emu.emulator.stats().storage_requests >= 2, "it retried");
+    assert!(m.path.join("compositions").read_dir().unwrap().count() > 0);
+}
