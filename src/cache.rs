@@ -127,23 +127,6 @@ impl<K: Hash + Eq + Copy> WindowCache<K> {
         self.inner.lock().expect("cache lock").insert(key, data);
     }
 
-    /// Keeps only the windows for which `keep` is true (for example to drop an object's
-    /// windows after it proved damaged).
-    pub fn retain(&self, keep: impl Fn(&K) -> bool) {
-        let mut inner = self.inner.lock().expect("cache lock");
-        let doomed: Vec<K> = inner
-            .lru
-            .iter()
-            .map(|(k, _)| *k)
-            .filter(|k| !keep(k))
-            .collect();
-        for k in doomed {
-            if let Some(v) = inner.lru.pop(&k) {
-                inner.bytes -= v.len();
-            }
-        }
-    }
-
     pub fn stats(&self) -> CacheStats {
         let inner = self.inner.lock().expect("cache lock");
         CacheStats {

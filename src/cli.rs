@@ -121,12 +121,12 @@ pub struct EmulatorArgs {
     pub latency_ms: u64,
 
     /// Cap on each response body, in bytes per second (suffixes: KiB, MiB, GiB).
-    #[arg(long, value_name = "BYTES_PER_SEC", value_parser = cmd::emulator::parse_size)]
+    #[arg(long, value_name = "BYTES_PER_SEC", value_parser = parse_size)]
     pub bandwidth: Option<u64>,
 
     /// Add a synthetic encrypted recording of this plaintext size (e.g. 256MiB, 1GiB),
     /// computed on the fly. Repeat for several.
-    #[arg(long, value_name = "SIZE", value_parser = cmd::emulator::parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub synthetic: Vec<u64>,
 
     /// Add N small recordings (for paging and big listings).
@@ -316,8 +316,39 @@ pub struct DemoArgs {
     pub mountpoint: Option<PathBuf>,
 }
 
-fn parse_size(text: &str) -> Result<u64, String> {
-    crate::cmd::emulator::parse_size(text)
+/// Parses a byte size: a plain number, or one with a suffix: `KiB`/`MiB`/`GiB`/`TiB`
+/// (or `K`/`M`/`G`/`T`, also binary), `KB`/`MB`/`GB`/`TB` (decimal), `B`. Case does
+/// not matter; a space before the suffix is allowed.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, suffix) = t.split_at(split);
+    if digits.is_empty() {
+        return Err(format!(
+            "{text:?} is not a size: expected a number with an optional suffix such as 64MiB or 1GiB"
+        ));
+    }
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is too large"))?;
+    let unit: u64 = match suffix.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        other => {
+            return Err(format!(
+                "{text:?}: unknown size suffix {other:?} (use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)"
+            ));
+        }
+    };
+    n.checked_mul(unit)
+        .ok_or_else(|| format!("{text:?} is too large"))
 }
 
 fn parse_window(text: &str) -> Result<u64, String> {

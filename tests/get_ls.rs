@@ -10,9 +10,7 @@ use std::sync::OnceLock;
 use common::*;
 use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use twilio_media_fs::crypto::seal;
-use twilio_media_fs::emulator::{
-    EmulatorConfig, EmulatorCredentials, ObjectKind, RunningEmulator, spawn,
-};
+use twilio_media_fs::emulator::{EmulatorConfig, ObjectKind, RunningEmulator, spawn};
 
 /// One key pair for all tests, its private half in a PEM file.
 struct Key {
@@ -45,19 +43,6 @@ fn config() -> EmulatorConfig {
         public_keys: vec![key().private.to_public_key()],
         ..Default::default()
     }
-}
-
-/// The binary with the emulator's URL and credentials in its environment (not argv).
-fn cli(emu: &RunningEmulator) -> Command {
-    let c = EmulatorCredentials::default();
-    let mut cmd = bin();
-    cmd.env("TWILIO_MEDIA_FS_API_URL", &emu.url)
-        .env("TWILIO_ACCOUNT_SID", &c.account_sid)
-        .env("TWILIO_AUTH_TOKEN", &c.auth_token)
-        .env_remove("TWILIO_API_KEY")
-        .env_remove("TWILIO_API_SECRET")
-        .env("XDG_CONFIG_HOME", "/nonexistent");
-    cmd
 }
 
 /// Runs a command off the async runtime (the emulator serves on it meanwhile).

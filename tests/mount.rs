@@ -62,20 +62,6 @@ async fn emulator(rotated: bool) -> RunningEmulator {
     .unwrap()
 }
 
-/// The binary with the emulator's URL and credentials in its environment (not argv).
-fn cli(emu: &RunningEmulator) -> Command {
-    let c = EmulatorCredentials::default();
-    let mut cmd = bin();
-    cmd.env("TWILIO_MEDIA_FS_API_URL", &emu.url)
-        .env("TWILIO_ACCOUNT_SID", &c.account_sid)
-        .env("TWILIO_AUTH_TOKEN", &c.auth_token)
-        .env_remove("TWILIO_API_KEY")
-        .env_remove("TWILIO_API_SECRET")
-        .env_remove("RUST_LOG")
-        .env("XDG_CONFIG_HOME", "/nonexistent");
-    cmd
-}
-
 /// Runs blocking work (file system calls, subprocesses) off the async runtime, so the
 /// in-process emulator keeps serving the mount meanwhile.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {

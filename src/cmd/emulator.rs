@@ -17,41 +17,6 @@ use crate::cli::EmulatorArgs;
 use crate::crypto::seal;
 use crate::emulator::{Emulator, EmulatorConfig, EmulatorCredentials, ObjectKind};
 
-/// Parses a byte size: a plain number, or one with a suffix: `KiB`/`MiB`/`GiB`/`TiB`
-/// (or `K`/`M`/`G`/`T`, also binary), `KB`/`MB`/`GB`/`TB` (decimal), `B`. Case does
-/// not matter; a space before the suffix is allowed.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, suffix) = t.split_at(split);
-    if digits.is_empty() {
-        return Err(format!(
-            "{text:?} is not a size: expected a number with an optional suffix such as 64MiB or 1GiB"
-        ));
-    }
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is too large"))?;
-    let unit: u64 = match suffix.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" => 1 << 10,
-        "m" | "mib" => 1 << 20,
-        "g" | "gib" => 1 << 30,
-        "t" | "tib" => 1 << 40,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        "tb" => 1_000_000_000_000,
-        other => {
-            return Err(format!(
-                "{text:?}: unknown size suffix {other:?} (use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)"
-            ));
-        }
-    };
-    n.checked_mul(unit)
-        .ok_or_else(|| format!("{text:?} is too large"))
-}
-
 fn read_public_key(path: &Path) -> anyhow::Result<rsa::PublicKey> {
     let pem = std::fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read the public key", path.display()))?;
@@ -213,7 +178,7 @@ async fn shutdown_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use crate::cli::parse_size;
 
     #[test]
     fn sizes() {

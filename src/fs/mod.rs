@@ -154,6 +154,13 @@ enum Dir {
     Room(String),
 }
 
+/// The two listings the tree is built from.
+#[derive(Debug, Clone, Copy)]
+enum Listing {
+    Recordings,
+    Compositions,
+}
+
 #[derive(Default)]
 struct State {
     nodes: HashMap<u64, Arc<Node>>,
@@ -225,10 +232,6 @@ impl TwilioFs {
         &self.config
     }
 
-    pub fn cache(&self) -> &WindowCache {
-        &self.cache
-    }
-
     fn node(&self, ino: u64) -> Result<Arc<Node>> {
         self.state
             .lock()
@@ -285,9 +288,9 @@ impl TwilioFs {
         }
         let is_recording = sid.starts_with("RT");
         if is_recording {
-            self.list_recordings().await?;
+            self.list(Listing::Recordings).await?;
         } else {
-            self.list_compositions().await?;
+            self.list(Listing::Compositions).await?;
         }
         let known = self
             .state
@@ -347,16 +350,16 @@ impl TwilioFs {
                 },
             ]),
             Dir::Recordings => {
-                self.list_recordings().await?;
+                self.list(Listing::Recordings).await?;
                 Ok(self.file_entries(|s| s.recordings.clone()))
             }
             Dir::Compositions => {
-                self.list_compositions().await?;
+                self.list(Listing::Compositions).await?;
                 Ok(self.file_entries(|s| s.compositions.clone()))
             }
             Dir::Rooms => {
-                self.list_recordings().await?;
-                self.list_compositions().await?;
+                self.list(Listing::Recordings).await?;
+                self.list(Listing::Compositions).await?;
                 let rooms = self.room_members();
                 let mut state = self.state.lock().expect("state lock");
                 let mut entries: Vec<Entry> = rooms
@@ -384,8 +387,8 @@ impl TwilioFs {
                 Ok(entries)
             }
             Dir::Room(room) => {
-                self.list_recordings().await?;
-                self.list_compositions().await?;
+                self.list(Listing::Recordings).await?;
+                self.list(Listing::Compositions).await?;
                 let members = self.room_members().remove(&room).unwrap_or_default();
                 Ok(self.file_entries(|_| members))
             }
@@ -425,59 +428,51 @@ impl TwilioFs {
         listed.is_none_or(|t| t.elapsed() >= self.config.refresh)
     }
 
-    /// Lists completed recordings (per `--room`, since `--since`) unless the last
-    /// listing is fresh.
-    async fn list_recordings(&self) -> Result<()> {
-        if !self.stale(self.state.lock().expect("state lock").recordings_listed) {
+    /// Lists completed recordings or compositions (per `--room`, since `--since`)
+    /// unless the last listing is fresh.
+    async fn list(&self, which: Listing) -> Result<()> {
+        let fresh = || !self.stale(*self.state.lock().expect("state lock").listing(which).1);
+        if fresh() {
             return Ok(());
         }
         let _one = self.listing.lock().await;
-        if !self.stale(self.state.lock().expect("state lock").recordings_listed) {
+        if fresh() {
             return Ok(()); // listed while we waited
         }
         let mut inos = Vec::new();
         for room in self.room_filters() {
-            let filter = RecordingFilter {
-                status: Some("completed".into()),
-                grouping_sid: room,
-                date_created_after: self.config.since.clone(),
-                ..Default::default()
-            };
-            for r in self.twilio.recordings(&filter).await? {
-                inos.extend(self.add_recording(&r, true));
+            let status = Some("completed".to_owned());
+            let since = self.config.since.clone();
+            match which {
+                Listing::Recordings => {
+                    let filter = RecordingFilter {
+                        status,
+                        grouping_sid: room,
+                        date_created_after: since,
+                        ..Default::default()
+                    };
+                    for r in self.twilio.recordings(&filter).await? {
+                        inos.extend(self.add_recording(&r, true));
+                    }
+                }
+                Listing::Compositions => {
+                    let filter = CompositionFilter {
+                        status,
+                        room_sid: room,
+                        date_created_after: since,
+                        ..Default::default()
+                    };
+                    for c in self.twilio.compositions(&filter).await? {
+                        inos.extend(self.add_composition(&c, true));
+                    }
+                }
             }
         }
-        let mut state = self.state.lock().expect("state lock");
         dedup_in_order(&mut inos);
-        state.recordings = inos;
-        state.recordings_listed = Some(Instant::now());
-        Ok(())
-    }
-
-    async fn list_compositions(&self) -> Result<()> {
-        if !self.stale(self.state.lock().expect("state lock").compositions_listed) {
-            return Ok(());
-        }
-        let _one = self.listing.lock().await;
-        if !self.stale(self.state.lock().expect("state lock").compositions_listed) {
-            return Ok(());
-        }
-        let mut inos = Vec::new();
-        for room in self.room_filters() {
-            let filter = CompositionFilter {
-                status: Some("completed".into()),
-                room_sid: room,
-                date_created_after: self.config.since.clone(),
-                ..Default::default()
-            };
-            for c in self.twilio.compositions(&filter).await? {
-                inos.extend(self.add_composition(&c, true));
-            }
-        }
         let mut state = self.state.lock().expect("state lock");
-        dedup_in_order(&mut inos);
-        state.compositions = inos;
-        state.compositions_listed = Some(Instant::now());
+        let (list, listed) = state.listing(which);
+        *list = inos;
+        *listed = Some(Instant::now());
         Ok(())
     }
 
@@ -662,11 +657,6 @@ impl TwilioFs {
         self.handles.lock().expect("handles lock").remove(&fh);
     }
 
-    /// Open handles, for `.stats`.
-    pub fn open_handles(&self) -> usize {
-        self.handles.lock().expect("handles lock").len()
-    }
-
     /// `user.twilio.*` attribute names, NUL-terminated, as `listxattr` returns them.
     pub fn listxattr(&self, ino: u64) -> Result<Vec<u8>> {
         let mut out = Vec::new();
@@ -703,6 +693,14 @@ impl TwilioFs {
 }
 
 impl State {
+    /// A listing's files and when it was made.
+    fn listing(&mut self, which: Listing) -> (&mut Vec<u64>, &mut Option<Instant>) {
+        match which {
+            Listing::Recordings => (&mut self.recordings, &mut self.recordings_listed),
+            Listing::Compositions => (&mut self.compositions, &mut self.compositions_listed),
+        }
+    }
+
     fn alloc(&mut self) -> u64 {
         let ino = self.next_ino;
         self.next_ino += 1;

@@ -31,6 +31,21 @@ pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_twilio-media-fs"))
 }
 
+/// The binary with an emulator's URL and credentials in its environment (not argv),
+/// and nothing else from this machine's Twilio setup.
+pub fn cli(emu: &twilio_media_fs::emulator::RunningEmulator) -> Command {
+    let c = twilio_media_fs::emulator::EmulatorCredentials::default();
+    let mut cmd = bin();
+    cmd.env("TWILIO_MEDIA_FS_API_URL", &emu.url)
+        .env("TWILIO_ACCOUNT_SID", &c.account_sid)
+        .env("TWILIO_AUTH_TOKEN", &c.auth_token)
+        .env_remove("TWILIO_API_KEY")
+        .env_remove("TWILIO_API_SECRET")
+        .env_remove("RUST_LOG")
+        .env("XDG_CONFIG_HOME", "/nonexistent");
+    cmd
+}
+
 /// Runs a command and returns its output; panics with stderr if it could not start.
 pub fn run(cmd: &mut Command) -> Output {
     cmd.output()
