@@ -1,6 +1,9 @@
 //! Shared test harness: required tools, the built binary, scratch directories, digests.
 #![allow(dead_code)]
 
+pub mod mount;
+
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -98,4 +101,17 @@ pub fn tempdir() -> tempfile::TempDir {
 
 pub fn path_in(dir: &tempfile::TempDir, name: &str) -> PathBuf {
     dir.path().join(name)
+}
+
+/// Writes a private key file readable by its owner only (0600), as the program requires
+/// of key files (like ssh).
+pub fn write_private_key(path: &Path, pem: &[u8]) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+    f.write_all(pem).unwrap();
 }
