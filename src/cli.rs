@@ -152,9 +152,15 @@ pub struct DecryptFileArgs {
 
     /// RSA private key (PEM: PKCS#1, PKCS#8 or encrypted PKCS#8). Repeat for several
     /// keys; each is tried in turn. The passphrase of an encrypted key comes from
-    /// TWILIO_MEDIA_FS_KEY_PASSPHRASE or a prompt.
+    /// TWILIO_MEDIA_FS_KEY_PASSPHRASE or a prompt. The file must be readable by you
+    /// only (chmod 600), as ssh requires of its keys.
     #[arg(short = 'k', long = "key", value_name = "KEY.pem", required = true)]
     pub keys: Vec<PathBuf>,
+
+    /// Use private key files that group or others can read or write. Refused by
+    /// default, as ssh does: `chmod 600 KEY.pem` is the fix.
+    #[arg(long)]
+    pub insecure_key_permissions: bool,
 
     /// Response headers saved with the download (`curl -D FILE`, `wget -S 2>FILE`).
     #[arg(
@@ -252,6 +258,11 @@ pub struct GetArgs {
     #[arg(short = 'k', long = "key", value_name = "KEY.pem")]
     pub keys: Vec<PathBuf>,
 
+    /// Use private key files that group or others can read or write. Refused by
+    /// default, as ssh does: `chmod 600 KEY.pem` is the fix.
+    #[arg(long)]
+    pub insecure_key_permissions: bool,
+
     /// Ranged requests in flight at once per object.
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub parallel: usize,
@@ -268,6 +279,11 @@ pub struct MountArgs {
     /// RSA private key(s), as for decrypt-file; repeat when the account rotated keys.
     #[arg(short = 'k', long = "key", value_name = "KEY.pem")]
     pub keys: Vec<PathBuf>,
+
+    /// Use private key files that group or others can read or write. Refused by
+    /// default, as ssh does: `chmod 600 KEY.pem` is the fix.
+    #[arg(long)]
+    pub insecure_key_permissions: bool,
 
     /// Stay attached to the terminal and log to stderr (default: run in the background).
     #[arg(short, long)]

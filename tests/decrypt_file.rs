@@ -2,6 +2,7 @@
 //! with `openssl enc`, content keys wrapped with `openssl pkeyutl`, keys written by
 //! `openssl genrsa`/`genpkey`/`pkcs8`, must decrypt to the very same bytes.
 
+use std::os::unix::fs::PermissionsExt;
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -73,6 +74,11 @@ fn keys() -> Option<&'static Keys> {
                 "-out",
                 &p(&format!("{k}.pub")),
             ]);
+        }
+        // Private keys must be readable by their owner only, whatever this openssl does.
+        for k in ["pkcs1", "pkcs8", "pkcs8e", "other"] {
+            let path = p(&format!("{k}.pem"));
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
         // The encrypted key is the PKCS#8 key under a passphrase: same public half.
         std::fs::copy(p("pkcs8.pub"), p("pkcs8e.pub")).unwrap();

@@ -758,7 +758,17 @@ async fn openssl_decrypts_what_the_emulator_serves() {
     let dir = tempfile::tempdir().unwrap();
     let pem = keys()[0].to_pkcs8_pem(LineEnding::LF).unwrap();
     let key_path = dir.path().join("private.pem");
-    std::fs::write(&key_path, pem.as_bytes()).unwrap();
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&key_path)
+            .unwrap();
+        f.write_all(pem.as_bytes()).unwrap();
+    }
     // AES-256 (audio-opus) and AES-128 (video-h264, no length header on audio-pcmu).
     let wanted: Vec<String> = emu
         .emulator

@@ -25,11 +25,10 @@ fn key() -> &'static Key {
         let dir = tempdir();
         let private = seal::generate_key(2048);
         let pem = dir.path().join("account.pem");
-        std::fs::write(
+        write_private_key(
             &pem,
             private.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes(),
-        )
-        .unwrap();
+        );
         Key {
             _dir: dir,
             private,
@@ -248,14 +247,13 @@ async fn get_explains_what_cannot_be_had() {
     // A key that is not the account's: no file, a clear line.
     let other = tempdir();
     let pem = other.path().join("other.pem");
-    std::fs::write(
+    write_private_key(
         &pem,
         seal::generate_key(2048)
             .to_pkcs8_pem(LineEnding::LF)
             .unwrap()
             .as_bytes(),
-    )
-    .unwrap();
+    );
     let sample = emu
         .emulator
         .objects()

@@ -23,7 +23,10 @@ pub fn run(args: DecryptFileArgs) -> anyhow::Result<()> {
     if args.length.is_some() {
         envelope.plaintext_len = args.length;
     }
-    let keys = keyfile::load(&args.keys)?;
+    let keys = keyfile::load(
+        &args.keys,
+        keyfile::KeyPermissions::from_flag(args.insecure_key_permissions),
+    )?;
     let (mut input, size, tail) = open_input(&args.input, &envelope.iv)?;
     if let Some(size) = size {
         check_size(size, envelope.plaintext_len)?;

@@ -29,7 +29,10 @@ pub fn run(args: GetArgs) -> anyhow::Result<()> {
     if args.sids.len() > 1 && args.output.as_deref().is_some_and(|o| o.as_os_str() == "-") {
         bail!("-o - (standard output) takes a single SID");
     }
-    let keys = Arc::new(keyfile::load(&args.keys)?);
+    let keys = Arc::new(keyfile::load(
+        &args.keys,
+        keyfile::KeyPermissions::from_flag(args.insecure_key_permissions),
+    )?);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let twilio = Arc::new(args.api.client()?);

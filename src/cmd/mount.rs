@@ -44,7 +44,10 @@ pub fn run(args: MountArgs) -> anyhow::Result<()> {
 
 fn foreground(args: &MountArgs, ready: &ReadyPipe) -> anyhow::Result<()> {
     limit_malloc_retention();
-    let keys = Arc::new(keyfile::load(&args.keys)?);
+    let keys = Arc::new(keyfile::load(
+        &args.keys,
+        keyfile::KeyPermissions::from_flag(args.insecure_key_permissions),
+    )?);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let fs = runtime.block_on(async {
         let twilio = Arc::new(args.api.client()?);
