@@ -4,7 +4,9 @@
 //! # Layout
 //! - [`crypto`]: pure envelope decryption: keys, envelope headers, CBC windows.
 //! - [`cache`]: the memory-only, byte-bounded LRU of decrypted windows.
-//! - [`keyfile`]: reading `-k KEY.pem` files and asking for their passphrases.
+//! - [`keyfile`]: reading `-k KEY.pem` files (refused when others can read them) and
+//!   asking for their passphrases.
+//! - [`harden`]: no core dumps, no same-user ptrace or /proc reads of this process.
 //! - [`names`]: file names from SIDs, checked (pure).
 //! - [`cli`]: the command-line definitions (clap) and their dispatch.
 //! - [`cmd`]: one module per subcommand.
@@ -32,6 +34,7 @@ pub mod cmd;
 pub mod crypto;
 pub mod emulator;
 pub mod fs;
+pub mod harden;
 pub mod keyfile;
 pub mod names;
 pub mod object;

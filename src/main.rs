@@ -6,6 +6,8 @@ use clap::Parser;
 use twilio_media_fs::cli::Cli;
 
 fn main() -> ExitCode {
+    // Before any key, credential or plaintext is in memory.
+    twilio_media_fs::harden::harden_process();
     let cli = Cli::parse();
     twilio_media_fs::cli::init_logging(cli.verbose);
     match twilio_media_fs::cli::run(cli) {
