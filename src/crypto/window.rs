@@ -46,7 +46,13 @@ pub struct FetchRange {
 
 /// Ciphertext to fetch for plaintext `[start, end)` of an object whose ciphertext is
 /// `cipher_len` bytes (a multiple of 16). `end` is clamped to the object.
+///
+/// A `cipher_len` that is not whole blocks is not AES-CBC and callers refuse it first
+/// ([`CryptoError::CiphertextLength`]); should one not, the range stays within the
+/// whole blocks (found by the `window` fuzz target: `cipher_len` 20 and `start` 16 used
+/// to underflow).
 pub fn fetch_range(start: u64, end: u64, cipher_len: u64) -> FetchRange {
+    let cipher_len = cipher_len / BLOCK * BLOCK;
     let block_start = (start / BLOCK * BLOCK).min(cipher_len.saturating_sub(BLOCK));
     let block_end = end.div_ceil(BLOCK).saturating_mul(BLOCK).min(cipher_len);
     // The padding shares the last block, so a window that reaches into the last block
@@ -226,6 +232,27 @@ mod tests {
         let r = fetch_range(50, 1000, 64);
         assert_eq!((r.fetch_start, r.fetch_end, r.block_start), (32, 64, 48));
         assert!(r.is_last);
+    }
+
+    /// Regression (fuzz target `window`): lengths that are not whole blocks made the
+    /// range arithmetic underflow (a panic in debug builds, a wrapped huge offset in
+    /// release). The range stays within the whole blocks, whatever the input.
+    #[test]
+    fn fetch_range_is_total() {
+        let r = fetch_range(16, 17, 20);
+        assert_eq!((r.fetch_start, r.fetch_end, r.block_start), (0, 16, 0));
+        for cipher_len in (0..80).chain([u64::MAX - 1, u64::MAX]) {
+            for start in [0, 1, 15, 16, 17, 31, 32, 48, 64, 79, u64::MAX - 16, u64::MAX] {
+                for end in [start, start.saturating_add(1), start.saturating_add(40), u64::MAX] {
+                    let r = fetch_range(start, end, cipher_len);
+                    let whole = cipher_len / 16 * 16;
+                    assert!(r.fetch_start <= r.block_start, "{cipher_len} {start} {end}");
+                    assert!(r.fetch_end <= whole, "{cipher_len} {start} {end}");
+                    assert_eq!(r.block_start % 16, 0);
+                    assert_eq!(r.fetch_end % 16, 0);
+                }
+            }
+        }
     }
 
     #[test]
