@@ -27,7 +27,8 @@ use super::credentials::Credentials;
 use super::error::{Error, Result, describe_reqwest, redact_url};
 use super::media::{MEDIA_TTL, MediaKind, MediaRef, MediaUrl, UrlCache, signed_lifetime};
 use super::types::{
-    Composition, CompositionSettings, PageMeta, Recording, RecordingSettings, Room,
+    Composition, CompositionSettings, Recording, RecordingSettings, Room, media_redirect_target,
+    parse_page,
 };
 use crate::retry::{Backoff, RetryPolicy, parse_retry_after};
 
@@ -380,21 +381,9 @@ impl TwilioClient {
                 Some(&self.credentials),
             ));
         }
-        #[derive(Deserialize)]
-        struct Redirect {
-            redirect_to: Option<String>,
-        }
-        let target = serde_json::from_slice::<Redirect>(&answer.body)
-            .ok()
-            .and_then(|r| r.redirect_to)
-            .or_else(|| {
-                answer
-                    .headers
-                    .get(LOCATION)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string)
-            })
-            .ok_or_else(|| Error::Decode {
+        let location = answer.headers.get(LOCATION).and_then(|v| v.to_str().ok());
+        let target =
+            media_redirect_target(&answer.body, location).ok_or_else(|| Error::Decode {
                 what: what.clone(),
                 detail: format!("HTTP {status} without redirect_to or Location"),
             })?;
@@ -566,7 +555,7 @@ fn decode<T: DeserializeOwned>(what: &str, body: &[u8]) -> Result<T> {
 }
 
 /// Twilio's `{status, code, message, more_info}`, or the start of a non-JSON body.
-fn api_error(what: &str, status: StatusCode, body: &[u8]) -> Error {
+pub fn api_error(what: &str, status: StatusCode, body: &[u8]) -> Error {
     api_error_for(what, status, body, None)
 }
 
@@ -685,27 +674,12 @@ impl<T: DeserializeOwned> Pager<'_, T> {
             return Ok(None);
         };
         let answer = self.client.get_ok(&url, &self.what).await?;
-        #[derive(Deserialize)]
-        struct Page {
-            #[serde(default)]
-            meta: PageMeta,
-            #[serde(flatten)]
-            rest: serde_json::Map<String, serde_json::Value>,
-        }
-        let mut page: Page = decode(&self.what, &answer.body)?;
-        let items = match page.rest.remove(self.key) {
-            Some(v) => serde_json::from_value::<Vec<T>>(v).map_err(|e| Error::Decode {
+        let (items, next) =
+            parse_page::<T>(&answer.body, self.key).map_err(|detail| Error::Decode {
                 what: self.what.clone(),
-                detail: format!("\"{}\": {e}", self.key),
-            })?,
-            None => {
-                return Err(Error::Decode {
-                    what: self.what.clone(),
-                    detail: format!("no \"{}\" array in the page", self.key),
-                });
-            }
-        };
-        if let Some(next) = page.meta.next_page_url.filter(|s| !s.is_empty()) {
+                detail,
+            })?;
+        if let Some(next) = next {
             let url = self.client.next_url(&next, &self.what)?;
             self.guard
                 .admit(url.as_str())

@@ -19,7 +19,7 @@ pub mod types;
 
 pub use client::{
     API_URL_ENV, ClientConfig, CompositionFilter, DEFAULT_API_URL, MAX_PAGES, PAGE_SIZE, PageGuard,
-    Pager, RecordingFilter, RoomFilter, TwilioClient, is_retryable, validate_sid,
+    Pager, RecordingFilter, RoomFilter, TwilioClient, api_error, is_retryable, validate_sid,
 };
 pub use credentials::{
     AuthKind, CredentialSource, Credentials, default_config_path, permission_warning,
@@ -28,5 +28,5 @@ pub use error::{Error, Result, describe_reqwest, redact_url};
 pub use media::{EXPIRY_MARGIN, MEDIA_TTL, MediaKind, MediaRef, MediaUrl, signed_lifetime};
 pub use types::{
     Composition, CompositionSettings, GroupingSids, Recording, RecordingSettings, Room,
-    StorageSettings, parse_date,
+    StorageSettings, media_redirect_target, parse_date, parse_page,
 };

@@ -7,11 +7,14 @@
 //! are compared case-insensitively: the spec says `OPUS`, the examples say `opus`.
 //!
 //! Dates stay as the API's strings (RFC 3339 per the spec); [`parse_date`] turns one into
-//! a [`SystemTime`]. This module does no I/O.
+//! a [`SystemTime`]. Whole response bodies are parsed here too ([`parse_page`],
+//! [`media_redirect_target`]), so that everything the network sends is read by pure
+//! functions that the fuzz targets (`fuzz/`) call directly. This module does no I/O.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
 /// `grouping_sids` of a recording.
@@ -234,6 +237,42 @@ pub struct PageMeta {
     pub page_size: Option<u64>,
     /// The key of the item array.
     pub key: Option<String>,
+}
+
+/// One list page: the items under `key` (`"recordings"`, `"compositions"`, `"rooms"`) and
+/// `meta.next_page_url` (`None` on the last page, or when it is empty). `Err` says what
+/// is wrong with the body, for [`super::Error::Decode`].
+pub fn parse_page<T: DeserializeOwned>(
+    body: &[u8],
+    key: &str,
+) -> Result<(Vec<T>, Option<String>), String> {
+    #[derive(Deserialize)]
+    struct Page {
+        #[serde(default)]
+        meta: PageMeta,
+        #[serde(flatten)]
+        rest: serde_json::Map<String, serde_json::Value>,
+    }
+    let mut page: Page = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let items = match page.rest.remove(key) {
+        Some(v) => serde_json::from_value::<Vec<T>>(v).map_err(|e| format!("\"{key}\": {e}"))?,
+        None => return Err(format!("no \"{key}\" array in the page")),
+    };
+    let next = page.meta.next_page_url.filter(|s| !s.is_empty());
+    Ok((items, next))
+}
+
+/// Where a `/Media` answer points: `redirect_to` from the JSON body, else the
+/// `Location` header; `None` when neither is there.
+pub fn media_redirect_target(body: &[u8], location: Option<&str>) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Redirect {
+        redirect_to: Option<String>,
+    }
+    serde_json::from_slice::<Redirect>(body)
+        .ok()
+        .and_then(|r| r.redirect_to)
+        .or_else(|| location.map(str::to_string))
 }
 
 fn eq_opt(v: &Option<String>, name: &str) -> bool {
