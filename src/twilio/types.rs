@@ -348,9 +348,21 @@ pub fn parse_date(s: &str) -> Option<SystemTime> {
     }
     let offset_secs: i64 = match &s[i..] {
         "Z" | "z" => 0,
-        tz if tz.len() == 6 && (tz.starts_with('+') || tz.starts_with('-')) && &tz[3..4] == ":" => {
-            let h: i64 = tz[1..3].parse().ok()?;
-            let m: i64 = tz[4..6].parse().ok()?;
+        // Bytes, not string slices: the API's text may put a multi-byte character here.
+        tz if tz.len() == 6
+            && matches!(tz.as_bytes()[0], b'+' | b'-')
+            && tz.as_bytes()[3] == b':' =>
+        {
+            let two = |r: std::ops::Range<usize>| -> Option<i64> {
+                let t = &tz.as_bytes()[r];
+                t.iter()
+                    .all(u8::is_ascii_digit)
+                    .then(|| i64::from(t[0] - b'0') * 10 + i64::from(t[1] - b'0'))
+            };
+            let (h, m) = (two(1..3)?, two(4..6)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
             let sign = if tz.starts_with('-') { -1 } else { 1 };
             sign * (h * 3600 + m * 60)
         }
@@ -439,6 +451,26 @@ mod tests {
         ] {
             assert_eq!(parse_date(s), None, "{s}");
         }
+    }
+
+    /// Regression (issue 6): a zone offset holding a multi-byte character sliced a
+    /// string inside a character and panicked; signs and digits are now checked as bytes.
+    #[test]
+    fn zone_offsets_from_the_network_never_panic() {
+        for s in [
+            "2015-07-30T20:00:00+1\u{e9}:0",
+            "2015-07-30T20:00:00+\u{e9}:00",
+            "2015-07-30T20:00:00\u{e9}00:0",
+            "2015-07-30T20:00:00+01\u{e9}0",
+            "2015-07-30T20:00:00++1:00",
+            "2015-07-30T20:00:00+-1:00",
+            "2015-07-30T20:00:00+01:+1",
+            "2015-07-30T20:00:00+24:00",
+            "2015-07-30T20:00:00+01:60",
+        ] {
+            assert_eq!(parse_date(s), None, "{s}");
+        }
+        assert!(parse_date("2015-07-30T20:00:00+23:59").is_some());
     }
 
     #[test]
