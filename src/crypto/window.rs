@@ -242,8 +242,28 @@ mod tests {
         let r = fetch_range(16, 17, 20);
         assert_eq!((r.fetch_start, r.fetch_end, r.block_start), (0, 16, 0));
         for cipher_len in (0..80).chain([u64::MAX - 1, u64::MAX]) {
-            for start in [0, 1, 15, 16, 17, 31, 32, 48, 64, 79, u64::MAX - 16, u64::MAX] {
-                for end in [start, start.saturating_add(1), start.saturating_add(40), u64::MAX] {
+            let starts = [
+                0,
+                1,
+                15,
+                16,
+                17,
+                31,
+                32,
+                48,
+                64,
+                79,
+                u64::MAX - 16,
+                u64::MAX,
+            ];
+            for start in starts {
+                let ends = [
+                    start,
+                    start.saturating_add(1),
+                    start.saturating_add(40),
+                    u64::MAX,
+                ];
+                for end in ends {
                     let r = fetch_range(start, end, cipher_len);
                     let whole = cipher_len / 16 * 16;
                     assert!(r.fetch_start <= r.block_start, "{cipher_len} {start} {end}");
