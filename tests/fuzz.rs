@@ -9,6 +9,12 @@
 //! nightly-only). Without cargo-fuzz the test is skipped, except with `CI=true`.
 //! `TWILIO_MEDIA_FS_FUZZ_SECONDS` sets the time per target (default 20).
 //! New inputs go to a scratch corpus; `fuzz/seeds/TARGET` seeds it and is not changed.
+//!
+//! The build here is the quick one ([`FLAGS`]): no AddressSanitizer (the targets and
+//! nearly all they reach are safe Rust, where overflow checks and debug assertions,
+//! both on, catch what ASan would not) and 16 codegen units. Measured on this 2-core
+//! machine under load, a clean build took 4m34s (5m18s CPU) this way against 6m03s
+//! (7m32s CPU) with ASan. Longer runs by hand use cargo-fuzz's default, ASan.
 
 mod common;
 
@@ -28,6 +34,10 @@ fn seconds() -> u64 {
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// cargo-fuzz options of both the build and the runs (they must match, or `run`
+/// rebuilds): debug assertions, no sanitizer, 16 codegen units, optimised.
+const FLAGS: [&str; 6] = ["-a", "-s", "none", "--codegen-units", "16", "--release"];
 
 fn cargo_fuzz() -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -50,7 +60,7 @@ fn built() -> bool {
         if !require_tool("cargo-fuzz") {
             return false;
         }
-        let out = run(cargo_fuzz().args(["build", "--release"]));
+        let out = run(cargo_fuzz().arg("build").args(FLAGS));
         assert!(
             out.status.success(),
             "cargo fuzz build failed:\n{}",
@@ -71,7 +81,9 @@ fn fuzz(target: &str) {
     std::fs::create_dir(&artifacts).unwrap();
     let seeds: PathBuf = repo().join("fuzz/seeds").join(target);
     let mut cmd = cargo_fuzz();
-    cmd.args(["run", "--release", target])
+    cmd.arg("run")
+        .args(FLAGS)
+        .arg(target)
         .arg(&corpus)
         .arg(&seeds)
         .arg("--")
