@@ -38,4 +38,5 @@ pub mod object;
 pub mod prefetch;
 pub mod reader;
 pub mod retry;
+pub mod served;
 pub mod twilio;

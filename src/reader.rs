@@ -94,6 +94,11 @@ impl ObjectReader {
         self.meta.get()
     }
 
+    /// Plaintext bytes per window.
+    pub fn window(&self) -> u64 {
+        self.window
+    }
+
     /// The object's metadata, fetching the first window if nobody has yet.
     pub async fn meta(&self) -> Result<&ObjectMeta, ReadError> {
         self.meta.get_or_try_init(|| self.learn()).await
@@ -121,6 +126,16 @@ impl ObjectReader {
             out.extend_from_slice(&data[from..to]);
         }
         Ok(out.freeze())
+    }
+
+    /// Drops these windows from the cache: whoever read them has them now.
+    pub fn release(&self, windows: &[u64]) {
+        for &index in windows {
+            self.cache.release(&WindowKey {
+                object: self.id,
+                index,
+            });
+        }
     }
 
     /// Fetches the windows covering plaintext `[start, end)` in the background, skipping
@@ -468,6 +483,36 @@ mod tests {
             mem.gets.load(Ordering::SeqCst),
             1,
             "envelope, tail and window 0 in one GET"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_released_window_leaves_the_cache_and_is_fetched_again_if_read() {
+        let k = seal::test_key(11);
+        let plain: Vec<u8> = (0..10_000u32).map(|i| (i % 253) as u8).collect();
+        let mem = Arc::new(sealed(&plain, &k, true));
+        let cache = Arc::new(WindowCache::new(1 << 20));
+        let media = MediaRef::recording("RT00000000000000000000000000000000");
+        let r = ObjectReader::new(
+            1,
+            media,
+            mem.clone(),
+            Arc::new(keys_of(&k)),
+            cache.clone(),
+            1024,
+        );
+        assert_eq!(&r.read(0, 3000).await.unwrap()[..], &plain[..3000]);
+        let before = cache.stats();
+        assert_eq!(before.windows, 3);
+        r.release(&[0, 1, 7]); // window 7 is not cached: nothing to do
+        let after = cache.stats();
+        assert_eq!((after.windows, after.bytes, after.released), (1, 1024, 2));
+        let gets = mem.gets.load(Ordering::SeqCst);
+        assert_eq!(&r.read(100, 100).await.unwrap()[..], &plain[100..200]);
+        assert_eq!(
+            mem.gets.load(Ordering::SeqCst),
+            gets + 1,
+            "window 0 fetched again"
         );
     }
 

@@ -28,6 +28,7 @@ use crate::names;
 use crate::object::ObjectSource;
 use crate::prefetch::Prefetcher;
 use crate::reader::{ObjectReader, ReadError};
+use crate::served::Served;
 use crate::twilio::{
     self, Composition, CompositionFilter, MediaRef, Recording, RecordingFilter, TwilioClient,
 };
@@ -182,12 +183,18 @@ pub struct TwilioFs {
     state: Mutex<State>,
     /// One listing at a time: concurrent `ls` share it instead of listing twice.
     listing: tokio::sync::Mutex<()>,
-    /// Open file handles and their read-ahead state.
-    handles: Mutex<HashMap<u64, Prefetcher>>,
+    /// Open file handles: their read-ahead and what they have been served.
+    handles: Mutex<HashMap<u64, Handle>>,
     next_handle: std::sync::atomic::AtomicU64,
     /// Windows being prefetched at once, across all files (see [`prefetch_slots`]).
     prefetch_budget: Arc<tokio::sync::Semaphore>,
     started: SystemTime,
+}
+
+/// What the filesystem keeps per open file handle.
+struct Handle {
+    prefetch: Prefetcher,
+    served: Served,
 }
 
 impl TwilioFs {
@@ -626,15 +633,20 @@ impl TwilioFs {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Read-ahead per handle: at most 64 MiB, and a quarter of the cache.
         let max_ahead = (64u64 << 20).min(self.cache.stats().capacity as u64 / 4);
-        let prefetcher = Prefetcher::new(self.config.window, max_ahead);
+        let handle = Handle {
+            prefetch: Prefetcher::new(self.config.window, max_ahead),
+            served: Served::new(file.reader.window()),
+        };
         self.handles
             .lock()
             .expect("handles lock")
-            .insert(fh, prefetcher);
+            .insert(fh, handle);
         Ok(fh)
     }
 
-    /// Reads through handle `fh`, starting the read-ahead its pattern calls for.
+    /// Reads through handle `fh`, starting the read-ahead its pattern calls for, and
+    /// drops from the cache the windows this handle now has whole (the kernel's page
+    /// cache keeps what it was served: see [`crate::served`]).
     pub async fn read(&self, ino: u64, fh: u64, offset: u64, size: u32) -> Result<Bytes> {
         let file = self.file(ino)?;
         let ahead = self
@@ -642,15 +654,26 @@ impl TwilioFs {
             .lock()
             .expect("handles lock")
             .get_mut(&fh)
-            .and_then(|p| p.on_read(offset, size as u64));
+            .and_then(|h| h.prefetch.on_read(offset, size as u64));
         if let Some((start, end)) = ahead {
             file.reader.prefetch(start, end, &self.prefetch_budget);
         }
-        Ok(file
+        let data = file
             .reader
             .read(offset, size as u64)
             .await
-            .inspect_err(|e| tracing::warn!("{e}"))?)
+            .inspect_err(|e| tracing::warn!("{e}"))?;
+        if let Some(meta) = file.reader.known_meta() {
+            let done = self
+                .handles
+                .lock()
+                .expect("handles lock")
+                .get_mut(&fh)
+                .map(|h| h.served.record(offset, data.len() as u64, meta.plain_len))
+                .unwrap_or_default();
+            file.reader.release(&done);
+        }
+        Ok(data)
     }
 
     pub fn release(&self, fh: u64) {
