@@ -25,7 +25,12 @@ use super::{Attr, Error, Kind, TwilioFs};
 const LONG_TTL: Duration = Duration::from_secs(3600);
 /// A file's size before its headers are read comes from the listing; ask again soon.
 const SHORT_TTL: Duration = Duration::from_secs(1);
-/// Read-ahead the kernel may do: sequential readers get large requests.
+/// Read-ahead asked of the kernel. INIT can only lower what the kernel offers (128 KiB,
+/// its default), so in practice reads arrive as 128–256 KiB requests and the mount's
+/// prefetcher does the deep read-ahead. Raising the kernel's own (sysfs
+/// `read_ahead_kb` to 1 MiB) was measured: fewer requests, but `cp` was slower
+/// (0.73–0.78× of the guide's pipe against 0.93–0.94× at the default) and `ffmpeg -ss`
+/// fetched 2.0% of a file instead of 1.7%.
 const MAX_READAHEAD: u32 = 1 << 20;
 
 pub struct Fuse {
