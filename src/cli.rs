@@ -80,7 +80,9 @@ pub enum Command {
     ///
     /// Serves the embedded sample recordings and compositions (plus --data files and
     /// --synthetic objects), encrypted as Twilio stores them, behind the same REST API.
-    /// Point the other commands at it with TWILIO_MEDIA_FS_API_URL. Runs until Ctrl-C.
+    /// Point the other commands at it with TWILIO_MEDIA_FS_API_URL. Storage listens on a
+    /// port of its own: `curl -X POST URL/emulator/storage/outage?secs=N` makes it
+    /// refuse and reset connections for N seconds. Runs until Ctrl-C.
     #[command(after_help = "Examples:\n  \
         twilio-media-fs emulator --listen 127.0.0.1:8080 --private-key-out emu.pem\n  \
         twilio-media-fs emulator --listen 127.0.0.1:8080 --public-key account.pub.pem \\\n      \
@@ -111,6 +113,15 @@ pub struct EmulatorArgs {
     /// Every Nth storage body is cut half way (connection closed early).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub drop_every: Option<u64>,
+
+    /// Every Nth storage body stops half way for --stall-ms, then goes on (a response
+    /// slower than a client's timeout).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub stall_every: Option<u64>,
+
+    /// How long a stalled body stops, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    pub stall_ms: u64,
 
     /// Every Nth API call answers 429 (Twilio error 20429, Retry-After: 1).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]

@@ -80,6 +80,8 @@ pub fn config(args: &EmulatorArgs) -> anyhow::Result<EmulatorConfig> {
         ttl: Duration::from_secs(args.ttl),
         fail_every: args.fail_every,
         drop_every: args.drop_every,
+        stall_every: args.stall_every,
+        stall: Duration::from_millis(args.stall_ms),
         throttle_every: args.throttle_every,
         latency: Duration::from_millis(args.latency_ms),
         bandwidth: args.bandwidth,
