@@ -204,6 +204,18 @@ pub struct ApiArgs {
     /// The Twilio Video API (another region, or a local emulator).
     #[arg(long, value_name = "URL", env = "TWILIO_MEDIA_FS_API_URL", default_value = crate::twilio::DEFAULT_API_URL)]
     pub api_url: String,
+
+    /// Longest one HTTP request may take, body included (500ms, 10s, 1m). A request
+    /// that takes longer is abandoned and tried again, a download resuming where it
+    /// stopped.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
+
+    /// How long to keep retrying a failing request (5xx, 429, refused or reset
+    /// connections, cut or stalled bodies, timeouts) before giving up: a read from the
+    /// mount then fails with EIO.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub retry_budget: std::time::Duration,
 }
 
 impl ApiArgs {
@@ -212,6 +224,9 @@ impl ApiArgs {
         let credentials = crate::twilio::Credentials::from_env()?;
         let mut config = crate::twilio::ClientConfig::new(credentials);
         config.api_url = self.api_url.clone();
+        config.request_timeout = self.timeout;
+        config.connect_timeout = config.connect_timeout.min(self.timeout);
+        config.retry.total_budget = self.retry_budget;
         Ok(crate::twilio::TwilioClient::new(config)?)
     }
 }
@@ -370,21 +385,33 @@ fn parse_window(text: &str) -> Result<u64, String> {
     Ok(n)
 }
 
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+/// Parses a duration: a number with `ms`, `s`, `m` or `h` (a plain number is seconds).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let t = text.trim();
     let (number, unit) = t
         .find(|c: char| !c.is_ascii_digit())
         .map_or((t, ""), |i| t.split_at(i));
     let n: u64 = number
         .parse()
-        .map_err(|_| format!("{text:?} is not a duration such as 30s, 5m or 1h"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("{text:?}: use s, m or h")),
+        .map_err(|_| format!("{text:?} is not a duration such as 500ms, 30s, 5m or 1h"))?;
+    let millis = match unit.trim() {
+        "ms" => Some(n),
+        "" | "s" => n.checked_mul(1_000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => return Err(format!("{text:?}: use ms, s, m or h")),
     };
-    Ok(std::time::Duration::from_secs(secs))
+    millis
+        .map(std::time::Duration::from_millis)
+        .ok_or_else(|| format!("{text:?} is too long"))
+}
+
+/// A duration that is not zero (a zero timeout would fail every request).
+fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err("must be more than zero".into()),
+        d => Ok(d),
+    }
 }
 
 fn parse_date(text: &str) -> Result<String, String> {
@@ -425,5 +452,46 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mount(args) => cmd::mount::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Emulator(args) => cmd::emulator::run(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("1d").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
+        assert!(parse_duration(&format!("{}h", u64::MAX / 1000)).is_err());
+        assert!(parse_timeout("0s").is_err());
+        assert_eq!(parse_timeout("1s"), Ok(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn timeout_and_retry_budget_flags() {
+        let cli = Cli::try_parse_from([
+            "twilio-media-fs",
+            "mount",
+            "/mnt",
+            "--timeout",
+            "500ms",
+            "--retry-budget",
+            "5s",
+        ])
+        .unwrap();
+        let Command::Mount(args) = cli.command else {
+            panic!("mount");
+        };
+        assert_eq!(args.api.timeout, Duration::from_millis(500));
+        assert_eq!(args.api.retry_budget, Duration::from_secs(5));
+        assert!(Cli::try_parse_from(["twilio-media-fs", "ls", "--timeout", "0"]).is_err());
     }
 }

@@ -27,9 +27,13 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
+    /// Time decides: retries go on for up to 30 s (a storage or API blip of a few
+    /// seconds must not fail a read), with delays capped at 5 s. The attempt cap only
+    /// guards against a tight loop; full jitter alone would let 6 attempts run out in
+    /// about 1.5 s.
     fn default() -> Self {
         Self {
-            max_attempts: 6,
+            max_attempts: 100,
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(5),
             total_budget: Duration::from_secs(30),
@@ -158,12 +162,19 @@ mod tests {
     #[test]
     fn stops_after_max_attempts() {
         let mut b = Backoff::new(RetryPolicy::default());
-        let delays: Vec<_> = (0..10)
+        let delays: Vec<_> = (0..110)
             .map(|_| b.next_delay_at(Duration::ZERO, None, 0.0))
             .collect();
-        // 6 attempts = 5 retries.
-        assert_eq!(delays.iter().filter(|d| d.is_some()).count(), 5);
-        assert!(delays[5..].iter().all(Option::is_none));
+        // 100 attempts = 99 retries.
+        assert_eq!(delays.iter().filter(|d| d.is_some()).count(), 99);
+        assert!(delays[99..].iter().all(Option::is_none));
+        let mut b = Backoff::new(RetryPolicy {
+            max_attempts: 3,
+            ..RetryPolicy::default()
+        });
+        assert!(b.next_delay_at(Duration::ZERO, None, 0.0).is_some());
+        assert!(b.next_delay_at(Duration::ZERO, None, 0.0).is_some());
+        assert_eq!(b.next_delay_at(Duration::ZERO, None, 0.0), None);
         assert_eq!(Backoff::new(RetryPolicy::none()).next_delay(None), None);
     }
 

@@ -149,6 +149,7 @@ pub struct TwilioClient {
     credentials: Credentials,
     permits: Semaphore,
     retry: RetryPolicy,
+    request_timeout: Duration,
     urls: UrlCache,
 }
 
@@ -192,6 +193,7 @@ impl TwilioClient {
             credentials: config.credentials,
             permits: Semaphore::new(config.max_concurrent.max(1)),
             retry: config.retry,
+            request_timeout: config.request_timeout,
             urls: UrlCache::default(),
         })
     }
@@ -204,6 +206,13 @@ impl TwilioClient {
     /// The retry policy, for storage GETs too.
     pub fn retry_policy(&self) -> RetryPolicy {
         self.retry
+    }
+
+    /// The longest a read that goes through this client should wait for an answer: the
+    /// retry budget, plus one request timeout (the last attempt starts before the budget
+    /// ends), plus a second for the rest. The mount fails a read with EIO past it.
+    pub fn answer_bound(&self) -> Duration {
+        self.retry.total_budget + self.request_timeout + Duration::from_secs(1)
     }
 
     /// The API base URL.
