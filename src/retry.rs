@@ -3,8 +3,10 @@
 //! This module owns the retry *schedule* only: full-jitter exponential backoff
 //! (`delay = random(0, min(max_delay, base_delay · 2^(n−1)))`, the scheme AWS recommends
 //! because it spreads a burst of failing clients out instead of having them retry in
-//! lock-step), a cap on attempts, and a total time budget. A server's `Retry-After`
-//! wins over the computed delay when it asks for longer, as long as it fits the budget.
+//! lock-step), a cap on attempts, and a total time budget: the last delay is cut to end
+//! with the budget, so that retrying stops only once it is spent. A server's
+//! `Retry-After` wins over the computed delay when it asks for longer, as long as it
+//! fits the budget.
 //!
 //! It must not do I/O or decide *what* is retryable: the Twilio client and the object
 //! client classify their own failures and ask [`Backoff::next_delay`] whether, and after
@@ -108,15 +110,21 @@ impl Backoff {
         if self.failures >= self.policy.max_attempts {
             return None;
         }
-        let cap = self.policy.cap(self.failures);
-        let mut delay = cap.mul_f64(jitter.clamp(0.0, 1.0));
-        if let Some(asked) = retry_after {
-            delay = delay.max(asked);
-        }
-        if elapsed.saturating_add(delay) > self.policy.total_budget {
+        let remaining = self.policy.total_budget.saturating_sub(elapsed);
+        if remaining.is_zero() {
             return None;
         }
-        Some(delay)
+        let cap = self.policy.cap(self.failures);
+        let delay = cap.mul_f64(jitter.clamp(0.0, 1.0));
+        match retry_after {
+            // The server asked for a wait that does not fit: give up rather than
+            // come back earlier than asked.
+            Some(asked) if asked > delay && asked > remaining => None,
+            Some(asked) if asked > delay => Some(asked),
+            // A computed delay is shortened to end with the budget: the last attempt
+            // comes at its very end, so a failure is reported only once it is spent.
+            _ => Some(delay.min(remaining)),
+        }
     }
 }
 
@@ -197,6 +205,21 @@ mod tests {
         let mut b = Backoff::new(RetryPolicy::default());
         assert_eq!(b.next_delay_at(Duration::from_secs(31), None, 0.0), None);
         assert_eq!(b.failures(), 1);
+        let mut b = Backoff::new(RetryPolicy::default());
+        assert_eq!(b.next_delay_at(Duration::from_secs(30), None, 0.0), None);
+    }
+
+    /// The last retry waits only until the budget ends: no failure is reported while
+    /// some of the budget is left.
+    #[test]
+    fn the_last_delay_ends_with_the_budget() {
+        let mut b = Backoff::new(RetryPolicy::default());
+        for _ in 0..6 {
+            b.next_delay_at(Duration::ZERO, None, 1.0);
+        }
+        // The cap is now 5 s, but only 0.3 s of the budget is left.
+        let got = b.next_delay_at(Duration::from_millis(29_700), None, 1.0);
+        assert_eq!(got, Some(300 * MS));
     }
 
     #[test]
