@@ -53,13 +53,17 @@ impl RetryPolicy {
     }
 
     /// The cap of the delay after failed attempt number `attempt` (1-based):
-    /// `min(max_delay, base_delay · 2^(attempt−1))`.
+    /// `min(max_delay, total_budget / 4, base_delay · 2^(attempt−1))`. A quarter of
+    /// the budget at most, so that a short budget still makes a few attempts after the
+    /// delays have grown: a storage back after 2 s of a 6 s budget is tried again soon,
+    /// not 5 s later.
     pub fn cap(&self, attempt: u32) -> Duration {
         let shift = attempt.saturating_sub(1).min(31);
+        let max = self.max_delay.min(self.total_budget / 4);
         self.base_delay
             .checked_mul(1u32 << shift)
-            .unwrap_or(self.max_delay)
-            .min(self.max_delay)
+            .unwrap_or(max)
+            .min(max)
     }
 }
 
@@ -149,6 +153,12 @@ mod tests {
         assert_eq!(p.cap(6), 3200 * MS);
         assert_eq!(p.cap(7), 5000 * MS);
         assert_eq!(p.cap(1000), 5000 * MS);
+        let short = RetryPolicy {
+            total_budget: Duration::from_secs(6),
+            ..p
+        };
+        assert_eq!(short.cap(5), 1500 * MS);
+        assert_eq!(short.cap(1), 100 * MS);
     }
 
     #[test]

@@ -10,8 +10,10 @@
 //!   request repeated: twice at once, outside the retry budget, then after backoff
 //!   delays within it.
 //! - `5xx`, `429`, connect errors, timeouts: retried per the [`RetryPolicy`].
-//! - A body cut short (a stream error, or fewer bytes than promised): the read resumes
-//!   from the byte reached with a new ranged GET; each resume counts as a retry.
+//! - A body cut short (a stream error, fewer bytes than promised, a timeout mid-body):
+//!   the read resumes from the byte reached with a new ranged GET, after a backoff
+//!   delay. An attempt that brought bytes starts the retry budget again: the budget
+//!   bounds time without progress, not the length of a slow download.
 //!
 //! The envelope headers (`x-amz-meta-x-amz-key`, …) come with every GET, ranged or not,
 //! so the first answer's headers are returned with the data: there is no HEAD (the URL
@@ -254,6 +256,7 @@ impl ObjectClient {
         let mut refreshes = 0;
         loop {
             let url = self.twilio.media_url(media).await?;
+            let attempt_from = p.pos();
             match self.attempt(media, url.url(), &mut p).await? {
                 Step::Done => break,
                 Step::Refresh(cause) => {
@@ -285,7 +288,15 @@ impl ObjectClient {
                         }
                     }
                 }
-                Step::Retry(cause, retry_after) => match backoff.next_delay(retry_after) {
+                Step::Retry(cause, retry_after) => match {
+                    if p.pos() > attempt_from {
+                        // The attempt got somewhere (a body cut or stalled after some
+                        // bytes): the budget is for time without progress, so it
+                        // starts again. Each such restart needs new bytes: it ends.
+                        backoff = Backoff::new(self.retry);
+                    }
+                    backoff.next_delay(retry_after)
+                } {
                     Some(delay) => {
                         tracing::debug!(sid = %media.sid, pos = p.pos(), %cause, ?delay, "retrying storage GET");
                         tokio::time::sleep(delay).await;
