@@ -518,7 +518,7 @@ pub async fn reset_stats(State(emu): State<Arc<Emulator>>) -> Response {
 pub async fn storage_outage(State(emu): State<Arc<Emulator>>, Query(q): Params) -> Response {
     match q.get("secs").map(|s| s.parse::<f64>()) {
         None => emu.set_storage_down(true),
-        Some(Ok(secs)) if secs == 0.0 => emu.set_storage_down(false),
+        Some(Ok(0.0)) => emu.set_storage_down(false),
         Some(Ok(secs)) if secs > 0.0 && secs.is_finite() => {
             emu.storage_outage(Duration::from_secs_f64(secs))
         }

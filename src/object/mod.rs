@@ -288,28 +288,28 @@ impl ObjectClient {
                         }
                     }
                 }
-                Step::Retry(cause, retry_after) => match {
+                Step::Retry(cause, retry_after) => {
                     if p.pos() > attempt_from {
                         // The attempt got somewhere (a body cut or stalled after some
                         // bytes): the budget is for time without progress, so it
                         // starts again. Each such restart needs new bytes: it ends.
                         backoff = Backoff::new(self.retry);
                     }
-                    backoff.next_delay(retry_after)
-                } {
-                    Some(delay) => {
-                        tracing::debug!(sid = %media.sid, pos = p.pos(), %cause, ?delay, "retrying storage GET");
-                        tokio::time::sleep(delay).await;
+                    match backoff.next_delay(retry_after) {
+                        Some(delay) => {
+                            tracing::debug!(sid = %media.sid, pos = p.pos(), %cause, ?delay, "retrying storage GET");
+                            tokio::time::sleep(delay).await;
+                        }
+                        None => {
+                            return Err(ObjectError::RetriesExhausted {
+                                sid: media.sid.clone(),
+                                attempts: backoff.failures(),
+                                elapsed: backoff.elapsed(),
+                                last: cause,
+                            });
+                        }
                     }
-                    None => {
-                        return Err(ObjectError::RetriesExhausted {
-                            sid: media.sid.clone(),
-                            attempts: backoff.failures(),
-                            elapsed: backoff.elapsed(),
-                            last: cause,
-                        });
-                    }
-                },
+                }
             }
         }
         let total_len = p.total.unwrap_or(p.pos());
