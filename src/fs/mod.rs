@@ -94,6 +94,7 @@ impl Error {
             },
             Error::Read(ReadError::Key { .. }) => libc::EACCES,
             Error::Read(ReadError::Damaged { .. } | ReadError::Storage { .. }) => libc::EIO,
+            Error::Read(ReadError::Unsupported { .. }) => libc::EOPNOTSUPP,
         }
     }
 }
@@ -456,7 +457,10 @@ impl TwilioFs {
                         date_created_after: since,
                         ..Default::default()
                     };
-                    for r in self.twilio.recordings(&filter).await? {
+                    let listed = self.twilio.recordings(&filter).await;
+                    let listed =
+                        listed.inspect_err(|e| tracing::warn!("cannot list recordings: {e}"))?;
+                    for r in listed {
                         inos.extend(self.add_recording(&r, true));
                     }
                 }
@@ -467,7 +471,10 @@ impl TwilioFs {
                         date_created_after: since,
                         ..Default::default()
                     };
-                    for c in self.twilio.compositions(&filter).await? {
+                    let listed = self.twilio.compositions(&filter).await;
+                    let listed =
+                        listed.inspect_err(|e| tracing::warn!("cannot list compositions: {e}"))?;
+                    for c in listed {
                         inos.extend(self.add_composition(&c, true));
                     }
                 }
