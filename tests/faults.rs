@@ -13,15 +13,13 @@
 
 mod common;
 
-use std::os::unix::fs::FileExt;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::mount::*;
+use common::reads::*;
 use common::*;
 use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use twilio_media_fs::crypto::seal;
@@ -121,102 +119,6 @@ fn sample_digests() -> Vec<String> {
         .collect();
     assert_eq!(digests.len(), 6, "the six samples");
     digests
-}
-
-/// What the timed reader saw.
-#[derive(Debug, Default)]
-struct ReadReport {
-    reads: u64,
-    bytes: u64,
-    max: Duration,
-    /// Errors and wrong bytes, described.
-    failures: Vec<String>,
-}
-
-/// A thread doing timed `pread`s at random offsets and lengths over `files` until
-/// stopped, each compared with the plaintext; before each read, the file's pages are
-/// dropped from the kernel's cache (`POSIX_FADV_DONTNEED`) so that the read reaches
-/// the filesystem.
-struct TimedReader {
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<ReadReport>,
-}
-
-impl TimedReader {
-    fn start(files: Vec<(PathBuf, Vec<u8>)>, seed: u64) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || read_until(&files, seed, &flag));
-        Self { stop, thread }
-    }
-
-    fn finish(self) -> ReadReport {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().expect("the reader thread")
-    }
-}
-
-/// xorshift: fixed seeds, so failures reproduce.
-fn rng(seed: u64) -> impl FnMut() -> u64 {
-    let mut x = 0x2545_F491_4F6C_DD1D_u64 ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    }
-}
-
-/// Reads `files` at random until `stop`; the report of it.
-fn read_until(files: &[(PathBuf, Vec<u8>)], seed: u64, stop: &AtomicBool) -> ReadReport {
-    let mut report = ReadReport::default();
-    let mut next = rng(seed);
-    let mut handles: Vec<Option<std::fs::File>> = files.iter().map(|_| None).collect();
-    while !stop.load(Ordering::Relaxed) {
-        let f = (next() % files.len() as u64) as usize;
-        let (path, want) = &files[f];
-        let started = Instant::now();
-        if handles[f].is_none() {
-            // Opening is timed like a read: it fetches the envelope.
-            match std::fs::File::open(path) {
-                Ok(h) => handles[f] = Some(h),
-                Err(e) => {
-                    report.failures.push(format!("open {path:?}: {e}"));
-                    continue;
-                }
-            }
-            report.max = report.max.max(started.elapsed());
-        }
-        let handle = handles[f].as_ref().unwrap();
-        let len = want.len() as u64;
-        let offset = next() % (len + 1);
-        let size = 1 + next() % (128 << 10);
-        // SAFETY: posix_fadvise on an open descriptor only drops clean cached pages.
-        unsafe { libc::posix_fadvise(handle.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-        let mut buf = vec![0u8; size as usize];
-        let started = Instant::now();
-        let got = handle.read_at(&mut buf, offset);
-        let took = started.elapsed();
-        report.max = report.max.max(took);
-        report.reads += 1;
-        match got {
-            Ok(n) => {
-                report.bytes += n as u64;
-                let from = offset as usize;
-                let to = (offset + n as u64) as usize;
-                // A short read is allowed (the caller reads on), a wrong byte never.
-                if to > want.len() || buf[..n] != want[from..to] || (n == 0 && offset < len) {
-                    report
-                        .failures
-                        .push(format!("{path:?} @{offset}+{size}: wrong bytes ({n} read)"));
-                }
-            }
-            Err(e) => report
-                .failures
-                .push(format!("{path:?} @{offset}+{size}: {e} after {took:?}")),
-        }
-    }
-    report
 }
 
 /// `cp` of every object off the mount, each copy compared with its plaintext.

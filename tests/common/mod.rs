@@ -1,8 +1,9 @@
 //! Shared test harness: required tools, the built binary, scratch directories, digests;
-//! [`mount`] has real FUSE mounts of the binary.
+//! [`mount`] has real FUSE mounts of the binary, [`reads`] timed reads through them.
 #![allow(dead_code)]
 
 pub mod mount;
+pub mod reads;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
