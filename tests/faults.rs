@@ -28,7 +28,7 @@ use twilio_media_fs::emulator::{EmulatorConfig, ObjectInfo, RunningEmulator, Sta
 /// The client's settings in these tests: short, so that the file runs in well under a
 /// minute, and the bound they imply.
 const TIMEOUT: Duration = Duration::from_secs(1);
-const BUDGET: Duration = Duration::from_secs(6);
+const BUDGET: Duration = Duration::from_secs(8);
 
 /// What the program promises: an open or a read answers within this.
 fn bound(budget: Duration, timeout: Duration) -> Duration {

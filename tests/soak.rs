@@ -20,7 +20,7 @@ use twilio_media_fs::emulator::{EmulatorConfig, spawn};
 
 const READERS: u64 = 32;
 const TIMEOUT: Duration = Duration::from_secs(1);
-const BUDGET: Duration = Duration::from_secs(6);
+const BUDGET: Duration = Duration::from_secs(8);
 
 /// `SOAK_SECS`, or 10.
 fn duration() -> Duration {
