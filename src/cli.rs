@@ -213,7 +213,8 @@ pub struct ApiArgs {
 
     /// How long to keep retrying a failing request (5xx, 429, refused or reset
     /// connections, cut or stalled bodies, timeouts) before giving up: a read from the
-    /// mount then fails with EIO.
+    /// mount then fails with EIO. Every read of the mount answers within this budget
+    /// plus --timeout plus 1 s.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub retry_budget: std::time::Duration,
 }
