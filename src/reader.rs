@@ -27,18 +27,22 @@ use crate::crypto::{ContentKey, CryptoError, Envelope, PrivateKeys, window};
 use crate::object::{ObjectError, ObjectSource};
 use crate::twilio::MediaRef;
 
-/// Why a read failed. The filesystem turns each into an errno.
+/// Why a read failed. The filesystem turns each into an errno. The cause is part of the
+/// message (not an error `source`), so that a chain printed whole says it once.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ReadError {
     /// No private key unwraps the content key (or none was given).
-    #[error("{sid}: {source}")]
-    Key { sid: String, source: CryptoError },
+    #[error("{sid}: {cause}")]
+    Key { sid: String, cause: CryptoError },
     /// The data does not decrypt: bad padding, a cut-short object, a length mismatch.
-    #[error("{sid}: damaged data: {source}")]
-    Damaged { sid: String, source: CryptoError },
+    #[error("{sid}: damaged data: {cause}")]
+    Damaged { sid: String, cause: CryptoError },
     /// The storage could not be read within the retry budget.
     #[error("{sid}: {message}")]
     Storage { sid: String, message: String },
+    /// Encrypted in a format this program does not decrypt (S3 Encryption Client v2).
+    #[error("{sid}: {cause}")]
+    Unsupported { sid: String, cause: CryptoError },
 }
 
 /// What the first GET taught about an object.
@@ -223,7 +227,13 @@ impl ObjectReader {
             .map_err(|e| self.storage(e))?;
         let stored_len = first.total_len;
         let headers = first.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        let envelope = Envelope::from_headers(headers).map_err(|e| self.damaged(e))?;
+        let envelope = Envelope::from_headers(headers).map_err(|e| match e {
+            CryptoError::UnsupportedV2 { .. } => ReadError::Unsupported {
+                sid: self.sid().to_owned(),
+                cause: e,
+            },
+            other => self.damaged(other),
+        })?;
         let Some(envelope) = envelope else {
             tracing::debug!("{}: stored unencrypted ({stored_len} bytes)", self.sid());
             let meta = ObjectMeta {
@@ -247,7 +257,7 @@ impl ObjectReader {
         let (key, key_name) = unwrapped.map_err(|e| match e {
             CryptoError::WrongKey { .. } | CryptoError::NoKeys => ReadError::Key {
                 sid: self.sid().to_owned(),
-                source: e,
+                cause: e,
             },
             other => self.damaged(other),
         })?;
@@ -351,10 +361,10 @@ impl ObjectReader {
         }
     }
 
-    fn damaged(&self, source: CryptoError) -> ReadError {
+    fn damaged(&self, cause: CryptoError) -> ReadError {
         ReadError::Damaged {
             sid: self.sid().to_owned(),
-            source,
+            cause,
         }
     }
 

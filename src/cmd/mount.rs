@@ -61,6 +61,7 @@ fn foreground(args: &MountArgs, ready: &ReadyPipe) -> anyhow::Result<()> {
             refresh: args.refresh,
             rooms: args.rooms.clone(),
             since: args.since.clone(),
+            answer_within: twilio.answer_bound(),
         };
         let cache = Arc::new(WindowCache::new(args.cache_size as usize));
         anyhow::Ok(Arc::new(TwilioFs::new(config, twilio, source, keys, cache)))

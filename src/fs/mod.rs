@@ -52,6 +52,11 @@ pub struct FsConfig {
     pub rooms: Vec<String>,
     /// Only media created at or after this date (RFC 3339).
     pub since: Option<String>,
+    /// The longest an open or a read waits for the storage: past it, EIO. The retry
+    /// budget plus one request timeout plus a second ([`TwilioClient::answer_bound`]),
+    /// so it only cuts reads whose retries are spent anyway, but it holds whatever the
+    /// storage does: a reader is never left hanging.
+    pub answer_within: Duration,
 }
 
 /// Why an operation failed; [`Error::errno`] is the one place errors become errnos.
@@ -90,6 +95,7 @@ impl Error {
             },
             Error::Read(ReadError::Key { .. }) => libc::EACCES,
             Error::Read(ReadError::Damaged { .. } | ReadError::Storage { .. }) => libc::EIO,
+            Error::Read(ReadError::Unsupported { .. }) => libc::EOPNOTSUPP,
         }
     }
 }
@@ -458,7 +464,10 @@ impl TwilioFs {
                         date_created_after: since,
                         ..Default::default()
                     };
-                    for r in self.twilio.recordings(&filter).await? {
+                    let listed = self.twilio.recordings(&filter).await;
+                    let listed =
+                        listed.inspect_err(|e| tracing::warn!("cannot list recordings: {e}"))?;
+                    for r in listed {
                         inos.extend(self.add_recording(&r, true));
                     }
                 }
@@ -469,7 +478,10 @@ impl TwilioFs {
                         date_created_after: since,
                         ..Default::default()
                     };
-                    for c in self.twilio.compositions(&filter).await? {
+                    let listed = self.twilio.compositions(&filter).await;
+                    let listed =
+                        listed.inspect_err(|e| tracing::warn!("cannot list compositions: {e}"))?;
+                    for c in listed {
                         inos.extend(self.add_composition(&c, true));
                     }
                 }
@@ -624,8 +636,7 @@ impl TwilioFs {
     /// Returns the new handle.
     pub async fn open(&self, ino: u64) -> Result<u64> {
         let file = self.file(ino)?;
-        file.reader
-            .meta()
+        self.bounded(file.reader.sid(), file.reader.meta())
             .await
             .inspect_err(|e| tracing::warn!("{e}"))?;
         let fh = self
@@ -658,9 +669,9 @@ impl TwilioFs {
         if let Some((start, end)) = ahead {
             file.reader.prefetch(start, end, &self.prefetch_budget);
         }
-        let data = file
-            .reader
-            .read(offset, size as u64)
+        let read = file.reader.read(offset, size as u64);
+        let data = self
+            .bounded(file.reader.sid(), read)
             .await
             .inspect_err(|e| tracing::warn!("{e}"))?;
         if let Some(meta) = file.reader.known_meta() {
@@ -674,6 +685,28 @@ impl TwilioFs {
             file.reader.release(&done);
         }
         Ok(data)
+    }
+
+    /// `fut` if it answers within [`FsConfig::answer_within`], else a storage error
+    /// (EIO). Dropping `fut` cancels its requests; a window that other readers share
+    /// is fetched again by the next one who asks.
+    async fn bounded<T>(
+        &self,
+        sid: &str,
+        fut: impl std::future::Future<Output = std::result::Result<T, ReadError>>,
+    ) -> std::result::Result<T, ReadError> {
+        let bound = self.config.answer_within;
+        tokio::time::timeout(bound, fut)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ReadError::Storage {
+                    sid: sid.to_owned(),
+                    message: format!(
+                        "no answer from storage within {:.1} s (--retry-budget + --timeout): giving up on this read",
+                        bound.as_secs_f64()
+                    ),
+                })
+            })
     }
 
     pub fn release(&self, fh: u64) {
@@ -700,7 +733,7 @@ impl TwilioFs {
         };
         let key = name.strip_prefix("user.twilio.").ok_or(Error::NoXattr)?;
         if key == "encrypted" {
-            let meta = file.reader.meta().await?;
+            let meta = self.bounded(file.reader.sid(), file.reader.meta()).await?;
             return Ok(if meta.key.is_some() {
                 b"true".to_vec()
             } else {
