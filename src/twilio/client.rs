@@ -143,6 +143,9 @@ struct Answer {
 }
 
 /// The Twilio Video REST client. Cheap to share behind an `Arc`.
+/// How long API retries go on before a warning says so.
+const STILL_RETRYING_AFTER: Duration = Duration::from_secs(3);
+
 pub struct TwilioClient {
     base: Url,
     http: reqwest::Client,
@@ -491,8 +494,10 @@ impl TwilioClient {
     /// One authenticated GET with retries. Returns whatever non-retryable answer came.
     async fn get(&self, url: &Url, what: &str) -> Result<Answer> {
         let mut backoff = Backoff::new(self.retry);
+        let mut warned = false;
         loop {
             let attempt = self.get_once(url).await;
+            let throttled = matches!(&attempt, Ok(a) if a.status == StatusCode::TOO_MANY_REQUESTS);
             let (cause, retry_after) = match attempt {
                 Ok(a) if is_retryable(a.status) => {
                     let cause = api_error(what, a.status, &a.body).to_string();
@@ -518,6 +523,16 @@ impl TwilioClient {
             match backoff.next_delay(retry_after) {
                 Some(delay) => {
                     tracing::debug!(what, %cause, ?delay, "retrying");
+                    // Retries are silent while they are short; a user staring at a
+                    // command that has not answered for seconds is told why. 429 is
+                    // Twilio pacing a busy account, not a fault: it stays at debug.
+                    if !warned && !throttled && backoff.elapsed() >= STILL_RETRYING_AFTER {
+                        warned = true;
+                        tracing::warn!(
+                            "{what}: {cause}; still retrying, for up to {:.0} s in all (--retry-budget)",
+                            self.retry.total_budget.as_secs_f64()
+                        );
+                    }
                     tokio::time::sleep(delay).await;
                 }
                 None => {

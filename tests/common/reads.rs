@@ -7,7 +7,7 @@ use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// What the timed reader saw.
@@ -28,15 +28,22 @@ pub struct ReadReport {
 /// the filesystem.
 pub struct TimedReader {
     stop: Arc<AtomicBool>,
+    done: Arc<AtomicU64>,
     thread: std::thread::JoinHandle<ReadReport>,
 }
 
 impl TimedReader {
     pub fn start(files: Vec<(PathBuf, Vec<u8>)>, seed: u64) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || read_until(&files, seed, &flag));
-        Self { stop, thread }
+        let done = Arc::new(AtomicU64::new(0));
+        let (flag, count) = (stop.clone(), done.clone());
+        let thread = std::thread::spawn(move || read_until(&files, seed, &flag, &count));
+        Self { stop, done, thread }
+    }
+
+    /// Reads finished so far.
+    pub fn reads(&self) -> u64 {
+        self.done.load(Ordering::Relaxed)
     }
 
     /// Asks the thread to stop after its current read.
@@ -63,7 +70,12 @@ pub fn rng(seed: u64) -> impl FnMut() -> u64 {
 }
 
 /// Reads `files` at random until `stop`; the report of it.
-pub fn read_until(files: &[(PathBuf, Vec<u8>)], seed: u64, stop: &AtomicBool) -> ReadReport {
+pub fn read_until(
+    files: &[(PathBuf, Vec<u8>)],
+    seed: u64,
+    stop: &AtomicBool,
+    done: &AtomicU64,
+) -> ReadReport {
     let mut report = ReadReport::default();
     let mut next = rng(seed);
     let mut handles: Vec<Option<std::fs::File>> = files.iter().map(|_| None).collect();
@@ -95,6 +107,7 @@ pub fn read_until(files: &[(PathBuf, Vec<u8>)], seed: u64, stop: &AtomicBool) ->
         report.max = report.max.max(took);
         report.latencies.push(took);
         report.reads += 1;
+        done.fetch_add(1, Ordering::Relaxed);
         match got {
             Ok(n) => {
                 report.bytes += n as u64;
