@@ -1,6 +1,8 @@
 //! Shared test harness: required tools, the built binary, scratch directories, digests.
 #![allow(dead_code)]
 
+pub mod mount;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,0 +1,242 @@
+//! Real mounts of the binary, for every test that needs one: [`Mount`] starts
+//! `twilio-media-fs mount` against an emulator and, when dropped, always unmounts
+//! (`umount -l`) and kills the process serving it, even when a test panics. Also the
+//! account's test key pairs ([`keys`], written mode 0600) and small helpers to run
+//! blocking work off the async runtime that serves the in-process emulator.
+
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+use twilio_media_fs::crypto::seal;
+use twilio_media_fs::emulator::{ObjectInfo, ObjectKind, RunningEmulator};
+
+use super::{cli, run, tempdir};
+
+/// How long a mount may take to become ready, or to go away.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Writes a file readable by its owner only, as private keys and credentials must be.
+pub fn write_private(path: &Path, data: &[u8]) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+    f.write_all(data).unwrap();
+}
+
+/// Two account key pairs (the second one is the "rotated" key), private halves in PEMs.
+pub struct Keys {
+    _dir: tempfile::TempDir,
+    pub private: [rsa::PrivateKey; 2],
+    pub pem: [PathBuf; 2],
+}
+
+pub fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let dir = tempdir();
+        let private = [seal::generate_key(2048), seal::generate_key(2048)];
+        let pem = [dir.path().join("k1.pem"), dir.path().join("k2.pem")];
+        for (key, path) in private.iter().zip(&pem) {
+            write_private(path, key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes());
+        }
+        Keys {
+            _dir: dir,
+            private,
+            pem,
+        }
+    })
+}
+
+/// Runs blocking work (file system calls, subprocesses) off the async runtime, so the
+/// in-process emulator keeps serving the mount meanwhile.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+pub async fn output(mut cmd: Command) -> std::process::Output {
+    blocking(move || run(&mut cmd)).await
+}
+
+pub async fn ok(cmd: Command) -> String {
+    let out = output(cmd).await;
+    assert!(
+        out.status.success(),
+        "failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub fn command(program: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    cmd
+}
+
+/// Whether the FUSE filesystem is mounted at `path`, per /proc/mounts.
+pub fn mounted(path: &Path) -> bool {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    let path = path.to_str().unwrap();
+    mounts.lines().any(|l| l.split(' ').nth(1) == Some(path))
+}
+
+/// Processes (not zombies) whose command line names `path`: the background server.
+pub fn serving(path: &Path) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let needle = path.as_os_str().as_encoded_bytes();
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if !cmdline.split(|&b| b == 0).any(|arg| arg == needle) {
+            continue;
+        }
+        let zombie = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(')')
+                    .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(true);
+        if !zombie {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One mount of the binary. Dropping it always unmounts (`umount -l`) and kills the
+/// process serving it, whatever state the test left it in.
+pub struct Mount {
+    pub path: PathBuf,
+    pub stderr: PathBuf,
+    /// `--foreground`: the server is our child.
+    pub child: Option<Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl Mount {
+    pub fn new() -> Self {
+        let dir = tempdir();
+        let path = dir.path().join("mnt");
+        std::fs::create_dir(&path).unwrap();
+        Mount {
+            stderr: dir.path().join("stderr"),
+            path,
+            child: None,
+            _dir: dir,
+        }
+    }
+
+    pub fn mount_cmd(&self, emu: &RunningEmulator, keys: &[&Path]) -> Command {
+        let mut cmd = cli(emu);
+        cmd.arg("mount").arg(&self.path);
+        for k in keys {
+            cmd.arg("-k").arg(k);
+        }
+        cmd
+    }
+
+    /// `mount --foreground`, ready once `MNT/recordings` exists.
+    pub async fn foreground(emu: &RunningEmulator, keys: &[&Path]) -> Self {
+        Self::foreground_with(emu, keys, &[]).await
+    }
+
+    /// `mount --foreground` with more flags (`-vv`, `--cache-size`…); its stderr goes
+    /// to [`Mount::stderr`].
+    pub async fn foreground_with(emu: &RunningEmulator, keys: &[&Path], flags: &[&str]) -> Self {
+        let mut m = Mount::new();
+        let mut cmd = m.mount_cmd(emu, keys);
+        cmd.arg("--foreground")
+            .args(flags)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&m.stderr).unwrap());
+        m.child = Some(cmd.spawn().expect("start the mount"));
+        let (child, path, stderr) = (m.child.take().unwrap(), m.path.clone(), m.stderr.clone());
+        let child = blocking(move || {
+            let mut child = child;
+            wait_until("the mount", || {
+                if let Some(status) = child.try_wait().unwrap() {
+                    panic!(
+                        "mount ended before ready ({status}): {}",
+                        std::fs::read_to_string(&stderr).unwrap_or_default()
+                    );
+                }
+                path.join("recordings").is_dir()
+            });
+            child
+        })
+        .await;
+        m.child = Some(child);
+        m
+    }
+
+    /// `mount` in the background: returns when the command does (it says ready).
+    pub async fn background(emu: &RunningEmulator, keys: &[&Path]) -> (Self, std::process::Output) {
+        let m = Mount::new();
+        let out = output(m.mount_cmd(emu, keys)).await;
+        (m, out)
+    }
+
+    pub fn file(&self, o: &ObjectInfo) -> PathBuf {
+        let dir = match o.kind {
+            ObjectKind::Recording => "recordings",
+            ObjectKind::Composition => "compositions",
+        };
+        self.path
+            .join(dir)
+            .join(format!("{}.{}", o.sid, o.extension))
+    }
+
+    pub fn path_str(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .stderr(Stdio::null())
+            .status();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for pid in serving(&self.path) {
+            // SAFETY: plain kill(2) of the background server of this mount point.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
