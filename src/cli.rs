@@ -66,9 +66,13 @@ pub enum Command {
     /// ordinary files: only the ranges read are fetched and decrypted, kept in a
     /// bounded in-memory cache; nothing decrypted is written to disk. Returns once the
     /// mount is ready (or says why it is not); `umount MOUNTPOINT` ends it.
+    ///
+    /// `cat MOUNTPOINT/.stats` shows what the mount is doing (JSON: cache hits and misses,
+    /// bytes fetched and served, retries, errors, open files, fetches in flight).
     #[command(after_help = "Examples:\n  \
         twilio-media-fs mount /mnt/twilio -k private.pem\n  \
         twilio-media-fs mount /mnt/twilio -k new.pem -k old.pem --cache-size 1GiB --room RMxx…\n  \
+        cat /mnt/twilio/.stats\n  \
         umount /mnt/twilio")]
     Mount(MountArgs),
 
@@ -398,8 +402,11 @@ pub fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colours only on a terminal: not in the journal, a log file or a pipe.
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();

@@ -13,7 +13,8 @@
 //! - [`object`]: ranged GETs of one stored object on its pre-signed URL.
 //! - [`reader`]: one object's read path: windows, envelope, key check.
 //! - [`prefetch`]: sequential detection and read-ahead sizing per open handle.
-//! - [`fs`]: the filesystem (tree, attributes, reads) and its FUSE glue.
+//! - [`fs`]: the filesystem (tree, attributes, reads, `.stats`) and its FUSE glue.
+//! - [`stats`]: the counters of storage fetches a mount shows in `.stats`.
 //! - [`emulator`]: a local stand-in for Twilio's API and media storage (tests, demos).
 //!
 //! # The read path in five lines
@@ -38,4 +39,5 @@ pub mod object;
 pub mod prefetch;
 pub mod reader;
 pub mod retry;
+pub mod stats;
 pub mod twilio;

@@ -54,6 +54,7 @@ fn foreground(args: &MountArgs, ready: &ReadyPipe) -> anyhow::Result<()> {
             .await
             .context("cannot reach the Twilio API with these credentials")?;
         let source = Arc::new(ObjectClient::new(twilio.clone()));
+        let io_stats = source.stats();
         let config = FsConfig {
             uid: args.uid.unwrap_or_else(|| unsafe { libc::getuid() }),
             gid: args.gid.unwrap_or_else(|| unsafe { libc::getgid() }),
@@ -63,7 +64,8 @@ fn foreground(args: &MountArgs, ready: &ReadyPipe) -> anyhow::Result<()> {
             since: args.since.clone(),
         };
         let cache = Arc::new(WindowCache::new(args.cache_size as usize));
-        anyhow::Ok(Arc::new(TwilioFs::new(config, twilio, source, keys, cache)))
+        let fs = TwilioFs::new(config, twilio, source, keys, cache).with_io_stats(io_stats);
+        anyhow::Ok(Arc::new(fs))
     })?;
     serve(&runtime, fs, &args.mountpoint, args.allow_other, || {
         ready.ok()
