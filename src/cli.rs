@@ -76,6 +76,18 @@ pub enum Command {
         umount /mnt/twilio")]
     Mount(MountArgs),
 
+    /// Check the setup, one line per check: credentials, encryption settings, the public
+    /// key, that the private keys are its pair, a decryption, FUSE.
+    ///
+    /// Each line says OK, or what is wrong and how to fix it; the exit status is 1 when a
+    /// check fails. Twilio never returns a public key's material, so the key pair is
+    /// proved on the newest encrypted recording and composition: their content keys must
+    /// unwrap with one of the private keys given.
+    #[command(after_help = "Examples:\n  \
+        twilio-media-fs doctor -k private.pem\n  \
+        twilio-media-fs doctor -k /etc/twilio-media-fs/key.pem --credentials /etc/twilio-media-fs/credentials")]
+    Doctor(DoctorArgs),
+
     /// Mount a local demo account (the emulator, sample media, a fresh key): try the
     /// filesystem with no Twilio account. Ctrl-C unmounts.
     Demo(DemoArgs),
@@ -197,15 +209,30 @@ pub struct ApiArgs {
     /// The Twilio Video API (another region, or a local emulator).
     #[arg(long, value_name = "URL", env = "TWILIO_MEDIA_FS_API_URL", default_value = crate::twilio::DEFAULT_API_URL)]
     pub api_url: String,
+
+    /// Read the credentials from this file only (the config file's format: account_sid
+    /// and auth_token, or api_key and api_secret), not from the environment. For fstab
+    /// and systemd; keep it mode 0600.
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
 }
 
 impl ApiArgs {
-    /// A client with the credentials from the environment or the config file.
+    /// A client with the credentials from `--credentials`, else the environment or the
+    /// config file.
     pub fn client(&self) -> anyhow::Result<crate::twilio::TwilioClient> {
-        let credentials = crate::twilio::Credentials::from_env()?;
+        Ok(crate::twilio::TwilioClient::new(self.client_config()?)?)
+    }
+
+    /// The configuration [`Self::client`] builds its client from.
+    pub fn client_config(&self) -> anyhow::Result<crate::twilio::ClientConfig> {
+        let credentials = match &self.credentials {
+            Some(path) => crate::twilio::Credentials::from_file(path)?,
+            None => crate::twilio::Credentials::from_env()?,
+        };
         let mut config = crate::twilio::ClientConfig::new(credentials);
         config.api_url = self.api_url.clone();
-        Ok(crate::twilio::TwilioClient::new(config)?)
+        Ok(config)
     }
 }
 
@@ -309,6 +336,22 @@ pub struct MountArgs {
     /// Only media created on or after this date (2026-01-31 or RFC 3339).
     #[arg(long, value_name = "DATE", value_parser = parse_date)]
     pub since: Option<String>,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// RSA private key(s) to check against the account's public key; repeat for several.
+    #[arg(short = 'k', long = "key", value_name = "KEY.pem")]
+    pub keys: Vec<PathBuf>,
+
+    /// The Twilio Accounts API, which holds the public keys. Default: beside --api-url
+    /// (https://accounts.twilio.com for https://video.twilio.com; a host that does not
+    /// start with `video.`, such as the emulator, serves both).
+    #[arg(long, value_name = "URL", env = "TWILIO_MEDIA_FS_ACCOUNTS_URL")]
+    pub accounts_url: Option<String>,
 
     #[command(flatten)]
     pub api: ApiArgs,
@@ -421,5 +464,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mount(args) => cmd::mount::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Emulator(args) => cmd::emulator::run(args),
+        Command::Doctor(args) => cmd::doctor::run(args),
     }
 }

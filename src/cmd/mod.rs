@@ -2,6 +2,7 @@
 
 pub mod decrypt_file;
 pub mod demo;
+pub mod doctor;
 pub mod emulator;
 pub mod get;
 pub mod ls;
