@@ -73,7 +73,9 @@ pub enum Command {
         twilio-media-fs mount /mnt/twilio -k private.pem\n  \
         twilio-media-fs mount /mnt/twilio -k new.pem -k old.pem --cache-size 1GiB --room RMxx…\n  \
         cat /mnt/twilio/.stats\n  \
-        umount /mnt/twilio")]
+        umount /mnt/twilio\n\n\
+        From /etc/fstab (mount /mnt/twilio, mount -a; see `man twilio-media-fs`):\n  \
+        twilio-media-fs /mnt/twilio fuse.twilio-media-fs ro,_netdev,allow_other,key=/etc/twilio-media-fs/key.pem,credentials=/etc/twilio-media-fs/credentials 0 0")]
     Mount(MountArgs),
 
     /// Check the setup, one line per check: credentials, encryption settings, the public
@@ -309,6 +311,11 @@ pub struct MountArgs {
     #[arg(long)]
     pub allow_other: bool,
 
+    /// Name shown as the mount's source in /proc/mounts, `mount` and `df` (an fstab
+    /// line's first field, so that `mount -a` knows it is mounted).
+    #[arg(long, value_name = "NAME", default_value = "twilio-media-fs")]
+    pub fsname: String,
+
     /// Owner shown for files and directories (default: you).
     #[arg(long, value_name = "N")]
     pub uid: Option<u32>,
@@ -398,7 +405,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{text:?} is too large"))
 }
 
-fn parse_window(text: &str) -> Result<u64, String> {
+pub fn parse_window(text: &str) -> Result<u64, String> {
     let n = parse_size(text)?;
     if !(16..=(64 << 20)).contains(&n) || n % 16 != 0 {
         return Err("a multiple of 16 bytes between 16 and 64MiB".into());
@@ -406,7 +413,7 @@ fn parse_window(text: &str) -> Result<u64, String> {
     Ok(n)
 }
 
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let t = text.trim();
     let (number, unit) = t
         .find(|c: char| !c.is_ascii_digit())
@@ -423,7 +430,7 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs(secs))
 }
 
-fn parse_date(text: &str) -> Result<String, String> {
+pub fn parse_date(text: &str) -> Result<String, String> {
     let full = if text.len() == 10 {
         format!("{text}T00:00:00Z")
     } else {
@@ -466,4 +473,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Emulator(args) => cmd::emulator::run(args),
         Command::Doctor(args) => cmd::doctor::run(args),
     }
+}
+
+/// The command line to parse: this process's arguments, with the mount-helper form
+/// (`twilio-media-fs SOURCE MOUNTPOINT -o OPTIONS`, from fstab) rewritten to `mount`
+/// ([`crate::fstab::rewrite`]).
+pub fn effective_args(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Result<Vec<std::ffi::OsString>, crate::fstab::OptionError> {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let is_subcommand = |name: &str| {
+        name == "help"
+            || command
+                .get_subcommands()
+                .any(|c| c.get_name() == name || c.get_all_aliases().any(|a| a == name))
+    };
+    crate::fstab::rewrite(args.into_iter().collect(), is_subcommand)
 }

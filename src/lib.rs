@@ -7,6 +7,7 @@
 //! - [`keyfile`]: reading `-k KEY.pem` files and asking for their passphrases.
 //! - [`names`]: file names from SIDs, checked (pure).
 //! - [`cli`]: the command-line definitions (clap) and their dispatch.
+//! - [`fstab`]: the mount-helper form `twilio-media-fs SOURCE DIR -o OPTS` (pure).
 //! - [`cmd`]: one module per subcommand.
 //! - [`retry`]: the retry schedule (full-jitter backoff, attempts, time budget).
 //! - [`twilio`]: the Twilio Video REST client: credentials, listings, `/Media` URLs.
@@ -33,6 +34,7 @@ pub mod cmd;
 pub mod crypto;
 pub mod emulator;
 pub mod fs;
+pub mod fstab;
 pub mod keyfile;
 pub mod names;
 pub mod object;

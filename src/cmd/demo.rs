@@ -68,7 +68,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         .find(|o| o.extension == "mp4")
         .map(|o| format!("compositions/{}.mp4", o.sid))
         .unwrap_or_else(|| "compositions/CJ….mp4".into());
-    let result = super::mount::serve(&runtime, fs, &mountpoint, false, || {
+    let result = super::mount::serve(&runtime, fs, &mountpoint, "twilio-media-fs", false, || {
         println!(
             "\nA demo Twilio account (emulator at {url}) is mounted on {shown}.\n\
              Its media is encrypted exactly as Twilio stores it and decrypted as you read.\n\n\

@@ -67,9 +67,14 @@ fn foreground(args: &MountArgs, ready: &ReadyPipe) -> anyhow::Result<()> {
         let fs = TwilioFs::new(config, twilio, source, keys, cache).with_io_stats(io_stats);
         anyhow::Ok(Arc::new(fs))
     })?;
-    serve(&runtime, fs, &args.mountpoint, args.allow_other, || {
-        ready.ok()
-    })
+    serve(
+        &runtime,
+        fs,
+        &args.mountpoint,
+        &args.fsname,
+        args.allow_other,
+        || ready.ok(),
+    )
 }
 
 /// Mounts `fs` at `mountpoint`, calls `on_ready`, and serves until a signal or an
@@ -78,14 +83,22 @@ pub fn serve(
     runtime: &tokio::runtime::Runtime,
     fs: Arc<TwilioFs>,
     mountpoint: &Path,
+    fsname: &str,
     allow_other: bool,
     on_ready: impl FnOnce(),
 ) -> anyhow::Result<()> {
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::RO,
-        MountOption::FSName("twilio-media-fs".into()),
-        MountOption::Subtype("twilio-media-fs".into()),
+        MountOption::FSName(fsname.into()),
+        // Root mounts with mount(2), where only the kernel's own `subtype=` makes the
+        // type read `fuse.twilio-media-fs` (as fstab says, for `mount -a` and `umount
+        // -t`); fusermount3 takes fuser's Subtype for everyone else.
+        if unsafe { libc::geteuid() } == 0 {
+            MountOption::CUSTOM("subtype=twilio-media-fs".into())
+        } else {
+            MountOption::Subtype("twilio-media-fs".into())
+        },
         MountOption::NoDev,
         MountOption::NoSuid,
         MountOption::DefaultPermissions,
@@ -186,8 +199,10 @@ fn daemonize() -> anyhow::Result<()> {
         unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let write_fd = fds[1];
     let exe = std::env::current_exe().context("cannot find this program's path")?;
+    // The same command line as this one (the fstab form already rewritten to `mount`).
+    let args = crate::cli::effective_args(std::env::args_os())?;
     let mut cmd = std::process::Command::new(exe);
-    cmd.args(std::env::args_os().skip(1))
+    cmd.args(args.into_iter().skip(1))
         .arg("--foreground")
         .env(READY_FD_ENV, write_fd.to_string())
         .stdin(std::process::Stdio::null())
