@@ -6,7 +6,8 @@
 //! message). The foreground process mounts, then waits for SIGINT/SIGTERM (unmount,
 //! exit 0) or for the filesystem to be unmounted from outside (`umount`,
 //! `fusermount3 -u`: exit 0). Unmounting is lazy (`MNT_DETACH`), which also avoids the
-//! hang of fuser issue #407.
+//! hang of fuser issue #407. Under systemd (`Type=notify`, `NOTIFY_SOCKET` set) the
+//! foreground process says `READY=1` once mounted.
 
 use std::ffi::CString;
 use std::io::{Read, Write};
@@ -73,8 +74,40 @@ fn foreground(args: &MountArgs, ready: &ReadyPipe) -> anyhow::Result<()> {
         &args.mountpoint,
         &args.fsname,
         args.allow_other,
-        || ready.ok(),
+        || {
+            ready.ok();
+            notify_systemd(&format!(
+                "READY=1\nSTATUS=Mounted on {}",
+                args.mountpoint.display()
+            ));
+        },
     )
+}
+
+/// Tells systemd (a `Type=notify` unit, such as packaging/twilio-media-fs@.service) how
+/// the mount is doing, when `NOTIFY_SOCKET` names its socket: `READY=1` once mounted.
+/// The sd_notify protocol is one datagram; no library needed.
+pub fn notify_systemd(state: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let sent = (|| -> std::io::Result<()> {
+        use std::os::unix::net::{SocketAddr, UnixDatagram};
+        let socket = UnixDatagram::unbound()?;
+        let bytes = path.as_bytes();
+        let addr = match bytes.strip_prefix(b"@") {
+            Some(name) => {
+                use std::os::linux::net::SocketAddrExt;
+                SocketAddr::from_abstract_name(name)?
+            }
+            None => SocketAddr::from_pathname(&path)?,
+        };
+        socket.send_to_addr(state.as_bytes(), &addr)?;
+        Ok(())
+    })();
+    if let Err(e) = sent {
+        tracing::warn!("cannot notify systemd at {}: {e}", path.to_string_lossy());
+    }
 }
 
 /// Mounts `fs` at `mountpoint`, calls `on_ready`, and serves until a signal or an
@@ -129,6 +162,7 @@ pub fn serve(
     })?;
     if signalled {
         tracing::info!("unmounting {}", mountpoint.display());
+        notify_systemd("STOPPING=1");
         lazy_unmount(mountpoint);
     }
     // The session thread ends once the kernel lets go of the connection.
@@ -205,6 +239,8 @@ fn daemonize() -> anyhow::Result<()> {
     cmd.args(args.into_iter().skip(1))
         .arg("--foreground")
         .env(READY_FD_ENV, write_fd.to_string())
+        // Readiness is this process's to tell; the child must not speak for a unit.
+        .env_remove("NOTIFY_SOCKET")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
