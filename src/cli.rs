@@ -9,6 +9,37 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::cmd;
 
+/// The end of `--help` and of the man page: fstab, systemd, files, environment.
+const AFTER_LONG_HELP: &str = "\
+Mounting from /etc/fstab:
+  twilio-media-fs /mnt/twilio fuse.twilio-media-fs ro,_netdev,allow_other,key=/etc/twilio-media-fs/key.pem,credentials=/etc/twilio-media-fs/credentials 0 0
+
+  `mount /mnt/twilio` and `mount -a` run `twilio-media-fs SOURCE MOUNTPOINT -o OPTIONS` \
+(through mount.fuse3, with the default PATH: the program must be in /usr/bin, where \
+the package puts it, or /usr/local/bin). Options: ro (required: the mount is read-only), allow_other, \
+key=PATH[:PATH...], credentials=FILE, cache_size=SIZE, window=SIZE, refresh=DURATION, \
+room=RM...[:RM...], since=DATE, uid=N, gid=N, api_url=URL, fsname=NAME, each as the \
+`mount` flag of the same name. Generic options (_netdev, nofail, noauto, user, \
+x-systemd.*, nodev, nosuid, noatime...) are ignored; any other is refused.
+
+systemd:
+  systemctl enable --now twilio-media-fs@$(systemd-escape --path /mnt/twilio)
+
+  The template unit mounts after the network is online, restarts on failure and \
+unmounts on stop; it reads /etc/twilio-media-fs/credentials and \
+/etc/twilio-media-fs/key.pem, and more flags from /etc/twilio-media-fs/INSTANCE.env.
+
+Files:
+  ~/.config/twilio-media-fs/config.toml  credentials: account_sid + auth_token, or api_key + api_secret
+  /etc/twilio-media-fs/credentials       the same format, for fstab and systemd (mode 0600)
+  MOUNTPOINT/.stats                      what a mount is doing, as JSON (not listed by ls)
+
+Environment:
+  TWILIO_API_KEY, TWILIO_API_SECRET, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN  credentials
+  TWILIO_MEDIA_FS_API_URL, TWILIO_MEDIA_FS_ACCOUNTS_URL  other API endpoints (the emulator)
+  TWILIO_MEDIA_FS_KEY_PASSPHRASE  the passphrase of encrypted private keys
+  RUST_LOG  the log filter (overrides -v)";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "twilio-media-fs",
@@ -17,8 +48,10 @@ use crate::cmd;
     long_about = "Twilio Video recordings and compositions, decrypted on read.\n\n\
         Twilio's encrypted storage keeps each recording AES-CBC encrypted under a one-time \
         content key, wrapped with your account's RSA public key. This tool decrypts it with \
-        your private key: whole files with `decrypt-file`, and (soon) a mount that fetches \
-        and decrypts only the ranges that are read."
+        your private key: one downloaded file with `decrypt-file`, objects by SID with `get`, \
+        or the whole account with `mount`, which fetches and decrypts only the ranges that \
+        are read.",
+    after_long_help = AFTER_LONG_HELP
 )]
 pub struct Cli {
     /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
@@ -89,6 +122,10 @@ pub enum Command {
         twilio-media-fs doctor -k private.pem\n  \
         twilio-media-fs doctor -k /etc/twilio-media-fs/key.pem --credentials /etc/twilio-media-fs/credentials")]
     Doctor(DoctorArgs),
+
+    /// Write the man pages or shell completions (for packaging).
+    #[command(hide = true)]
+    Generate(GenerateArgs),
 
     /// Mount a local demo account (the emulator, sample media, a fresh key): try the
     /// filesystem with no Twilio account. Ctrl-C unmounts.
@@ -364,6 +401,24 @@ pub struct DoctorArgs {
     pub api: ApiArgs,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Generated {
+    /// twilio-media-fs.1 and one page per subcommand.
+    Man,
+    /// bash (twilio-media-fs.bash), zsh (_twilio-media-fs), fish (twilio-media-fs.fish).
+    Completions,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// What to write.
+    #[arg(value_enum)]
+    pub what: Generated,
+
+    /// The directory to write into (created if missing).
+    pub dir: PathBuf,
+}
+
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Where to mount (created if missing, removed afterwards) [default: ./twilio-demo]
@@ -472,6 +527,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Emulator(args) => cmd::emulator::run(args),
         Command::Doctor(args) => cmd::doctor::run(args),
+        Command::Generate(args) => cmd::generate::run(args),
     }
 }
 
