@@ -126,7 +126,8 @@ pub struct Opened {
 pub struct MountStats {
     pub uptime_secs: u64,
     /// The decrypted-window cache: `hits` and `misses` are window lookups by reads and
-    /// read-ahead; `shared_fetches` waited for a fetch already in flight.
+    /// read-ahead (a file's first window is fetched by `open`, so reading it is a hit);
+    /// `shared_fetches` waited for a fetch already in flight.
     pub cache: crate::cache::CacheStats,
     /// Plaintext bytes answered to readers.
     pub bytes_served: u64,
