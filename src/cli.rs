@@ -18,7 +18,8 @@ Mounting from /etc/fstab:
 (through mount.fuse3, with the default PATH: the program must be in /usr/bin, where \
 the package puts it, or /usr/local/bin). Options: ro (required: the mount is read-only), allow_other, \
 key=PATH[:PATH...], credentials=FILE, cache_size=SIZE, window=SIZE, refresh=DURATION, \
-room=RM...[:RM...], since=DATE, uid=N, gid=N, api_url=URL, fsname=NAME, each as the \
+room=RM...[:RM...], since=DATE, uid=N, gid=N, api_url=URL, fsname=NAME, timeout=DURATION, \
+retry_budget=DURATION, each as the \
 `mount` flag of the same name. Generic options (_netdev, nofail, noauto, user, \
 x-systemd.*, nodev, nosuid, noatime...) are ignored; any other is refused.
 
@@ -135,7 +136,9 @@ pub enum Command {
     ///
     /// Serves the embedded sample recordings and compositions (plus --data files and
     /// --synthetic objects), encrypted as Twilio stores them, behind the same REST API.
-    /// Point the other commands at it with TWILIO_MEDIA_FS_API_URL. Runs until Ctrl-C.
+    /// Point the other commands at it with TWILIO_MEDIA_FS_API_URL. Storage listens on a
+    /// port of its own: `curl -X POST URL/emulator/storage/outage?secs=N` makes it
+    /// refuse and reset connections for N seconds. Runs until Ctrl-C.
     #[command(after_help = "Examples:\n  \
         twilio-media-fs emulator --listen 127.0.0.1:8080 --private-key-out emu.pem\n  \
         twilio-media-fs emulator --listen 127.0.0.1:8080 --public-key account.pub.pem \\\n      \
@@ -166,6 +169,15 @@ pub struct EmulatorArgs {
     /// Every Nth storage body is cut half way (connection closed early).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub drop_every: Option<u64>,
+
+    /// Every Nth storage body stops half way for --stall-ms, then goes on (a response
+    /// slower than a client's timeout).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub stall_every: Option<u64>,
+
+    /// How long a stalled body stops, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    pub stall_ms: u64,
 
     /// Every Nth API call answers 429 (Twilio error 20429, Retry-After: 1).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
@@ -254,6 +266,19 @@ pub struct ApiArgs {
     /// and systemd; keep it mode 0600.
     #[arg(long, value_name = "FILE")]
     pub credentials: Option<PathBuf>,
+
+    /// Longest one HTTP request may take, body included (500ms, 10s, 1m). A request
+    /// that takes longer is abandoned and tried again, a download resuming where it
+    /// stopped.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
+
+    /// How long to keep retrying a failing request (5xx, 429, refused or reset
+    /// connections, cut or stalled bodies, timeouts) before giving up: a read from the
+    /// mount then fails with EIO. Every read of the mount answers within this budget
+    /// plus --timeout plus 1 s.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub retry_budget: std::time::Duration,
 }
 
 impl ApiArgs {
@@ -271,6 +296,9 @@ impl ApiArgs {
         };
         let mut config = crate::twilio::ClientConfig::new(credentials);
         config.api_url = self.api_url.clone();
+        config.request_timeout = self.timeout;
+        config.connect_timeout = config.connect_timeout.min(self.timeout);
+        config.retry.total_budget = self.retry_budget;
         Ok(config)
     }
 }
@@ -468,6 +496,7 @@ pub fn parse_window(text: &str) -> Result<u64, String> {
     Ok(n)
 }
 
+/// Parses a duration: a number with `ms`, `s`, `m` or `h` (a plain number is seconds).
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let t = text.trim();
     let (number, unit) = t
@@ -475,14 +504,25 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         .map_or((t, ""), |i| t.split_at(i));
     let n: u64 = number
         .parse()
-        .map_err(|_| format!("{text:?} is not a duration such as 30s, 5m or 1h"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("{text:?}: use s, m or h")),
+        .map_err(|_| format!("{text:?} is not a duration such as 500ms, 30s, 5m or 1h"))?;
+    let millis = match unit.trim() {
+        "ms" => Some(n),
+        "" | "s" => n.checked_mul(1_000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => return Err(format!("{text:?}: use ms, s, m or h")),
     };
-    Ok(std::time::Duration::from_secs(secs))
+    millis
+        .map(std::time::Duration::from_millis)
+        .ok_or_else(|| format!("{text:?} is too long"))
+}
+
+/// A duration that is not zero (a zero timeout would fail every request).
+pub fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err("must be more than zero".into()),
+        d => Ok(d),
+    }
 }
 
 pub fn parse_date(text: &str) -> Result<String, String> {
@@ -507,11 +547,11 @@ pub fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    // Colours only on a terminal: not in the journal, a log file or a pipe.
-    use std::io::IsTerminal;
+    // Colours only on a terminal: a log file gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
@@ -546,4 +586,45 @@ pub fn effective_args(
                 .any(|c| c.get_name() == name || c.get_all_aliases().any(|a| a == name))
     };
     crate::fstab::rewrite(args.into_iter().collect(), is_subcommand)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("1d").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
+        assert!(parse_duration(&format!("{}h", u64::MAX / 1000)).is_err());
+        assert!(parse_timeout("0s").is_err());
+        assert_eq!(parse_timeout("1s"), Ok(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn timeout_and_retry_budget_flags() {
+        let cli = Cli::try_parse_from([
+            "twilio-media-fs",
+            "mount",
+            "/mnt",
+            "--timeout",
+            "500ms",
+            "--retry-budget",
+            "5s",
+        ])
+        .unwrap();
+        let Command::Mount(args) = cli.command else {
+            panic!("mount");
+        };
+        assert_eq!(args.api.timeout, Duration::from_millis(500));
+        assert_eq!(args.api.retry_budget, Duration::from_secs(5));
+        assert!(Cli::try_parse_from(["twilio-media-fs", "ls", "--timeout", "0"]).is_err());
+    }
 }

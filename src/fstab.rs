@@ -33,6 +33,8 @@ const VALUE_OPTIONS: &[(&str, &str, &str)] = &[
     ("uid", "--uid", "user id"),
     ("gid", "--gid", "group id"),
     ("api_url", "--api-url", "URL"),
+    ("timeout", "--timeout", "duration such as 30s"),
+    ("retry_budget", "--retry-budget", "duration such as 30s"),
     ("fsname", "--fsname", "name"),
 ];
 
@@ -212,7 +214,8 @@ fn check_value(name: &str, value: &str) -> Result<(), OptionError> {
     let checked = match name {
         "cache_size" => crate::cli::parse_size(value).map(|_| ()),
         "window" => crate::cli::parse_window(value).map(|_| ()),
-        "refresh" => crate::cli::parse_duration(value).map(|_| ()),
+        "refresh" | "retry_budget" => crate::cli::parse_duration(value).map(|_| ()),
+        "timeout" => crate::cli::parse_timeout(value).map(|_| ()),
         "since" => crate::cli::parse_date(value).map(|_| ()),
         "uid" | "gid" => value
             .parse::<u32>()
@@ -363,7 +366,7 @@ mod tests {
                 &format!(
                     "ro,key=/a.pem:/b.pem,key=/c.pem,cache_size=1GiB,window=64KiB,refresh=5m,\
                      room={ROOM},since=2026-01-31,uid=1000,gid=100,api_url=http://127.0.0.1:9/x,\
-                     fsname=other"
+                     fsname=other,timeout=500ms,retry_budget=5s"
                 ),
             ]),
             is_sub,
@@ -380,6 +383,8 @@ mod tests {
         assert_eq!((m.uid, m.gid), (Some(1000), Some(100)));
         assert_eq!(m.api.api_url, "http://127.0.0.1:9/x");
         assert_eq!(m.fsname, "other", "fsname= wins over SOURCE");
+        assert_eq!(m.api.timeout, std::time::Duration::from_millis(500));
+        assert_eq!(m.api.retry_budget, std::time::Duration::from_secs(5));
         assert!(!m.allow_other);
     }
 
@@ -422,6 +427,8 @@ mod tests {
             ("cache_size=lots", "cache_size=lots"),
             ("window=17", "window=17"),
             ("refresh=soon", "refresh=soon"),
+            ("timeout=0s", "timeout=0s"),
+            ("retry_budget=forever", "retry_budget=forever"),
             ("since=yesterday", "since=yesterday"),
             ("uid=root", "uid=root"),
             ("room=RX1", "room=RX1"),

@@ -41,5 +41,6 @@ pub mod object;
 pub mod prefetch;
 pub mod reader;
 pub mod retry;
+pub mod served;
 pub mod stats;
 pub mod twilio;

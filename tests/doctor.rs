@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::mount::{blocking, keys, write_private};
+use common::mount::{blocking, keys};
 use common::*;
 use twilio_media_fs::emulator::{EmulatorConfig, EmulatorCredentials, RunningEmulator, spawn};
 

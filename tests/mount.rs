@@ -693,7 +693,8 @@ async fn unreachable_storage_is_eio_in_bounded_time() {
     })
     .await
     .unwrap();
-    let m = Mount::foreground(&emu, &[&k.pem[0]]).await;
+    let budget = ["--retry-budget", "3s", "--timeout", "2s"];
+    let m = Mount::start(&emu.url, &[&k.pem[0]], &budget).await;
     let sample = completed(&emu).into_iter().find(|o| o.encrypted).unwrap();
     let started = Instant::now();
     let err = read_file(m.file(&sample))
@@ -701,7 +702,9 @@ async fn unreachable_storage_is_eio_in_bounded_time() {
         .expect_err("storage is down");
     let took = started.elapsed();
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
-    assert!(took < Duration::from_secs(40), "EIO took {took:?}");
+    // Not before the budget is spent, and within budget + timeout + 1 s.
+    assert!(took >= Duration::from_secs(3), "EIO took {took:?}");
+    assert!(took < Duration::from_secs(6), "EIO took {took:?}");
     assert!(emu.emulator.stats().storage_requests >= 2, "it retried");
     assert!(m.path.join("compositions").read_dir().unwrap().count() > 0);
 }

@@ -52,6 +52,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
                 refresh: std::time::Duration::from_secs(60),
                 rooms: Vec::new(),
                 since: None,
+                answer_within: twilio.answer_bound(),
             },
             twilio,
             Arc::new(objects),

@@ -101,6 +101,25 @@ fn base_url(headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
+/// `http://HOST:STORAGE_PORT`: the storage listener, on the host the client used for
+/// the API (so that an emulator listening on all addresses hands out URLs that work).
+fn storage_base(emu: &Emulator, headers: &HeaderMap) -> String {
+    let Some(port) = emu.storage_port.get() else {
+        return base_url(headers); // no storage listener: the API's router serves storage
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| h.parse::<axum::http::uri::Authority>().ok())
+        .map(|a| a.host().to_owned())
+        .unwrap_or_else(|| "127.0.0.1".to_owned());
+    if host.contains(':') && !host.starts_with('[') {
+        format!("http://[{host}]:{port}")
+    } else {
+        format!("http://{host}:{port}")
+    }
+}
+
 /// Percent-encodes a query value (RFC 3986 unreserved characters pass).
 fn encode(value: &str) -> String {
     value
@@ -282,7 +301,7 @@ fn media_redirect(
             );
         }
     };
-    let url = emu.presign(&base_url(headers), &media.sid, ttl);
+    let url = emu.presign(&storage_base(emu, headers), &media.sid, ttl);
     let mut resp = (StatusCode::FOUND, Json(json!({ "redirect_to": url }))).into_response();
     resp.headers_mut().insert(
         header::LOCATION,
@@ -527,4 +546,24 @@ pub async fn stats(State(emu): State<Arc<Emulator>>) -> Response {
 pub async fn reset_stats(State(emu): State<Arc<Emulator>>) -> Response {
     emu.reset_stats();
     Json(emu.stats()).into_response()
+}
+
+/// `POST /emulator/storage/outage?secs=N` (no auth): storage refuses connections (and
+/// resets the open ones) for N seconds; without `secs`, until `?secs=0` ends it.
+pub async fn storage_outage(State(emu): State<Arc<Emulator>>, Query(q): Params) -> Response {
+    match q.get("secs").map(|s| s.parse::<f64>()) {
+        None => emu.set_storage_down(true),
+        Some(Ok(0.0)) => emu.set_storage_down(false),
+        Some(Ok(secs)) if secs > 0.0 && secs.is_finite() => {
+            emu.storage_outage(Duration::from_secs_f64(secs))
+        }
+        Some(_) => {
+            return twilio_error(
+                StatusCode::BAD_REQUEST,
+                20001,
+                "secs must be a number of seconds (0 ends the outage)",
+            );
+        }
+    }
+    Json(json!({ "storage_down": emu.storage_down() })).into_response()
 }

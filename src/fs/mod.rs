@@ -35,6 +35,7 @@ use crate::names;
 use crate::object::ObjectSource;
 use crate::prefetch::Prefetcher;
 use crate::reader::{ObjectReader, ReadError};
+use crate::served::Served;
 use crate::stats::IoStats;
 use crate::twilio::{
     self, Composition, CompositionFilter, MediaRef, Recording, RecordingFilter, TwilioClient,
@@ -63,6 +64,11 @@ pub struct FsConfig {
     pub rooms: Vec<String>,
     /// Only media created at or after this date (RFC 3339).
     pub since: Option<String>,
+    /// The longest an open or a read waits for the storage: past it, EIO. The retry
+    /// budget plus one request timeout plus a second ([`TwilioClient::answer_bound`]),
+    /// so it only cuts reads whose retries are spent anyway, but it holds whatever the
+    /// storage does: a reader is never left hanging.
+    pub answer_within: Duration,
 }
 
 /// Why an operation failed; [`Error::errno`] is the one place errors become errnos.
@@ -101,6 +107,7 @@ impl Error {
             },
             Error::Read(ReadError::Key { .. }) => libc::EACCES,
             Error::Read(ReadError::Damaged { .. } | ReadError::Storage { .. }) => libc::EIO,
+            Error::Read(ReadError::Unsupported { .. }) => libc::EOPNOTSUPP,
         }
     }
 }
@@ -228,8 +235,8 @@ pub struct TwilioFs {
     state: Mutex<State>,
     /// One listing at a time: concurrent `ls` share it instead of listing twice.
     listing: tokio::sync::Mutex<()>,
-    /// Open file handles and their read-ahead state.
-    handles: Mutex<HashMap<u64, Prefetcher>>,
+    /// Open file handles: their read-ahead and what they have been served.
+    handles: Mutex<HashMap<u64, Handle>>,
     next_handle: std::sync::atomic::AtomicU64,
     /// Windows being prefetched at once, across all files (see [`prefetch_slots`]).
     prefetch_budget: Arc<tokio::sync::Semaphore>,
@@ -240,6 +247,12 @@ pub struct TwilioFs {
     stats_handles: Mutex<HashMap<u64, Bytes>>,
     bytes_served: AtomicU64,
     errors: AtomicU64,
+}
+
+/// What the filesystem keeps per open file handle.
+struct Handle {
+    prefetch: Prefetcher,
+    served: Served,
 }
 
 impl TwilioFs {
@@ -554,7 +567,10 @@ impl TwilioFs {
                         date_created_after: since,
                         ..Default::default()
                     };
-                    for r in self.twilio.recordings(&filter).await? {
+                    let listed = self.twilio.recordings(&filter).await;
+                    let listed =
+                        listed.inspect_err(|e| tracing::warn!("cannot list recordings: {e}"))?;
+                    for r in listed {
                         inos.extend(self.add_recording(&r, true));
                     }
                 }
@@ -565,7 +581,10 @@ impl TwilioFs {
                         date_created_after: since,
                         ..Default::default()
                     };
-                    for c in self.twilio.compositions(&filter).await? {
+                    let listed = self.twilio.compositions(&filter).await;
+                    let listed =
+                        listed.inspect_err(|e| tracing::warn!("cannot list compositions: {e}"))?;
+                    for c in listed {
                         inos.extend(self.add_composition(&c, true));
                     }
                 }
@@ -734,24 +753,31 @@ impl TwilioFs {
             });
         }
         let file = self.file(ino)?;
-        file.reader.meta().await.inspect_err(|e| {
-            self.errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("{e}")
-        })?;
+        self.bounded(file.reader.sid(), file.reader.meta())
+            .await
+            .inspect_err(|e| {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("{e}")
+            })?;
         // Read-ahead per handle: at most 64 MiB, and a quarter of the cache.
         let max_ahead = (64u64 << 20).min(self.cache.stats().capacity as u64 / 4);
-        let prefetcher = Prefetcher::new(self.config.window, max_ahead);
+        let handle = Handle {
+            prefetch: Prefetcher::new(self.config.window, max_ahead),
+            served: Served::new(file.reader.window()),
+        };
         self.handles
             .lock()
             .expect("handles lock")
-            .insert(fh, prefetcher);
+            .insert(fh, handle);
         Ok(Opened {
             fh,
             direct_io: false,
         })
     }
 
-    /// Reads through handle `fh`, starting the read-ahead its pattern calls for.
+    /// Reads through handle `fh`, starting the read-ahead its pattern calls for, and
+    /// drops from the cache the windows this handle now has whole (the kernel's page
+    /// cache keeps what it was served: see [`crate::served`]).
     pub async fn read(&self, ino: u64, fh: u64, offset: u64, size: u32) -> Result<Bytes> {
         if ino == STATS {
             let handles = self.stats_handles.lock().expect("stats lock");
@@ -766,13 +792,13 @@ impl TwilioFs {
             .lock()
             .expect("handles lock")
             .get_mut(&fh)
-            .and_then(|p| p.on_read(offset, size as u64));
+            .and_then(|h| h.prefetch.on_read(offset, size as u64));
         if let Some((start, end)) = ahead {
             file.reader.prefetch(start, end, &self.prefetch_budget);
         }
-        let data = file
-            .reader
-            .read(offset, size as u64)
+        let read = file.reader.read(offset, size as u64);
+        let data = self
+            .bounded(file.reader.sid(), read)
             .await
             .inspect_err(|e| {
                 self.errors.fetch_add(1, Ordering::Relaxed);
@@ -780,7 +806,39 @@ impl TwilioFs {
             })?;
         self.bytes_served
             .fetch_add(data.len() as u64, Ordering::Relaxed);
+        if let Some(meta) = file.reader.known_meta() {
+            let done = self
+                .handles
+                .lock()
+                .expect("handles lock")
+                .get_mut(&fh)
+                .map(|h| h.served.record(offset, data.len() as u64, meta.plain_len))
+                .unwrap_or_default();
+            file.reader.release(&done);
+        }
         Ok(data)
+    }
+
+    /// `fut` if it answers within [`FsConfig::answer_within`], else a storage error
+    /// (EIO). Dropping `fut` cancels its requests; a window that other readers share
+    /// is fetched again by the next one who asks.
+    async fn bounded<T>(
+        &self,
+        sid: &str,
+        fut: impl std::future::Future<Output = std::result::Result<T, ReadError>>,
+    ) -> std::result::Result<T, ReadError> {
+        let bound = self.config.answer_within;
+        tokio::time::timeout(bound, fut)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ReadError::Storage {
+                    sid: sid.to_owned(),
+                    message: format!(
+                        "no answer from storage within {:.1} s (--retry-budget + --timeout): giving up on this read",
+                        bound.as_secs_f64()
+                    ),
+                })
+            })
     }
 
     pub fn release(&self, fh: u64) {
@@ -814,7 +872,7 @@ impl TwilioFs {
         };
         let key = name.strip_prefix("user.twilio.").ok_or(Error::NoXattr)?;
         if key == "encrypted" {
-            let meta = file.reader.meta().await?;
+            let meta = self.bounded(file.reader.sid(), file.reader.meta()).await?;
             return Ok(if meta.key.is_some() {
                 b"true".to_vec()
             } else {

@@ -7,10 +7,13 @@
 //! - `200` (the range ignored): the body is skipped up to `start`, then read to `end`.
 //! - `416`: the object is shorter than `start`; the error carries its length.
 //! - `403`: the signature expired. The URL is invalidated, `/Media` asked again, and the
-//!   request repeated (twice at most, outside the retry budget).
+//!   request repeated: twice at once, outside the retry budget, then after backoff
+//!   delays within it.
 //! - `5xx`, `429`, connect errors, timeouts: retried per the [`RetryPolicy`].
-//! - A body cut short (a stream error, or fewer bytes than promised): the read resumes
-//!   from the byte reached with a new ranged GET; each resume counts as a retry.
+//! - A body cut short (a stream error, fewer bytes than promised, a timeout mid-body):
+//!   the read resumes from the byte reached with a new ranged GET, after a backoff
+//!   delay. An attempt that brought bytes starts the retry budget again: the budget
+//!   bounds time without progress, not the length of a slow download.
 //!
 //! The envelope headers (`x-amz-meta-x-amz-key`, …) come with every GET, ranged or not,
 //! so the first answer's headers are returned with the data: there is no HEAD (the URL
@@ -295,38 +298,60 @@ impl ObjectClient {
         loop {
             let url = self.twilio.media_url(media).await?;
             *attempts += 1;
+            let attempt_from = p.pos();
             match self.attempt(media, url.url(), &mut p).await? {
                 Step::Done => break,
                 Step::Refresh(cause) => {
                     refreshes += 1;
                     self.twilio.invalidate_url(&media.sid, &url);
-                    if refreshes > MAX_REFRESHES {
-                        return Err(ObjectError::Status {
-                            sid: media.sid.clone(),
-                            status: 403,
-                            code: None,
-                            message: Some(format!(
-                                "still refused after asking /Media for a new URL {MAX_REFRESHES} times: {cause}"
-                            )),
-                            url: url.redacted(),
-                        });
+                    if refreshes <= MAX_REFRESHES {
+                        tracing::debug!(sid = %media.sid, %cause, "storage refused the URL: resolving again");
+                        continue;
                     }
-                    tracing::debug!(sid = %media.sid, %cause, "storage refused the URL: resolving again");
+                    // Refused again and again: URLs that expire faster than a read goes
+                    // (short lifetimes, slow or stalled bodies), or a storage that
+                    // refuses for now. Keep asking for new URLs, on the retry budget.
+                    match backoff.next_delay(None) {
+                        Some(delay) => {
+                            tracing::debug!(sid = %media.sid, %cause, ?delay, "storage refused new URLs: retrying");
+                            tokio::time::sleep(delay).await;
+                        }
+                        None => {
+                            return Err(ObjectError::Status {
+                                sid: media.sid.clone(),
+                                status: 403,
+                                code: None,
+                                message: Some(format!(
+                                    "still refused after asking /Media for a new URL {refreshes} times in {:.1} s: {cause}",
+                                    backoff.elapsed().as_secs_f64()
+                                )),
+                                url: url.redacted(),
+                            });
+                        }
+                    }
                 }
-                Step::Retry(cause, retry_after) => match backoff.next_delay(retry_after) {
-                    Some(delay) => {
-                        tracing::debug!(sid = %media.sid, pos = p.pos(), %cause, ?delay, "retrying storage GET");
-                        tokio::time::sleep(delay).await;
+                Step::Retry(cause, retry_after) => {
+                    if p.pos() > attempt_from {
+                        // The attempt got somewhere (a body cut or stalled after some
+                        // bytes): the budget is for time without progress, so it
+                        // starts again. Each such restart needs new bytes: it ends.
+                        backoff = Backoff::new(self.retry);
                     }
-                    None => {
-                        return Err(ObjectError::RetriesExhausted {
-                            sid: media.sid.clone(),
-                            attempts: backoff.failures(),
-                            elapsed: backoff.elapsed(),
-                            last: cause,
-                        });
+                    match backoff.next_delay(retry_after) {
+                        Some(delay) => {
+                            tracing::debug!(sid = %media.sid, pos = p.pos(), %cause, ?delay, "retrying storage GET");
+                            tokio::time::sleep(delay).await;
+                        }
+                        None => {
+                            return Err(ObjectError::RetriesExhausted {
+                                sid: media.sid.clone(),
+                                attempts: backoff.failures(),
+                                elapsed: backoff.elapsed(),
+                                last: cause,
+                            });
+                        }
                     }
-                },
+                }
             }
         }
         let total_len = p.total.unwrap_or(p.pos());

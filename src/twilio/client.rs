@@ -28,7 +28,7 @@ use super::error::{Error, Result, describe_reqwest, redact_url};
 use super::media::{MEDIA_TTL, MediaKind, MediaRef, MediaUrl, UrlCache, signed_lifetime};
 use super::types::{
     Composition, CompositionSettings, PageMeta, PublicKeyCredential, Recording, RecordingSettings,
-    Room,
+    Room, tolerant_json,
 };
 use crate::retry::{Backoff, RetryPolicy, parse_retry_after};
 
@@ -180,6 +180,7 @@ pub struct TwilioClient {
     credentials: Credentials,
     permits: Semaphore,
     retry: RetryPolicy,
+    request_timeout: Duration,
     urls: UrlCache,
 }
 
@@ -231,6 +232,7 @@ impl TwilioClient {
             credentials: config.credentials,
             permits: Semaphore::new(config.max_concurrent.max(1)),
             retry: config.retry,
+            request_timeout: config.request_timeout,
             urls: UrlCache::default(),
         })
     }
@@ -243,6 +245,13 @@ impl TwilioClient {
     /// The retry policy, for storage GETs too.
     pub fn retry_policy(&self) -> RetryPolicy {
         self.retry
+    }
+
+    /// The longest a read that goes through this client should wait for an answer: the
+    /// retry budget, plus one request timeout (the last attempt starts before the budget
+    /// ends), plus a second for the rest. The mount fails a read with EIO past it.
+    pub fn answer_bound(&self) -> Duration {
+        self.retry.total_budget + self.request_timeout + Duration::from_secs(1)
     }
 
     /// The API base URL.
@@ -614,11 +623,32 @@ pub fn is_retryable(status: StatusCode) -> bool {
     status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
 }
 
+/// Parses a body, after [`tolerant_json`] has mended bytes and escapes that would fail
+/// the whole document for one bad string.
 fn decode<T: DeserializeOwned>(what: &str, body: &[u8]) -> Result<T> {
-    serde_json::from_slice(body).map_err(|e| Error::Decode {
+    serde_json::from_str(&tolerant_json(body)).map_err(|e| Error::Decode {
         what: what.to_string(),
         detail: e.to_string(),
     })
+}
+
+/// The items of one page that make sense as `T`; each one that does not is skipped
+/// with a warning (its `sid` shown escaped), so one odd entry never hides the rest.
+fn decode_items<T: DeserializeOwned>(what: &str, items: Vec<serde_json::Value>) -> Vec<T> {
+    items
+        .into_iter()
+        .filter_map(|item| {
+            let sid = item.get("sid").cloned();
+            serde_json::from_value::<T>(item)
+                .inspect_err(|e| {
+                    // As JSON text: control characters and quotes come out escaped.
+                    let sid = sid.map_or_else(|| "no sid".to_owned(), |s| s.to_string());
+                    let sid: String = sid.chars().take(80).collect();
+                    tracing::warn!("{what}: skipping an entry (sid {sid}): {e}");
+                })
+                .ok()
+        })
+        .collect()
 }
 
 /// Twilio's `{status, code, message, more_info}`, or the start of a non-JSON body.
@@ -750,10 +780,17 @@ impl<T: DeserializeOwned> Pager<'_, T> {
         }
         let mut page: Page = decode(&self.what, &answer.body)?;
         let items = match page.rest.remove(self.key) {
-            Some(v) => serde_json::from_value::<Vec<T>>(v).map_err(|e| Error::Decode {
-                what: self.what.clone(),
-                detail: format!("\"{}\": {e}", self.key),
-            })?,
+            Some(serde_json::Value::Array(items)) => decode_items(&self.what, items),
+            Some(other) => {
+                return Err(Error::Decode {
+                    what: self.what.clone(),
+                    detail: format!(
+                        "\"{}\" is not an array but {}",
+                        self.key,
+                        other.to_string().chars().take(40).collect::<String>()
+                    ),
+                });
+            }
             None => {
                 return Err(Error::Decode {
                     what: self.what.clone(),

@@ -240,17 +240,22 @@ pub type RecordingSettings = StorageSettings;
 /// `CompositionSettings/Default`.
 pub type CompositionSettings = StorageSettings;
 
-/// The `meta` object of a list page.
+/// The `meta` object of a list page. Only `next_page_url` matters, and must be a
+/// string or null; the rest is informative and any odd value (a negative or absurd page,
+/// a page size in words) reads as absent.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct PageMeta {
     /// The next page, absolute; `null` on the last page.
     pub next_page_url: Option<String>,
     /// The page index.
+    #[serde(deserialize_with = "lenient_u64")]
     pub page: Option<u64>,
     /// Items per page.
+    #[serde(deserialize_with = "lenient_u64")]
     pub page_size: Option<u64>,
     /// The key of the item array.
+    #[serde(deserialize_with = "lenient_string")]
     pub key: Option<String>,
 }
 
@@ -258,23 +263,86 @@ fn eq_opt(v: &Option<String>, name: &str) -> bool {
     v.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(name))
 }
 
+/// A count from a JSON number or a numeric string; anything else (null, negative, a
+/// fraction out of range, an object) reads as absent rather than failing the item.
 fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Num {
-        U(u64),
-        I(i64),
-        F(f64),
-        S(String),
-    }
-    Ok(match Option::<Num>::deserialize(d)? {
-        None => None,
-        Some(Num::U(n)) => Some(n),
-        Some(Num::I(n)) => u64::try_from(n).ok(),
-        Some(Num::F(f)) if f >= 0.0 && f.is_finite() => Some(f as u64),
-        Some(Num::F(_)) => None,
-        Some(Num::S(s)) => s.trim().parse().ok(),
+    use serde_json::Value;
+    Ok(match Value::deserialize(d)? {
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| *f >= 0.0 && *f < u64::MAX as f64)
+                .map(|f| f as u64)
+        }),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
     })
+}
+
+/// A string, or absent for anything else.
+fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Some(s),
+        _ => None,
+    })
+}
+
+/// The API's body as text that JSON can parse, whatever bytes came: invalid UTF-8 turns
+/// into U+FFFD, and so does every `\uD800`–`\uDFFF` escape that is not half of a valid
+/// surrogate pair. JSON allows such lone surrogates, Rust strings cannot hold them, and
+/// serde_json refuses the whole document for one; replaced, they only spoil the field
+/// that holds them (a SID that then fails its check, an item skipped), not a listing.
+pub fn tolerant_json(body: &[u8]) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    let text = String::from_utf8_lossy(body);
+    let bytes = text.as_bytes();
+    let hex4 = |at: usize| -> Option<u16> {
+        let digits = text.get(at..at + 4)?;
+        if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        u16::from_str_radix(digits, 16).ok()
+    };
+    let mut out: Option<String> = None;
+    let mut copied = 0; // bytes of `text` already in `out`
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        // An escape: `\uXXXX` (maybe a surrogate), or `\` and one more character.
+        if bytes.get(i + 1) != Some(&b'u') {
+            i += 2;
+            continue;
+        }
+        let Some(unit) = hex4(i + 2) else {
+            i += 2;
+            continue;
+        };
+        let paired_low = |at: usize| {
+            bytes.get(at) == Some(&b'\\')
+                && bytes.get(at + 1) == Some(&b'u')
+                && hex4(at + 2).is_some_and(|u| (0xDC00..=0xDFFF).contains(&u))
+        };
+        match unit {
+            0xD800..=0xDBFF if paired_low(i + 6) => i += 12,
+            0xD800..=0xDFFF => {
+                let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
+                o.push_str(&text[copied..i]);
+                o.push_str("\\uFFFD");
+                i += 6;
+                copied = i;
+            }
+            _ => i += 6,
+        }
+    }
+    match out {
+        Some(mut o) => {
+            o.push_str(&text[copied..]);
+            Cow::Owned(o)
+        }
+        None => text,
+    }
 }
 
 /// Parses an RFC 3339 / ISO 8601 date-time with a time zone (`2015-07-30T20:00:00Z`,
@@ -327,9 +395,14 @@ pub fn parse_date(s: &str) -> Option<SystemTime> {
     }
     let offset_secs: i64 = match &s[i..] {
         "Z" | "z" => 0,
-        tz if tz.len() == 6 && (tz.starts_with('+') || tz.starts_with('-')) && &tz[3..4] == ":" => {
-            let h: i64 = tz[1..3].parse().ok()?;
-            let m: i64 = tz[4..6].parse().ok()?;
+        // `get`, not indexing: the text is the network's, and may put a multi-byte
+        // character across these offsets.
+        tz if tz.len() == 6
+            && (tz.starts_with('+') || tz.starts_with('-'))
+            && tz.get(3..4) == Some(":") =>
+        {
+            let h: i64 = tz.get(1..3)?.parse().ok()?;
+            let m: i64 = tz.get(4..6)?.parse().ok()?;
             let sign = if tz.starts_with('-') { -1 } else { 1 };
             sign * (h * 3600 + m * 60)
         }
@@ -437,5 +510,75 @@ mod tests {
         assert_eq!(r.room(), Some("RM1"));
         let r: Recording = serde_json::from_str(r#"{"sid":"RT2"}"#).unwrap();
         assert_eq!(r.status, None);
+    }
+
+    #[test]
+    fn odd_numbers_read_as_absent() {
+        for size in ["null", "-5", "-1.5", "\"lots\"", "{}", "[]", "true", "1e30"] {
+            let r: Recording = serde_json::from_str(&format!(
+                r#"{{"sid":"RT1","size":{size},"duration":{size}}}"#
+            ))
+            .unwrap_or_else(|e| panic!("{size}: {e}"));
+            assert_eq!(r.size, None, "{size}");
+        }
+        // Beyond what a double holds, the number is malformed JSON for serde_json: the
+        // document fails to parse (a listing error), it is not misread.
+        assert!(serde_json::from_str::<Recording>(r#"{"sid":"RT1","size":1e400}"#).is_err());
+        let r: Recording = serde_json::from_str(r#"{"sid":"RT1","size":12.0}"#).unwrap();
+        assert_eq!(r.size, Some(12));
+        let m: PageMeta = serde_json::from_str(
+            r#"{"page":-1,"page_size":"a billion","key":7,"next_page_url":null}"#,
+        )
+        .unwrap();
+        assert_eq!((m.page, m.page_size, m.key), (None, None, None));
+    }
+
+    /// A time zone that puts a multi-byte character across the offsets it is cut at.
+    #[test]
+    fn dates_with_odd_bytes_do_not_panic() {
+        for s in [
+            "2015-07-30T20:00:00+1é00",
+            "2015-07-30T20:00:00+é:00",
+            "2015-07-30T20:00:00+01:é",
+            "2015-07-30T20:00:00é",
+            "2015-07-30T20:00:00.é",
+            "2015-07-30T20:0é:00Z",
+            "ééééééééééééééééééééé",
+        ] {
+            assert_eq!(parse_date(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn tolerant_json_keeps_what_parses_and_mends_the_rest() {
+        let parse = |b: &[u8]| -> serde_json::Value {
+            serde_json::from_str(&tolerant_json(b)).unwrap_or_else(|e| {
+                panic!("{:?}: {e}", String::from_utf8_lossy(b));
+            })
+        };
+        // Valid JSON, escapes and pairs included, is untouched.
+        let valid = br#"{"a":"\ud83d\ude00 \\ud800 \n \u00e9","b":[1,2]}"#;
+        assert!(matches!(
+            tolerant_json(valid),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(parse(valid)["a"], "\u{1F600} \\ud800 \n é");
+        // Lone surrogates, high or low, at the end or not.
+        assert_eq!(parse(br#"{"sid":"RT\ud800x"}"#)["sid"], "RT\u{FFFD}x");
+        assert_eq!(parse(br#"{"sid":"\udc00"}"#)["sid"], "\u{FFFD}");
+        assert_eq!(
+            parse(br#"{"sid":"\uD800\uD800"}"#)["sid"],
+            "\u{FFFD}\u{FFFD}"
+        );
+        assert_eq!(parse(br#"{"sid":"\ud800\n"}"#)["sid"], "\u{FFFD}\n");
+        // Raw bytes that are not UTF-8.
+        assert_eq!(
+            parse(b"{\"sid\":\"RT\xff\xfe\"}")["sid"],
+            "RT\u{FFFD}\u{FFFD}"
+        );
+        // Garbage stays garbage (and does not panic).
+        for junk in [&b"\\u12"[..], b"\\", b"\"\\ud8", b"\\u\xff\xff\xff\xff"] {
+            let _ = tolerant_json(junk);
+        }
     }
 }

@@ -1,7 +1,9 @@
-//! Shared test harness: required tools, the built binary, scratch directories, digests.
+//! Shared test harness: required tools, the built binary, scratch directories, digests;
+//! [`mount`] has real FUSE mounts of the binary, [`reads`] timed reads through them.
 #![allow(dead_code)]
 
 pub mod mount;
+pub mod reads;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -36,9 +38,14 @@ pub fn bin() -> Command {
 /// The binary with an emulator's URL and credentials in its environment (not argv),
 /// and nothing else from this machine's Twilio setup.
 pub fn cli(emu: &twilio_media_fs::emulator::RunningEmulator) -> Command {
+    cli_at(&emu.url)
+}
+
+/// [`cli`] for an API at `api_url` (a mock) that takes the emulator's credentials.
+pub fn cli_at(api_url: &str) -> Command {
     let c = twilio_media_fs::emulator::EmulatorCredentials::default();
     let mut cmd = bin();
-    cmd.env("TWILIO_MEDIA_FS_API_URL", &emu.url)
+    cmd.env("TWILIO_MEDIA_FS_API_URL", api_url)
         .env("TWILIO_ACCOUNT_SID", &c.account_sid)
         .env("TWILIO_AUTH_TOKEN", &c.auth_token)
         .env_remove("TWILIO_API_KEY")
@@ -92,6 +99,21 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes a private key file readable by its owner only (0600), as the program wants.
+pub fn write_private(path: &Path, contents: &[u8]) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+    f.write_all(contents)
+        .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
 
 pub fn tempdir() -> tempfile::TempDir {

@@ -1,10 +1,9 @@
-//! Real mounts of the binary, for every test that needs one: [`Mount`] starts
-//! `twilio-media-fs mount` against an emulator and, when dropped, always unmounts
-//! (`umount -l`) and kills the process serving it, even when a test panics. Also the
-//! account's test key pairs ([`keys`], written mode 0600) and small helpers to run
-//! blocking work off the async runtime that serves the in-process emulator.
+//! Real FUSE mounts of the binary for tests: [`Mount`] starts `mount` against an API
+//! (the emulator, or a mock), and its `Drop` always takes the mount down (`umount -l`,
+//! then the serving process is killed), even when a test panics. Also the account's two
+//! test key pairs ([`keys`], written mode 0600) and the small async helpers such tests
+//! need to run blocking work beside an in-process server.
 
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -14,47 +13,10 @@ use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use twilio_media_fs::crypto::seal;
 use twilio_media_fs::emulator::{ObjectInfo, ObjectKind, RunningEmulator};
 
-use super::{cli, run, tempdir};
+use super::{cli_at, run, tempdir, write_private};
 
 /// How long a mount may take to become ready, or to go away.
 pub const DEADLINE: Duration = Duration::from_secs(20);
-
-/// Writes a file readable by its owner only, as private keys and credentials must be.
-pub fn write_private(path: &Path, data: &[u8]) {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
-    f.write_all(data).unwrap();
-}
-
-/// Two account key pairs (the second one is the "rotated" key), private halves in PEMs.
-pub struct Keys {
-    _dir: tempfile::TempDir,
-    pub private: [rsa::PrivateKey; 2],
-    pub pem: [PathBuf; 2],
-}
-
-pub fn keys() -> &'static Keys {
-    static KEYS: OnceLock<Keys> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        let dir = tempdir();
-        let private = [seal::generate_key(2048), seal::generate_key(2048)];
-        let pem = [dir.path().join("k1.pem"), dir.path().join("k2.pem")];
-        for (key, path) in private.iter().zip(&pem) {
-            write_private(path, key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes());
-        }
-        Keys {
-            _dir: dir,
-            private,
-            pem,
-        }
-    })
-}
 
 /// Runs blocking work (file system calls, subprocesses) off the async runtime, so the
 /// in-process emulator keeps serving the mount meanwhile.
@@ -66,6 +28,7 @@ pub async fn output(mut cmd: Command) -> std::process::Output {
     blocking(move || run(&mut cmd)).await
 }
 
+/// Runs a command that must succeed; its stdout.
 pub async fn ok(cmd: Command) -> String {
     let out = output(cmd).await;
     assert!(
@@ -134,10 +97,35 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Two account key pairs (the second one is the "rotated" key), private halves in PEMs.
+pub struct Keys {
+    _dir: tempfile::TempDir,
+    pub private: [rsa::PrivateKey; 2],
+    pub pem: [PathBuf; 2],
+}
+
+pub fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let dir = tempdir();
+        let private = [seal::generate_key(2048), seal::generate_key(2048)];
+        let pem = [dir.path().join("k1.pem"), dir.path().join("k2.pem")];
+        for (key, path) in private.iter().zip(&pem) {
+            write_private(path, key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes());
+        }
+        Keys {
+            _dir: dir,
+            private,
+            pem,
+        }
+    })
+}
+
 /// One mount of the binary. Dropping it always unmounts (`umount -l`) and kills the
 /// process serving it, whatever state the test left it in.
 pub struct Mount {
     pub path: PathBuf,
+    /// Where a `--foreground` mount's stderr goes (its log).
     pub stderr: PathBuf,
     /// `--foreground`: the server is our child.
     pub child: Option<Child>,
@@ -157,8 +145,9 @@ impl Mount {
         }
     }
 
-    pub fn mount_cmd(&self, emu: &RunningEmulator, keys: &[&Path]) -> Command {
-        let mut cmd = cli(emu);
+    /// `mount PATH -k KEY…` against the API at `api_url`.
+    pub fn command(&self, api_url: &str, keys: &[&Path]) -> Command {
+        let mut cmd = cli_at(api_url);
         cmd.arg("mount").arg(&self.path);
         for k in keys {
             cmd.arg("-k").arg(k);
@@ -166,18 +155,23 @@ impl Mount {
         cmd
     }
 
-    /// `mount --foreground`, ready once `MNT/recordings` exists.
-    pub async fn foreground(emu: &RunningEmulator, keys: &[&Path]) -> Self {
-        Self::foreground_with(emu, keys, &[]).await
+    /// `mount PATH -k KEY…` against the emulator.
+    pub fn mount_cmd(&self, emu: &RunningEmulator, keys: &[&Path]) -> Command {
+        self.command(&emu.url, keys)
     }
 
-    /// `mount --foreground` with more flags (`-vv`, `--cache-size`…); its stderr goes
-    /// to [`Mount::stderr`].
-    pub async fn foreground_with(emu: &RunningEmulator, keys: &[&Path], flags: &[&str]) -> Self {
+    /// `mount --foreground` of the emulator, ready once `MNT/recordings` exists.
+    pub async fn foreground(emu: &RunningEmulator, keys: &[&Path]) -> Self {
+        Self::start(&emu.url, keys, &[]).await
+    }
+
+    /// `mount --foreground EXTRA…` against the API at `api_url`, its stderr in
+    /// [`Self::stderr`]; ready once `MNT/recordings` exists.
+    pub async fn start(api_url: &str, keys: &[&Path], extra: &[&str]) -> Self {
         let mut m = Mount::new();
-        let mut cmd = m.mount_cmd(emu, keys);
+        let mut cmd = m.command(api_url, keys);
         cmd.arg("--foreground")
-            .args(flags)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&m.stderr).unwrap());
@@ -208,6 +202,7 @@ impl Mount {
         (m, out)
     }
 
+    /// Where an object's file is, under `recordings/` or `compositions/`.
     pub fn file(&self, o: &ObjectInfo) -> PathBuf {
         let dir = match o.kind {
             ObjectKind::Recording => "recordings",
@@ -220,6 +215,20 @@ impl Mount {
 
     pub fn path_str(&self) -> &str {
         self.path.to_str().unwrap()
+    }
+
+    /// What a `--foreground` mount logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Whether it is still mounted and its process still running.
+    pub fn alive(&mut self) -> bool {
+        let running = match &mut self.child {
+            Some(child) => child.try_wait().unwrap().is_none(),
+            None => !serving(&self.path).is_empty(),
+        };
+        running && mounted(&self.path)
     }
 }
 
