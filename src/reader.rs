@@ -54,6 +54,8 @@ pub struct ObjectMeta {
     pub plain_len: u64,
     /// `None` for an object stored unencrypted.
     pub key: Option<ContentKey>,
+    /// The private key that unwrapped `key` (its file name), for messages and `doctor`.
+    pub key_name: Option<String>,
     pub iv: [u8; 16],
 }
 
@@ -240,6 +242,7 @@ impl ObjectReader {
                 stored_len,
                 plain_len: stored_len,
                 key: None,
+                key_name: None,
                 iv: [0; 16],
             };
             self.seed_first_window(&meta, first.data.clone(), None);
@@ -272,6 +275,7 @@ impl ObjectReader {
             stored_len,
             plain_len,
             key: Some(key),
+            key_name: Some(key_name.to_string()),
             iv: envelope.iv,
         };
         self.seed_first_window(&meta, first.data, Some(&meta.iv));

@@ -13,40 +13,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::mount::*;
 use common::*;
-use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use twilio_media_fs::crypto::seal;
 use twilio_media_fs::emulator::{
     EmulatorConfig, EmulatorCredentials, ObjectInfo, ObjectKind, RunningEmulator, spawn,
 };
-
-/// Two account key pairs (the second one is the "rotated" key), private halves in PEMs.
-struct Keys {
-    _dir: tempfile::TempDir,
-    private: [rsa::PrivateKey; 2],
-    pem: [PathBuf; 2],
-}
-
-fn keys() -> &'static Keys {
-    static KEYS: OnceLock<Keys> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        let dir = tempdir();
-        let private = [seal::generate_key(2048), seal::generate_key(2048)];
-        let pem = [dir.path().join("k1.pem"), dir.path().join("k2.pem")];
-        for (key, path) in private.iter().zip(&pem) {
-            write_private(path, key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes());
-        }
-        Keys {
-            _dir: dir,
-            private,
-            pem,
-        }
-    })
-}
 
 /// The emulator encrypting for k1 (and, with `rotated`, one extra recording for k2).
 async fn emulator(rotated: bool) -> RunningEmulator {

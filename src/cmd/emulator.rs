@@ -89,6 +89,7 @@ pub fn config(args: &EmulatorArgs) -> anyhow::Result<EmulatorConfig> {
         extra_recordings: args.extra_recordings,
         public_keys,
         credentials: EmulatorCredentials::default(),
+        encryption_enabled: true,
     })
 }
 

@@ -6,7 +6,8 @@
 //! message). The foreground process mounts, then waits for SIGINT/SIGTERM (unmount,
 //! exit 0) or for the filesystem to be unmounted from outside (`umount`,
 //! `fusermount3 -u`: exit 0). Unmounting is lazy (`MNT_DETACH`), which also avoids the
-//! hang of fuser issue #407.
+//! hang of fuser issue #407. Under systemd (`Type=notify`, `NOTIFY_SOCKET` set) the
+//! foreground process says `READY=1` once mounted.
 
 use std::ffi::CString;
 use std::io::{Read, Write};
@@ -54,6 +55,7 @@ fn foreground(args: &MountArgs, ready: &ReadyPipe) -> anyhow::Result<()> {
             .await
             .context("cannot reach the Twilio API with these credentials")?;
         let source = Arc::new(ObjectClient::new(twilio.clone()));
+        let io_stats = source.stats();
         let config = FsConfig {
             uid: args.uid.unwrap_or_else(|| unsafe { libc::getuid() }),
             gid: args.gid.unwrap_or_else(|| unsafe { libc::getgid() }),
@@ -64,11 +66,49 @@ fn foreground(args: &MountArgs, ready: &ReadyPipe) -> anyhow::Result<()> {
             answer_within: twilio.answer_bound(),
         };
         let cache = Arc::new(WindowCache::new(args.cache_size as usize));
-        anyhow::Ok(Arc::new(TwilioFs::new(config, twilio, source, keys, cache)))
+        let fs = TwilioFs::new(config, twilio, source, keys, cache).with_io_stats(io_stats);
+        anyhow::Ok(Arc::new(fs))
     })?;
-    serve(&runtime, fs, &args.mountpoint, args.allow_other, || {
-        ready.ok()
-    })
+    serve(
+        &runtime,
+        fs,
+        &args.mountpoint,
+        &args.fsname,
+        args.allow_other,
+        || {
+            ready.ok();
+            notify_systemd(&format!(
+                "READY=1\nSTATUS=Mounted on {}",
+                args.mountpoint.display()
+            ));
+        },
+    )
+}
+
+/// Tells systemd (a `Type=notify` unit, such as packaging/twilio-media-fs@.service) how
+/// the mount is doing, when `NOTIFY_SOCKET` names its socket: `READY=1` once mounted.
+/// The sd_notify protocol is one datagram; no library needed.
+pub fn notify_systemd(state: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let sent = (|| -> std::io::Result<()> {
+        use std::os::unix::net::{SocketAddr, UnixDatagram};
+        let socket = UnixDatagram::unbound()?;
+        let bytes = path.as_bytes();
+        let addr = match bytes.strip_prefix(b"@") {
+            Some(name) => {
+                use std::os::linux::net::SocketAddrExt;
+                SocketAddr::from_abstract_name(name)?
+            }
+            None => SocketAddr::from_pathname(&path)?,
+        };
+        socket.send_to_addr(state.as_bytes(), &addr)?;
+        Ok(())
+    })();
+    if let Err(e) = sent {
+        tracing::warn!("cannot notify systemd at {}: {e}", path.to_string_lossy());
+    }
 }
 
 /// Mounts `fs` at `mountpoint`, calls `on_ready`, and serves until a signal or an
@@ -77,14 +117,22 @@ pub fn serve(
     runtime: &tokio::runtime::Runtime,
     fs: Arc<TwilioFs>,
     mountpoint: &Path,
+    fsname: &str,
     allow_other: bool,
     on_ready: impl FnOnce(),
 ) -> anyhow::Result<()> {
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::RO,
-        MountOption::FSName("twilio-media-fs".into()),
-        MountOption::Subtype("twilio-media-fs".into()),
+        MountOption::FSName(fsname.into()),
+        // Root mounts with mount(2), where only the kernel's own `subtype=` makes the
+        // type read `fuse.twilio-media-fs` (as fstab says, for `mount -a` and `umount
+        // -t`); fusermount3 takes fuser's Subtype for everyone else.
+        if unsafe { libc::geteuid() } == 0 {
+            MountOption::CUSTOM("subtype=twilio-media-fs".into())
+        } else {
+            MountOption::Subtype("twilio-media-fs".into())
+        },
         MountOption::NoDev,
         MountOption::NoSuid,
         MountOption::DefaultPermissions,
@@ -115,6 +163,7 @@ pub fn serve(
     })?;
     if signalled {
         tracing::info!("unmounting {}", mountpoint.display());
+        notify_systemd("STOPPING=1");
         lazy_unmount(mountpoint);
     }
     // The session thread ends once the kernel lets go of the connection.
@@ -190,10 +239,14 @@ fn daemonize() -> anyhow::Result<()> {
         unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let write_fd = fds[1];
     let exe = std::env::current_exe().context("cannot find this program's path")?;
+    // The same command line as this one (the fstab form already rewritten to `mount`).
+    let args = crate::cli::effective_args(std::env::args_os())?;
     let mut cmd = std::process::Command::new(exe);
-    cmd.args(std::env::args_os().skip(1))
+    cmd.args(args.into_iter().skip(1))
         .arg("--foreground")
         .env(READY_FD_ENV, write_fd.to_string())
+        // Readiness is this process's to tell; the child must not speak for a unit.
+        .env_remove("NOTIFY_SOCKET")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());

@@ -1,7 +1,7 @@
 //! The Twilio REST side: `/v1/...` handlers, Basic auth, throttling, paging, errors.
 //!
-//! This file owns the HTTP shape of the API as Twilio's OpenAPI spec describes it
-//! (`twilio_video_v1.json`): list bodies with `meta` and absolute `next_page_url`,
+//! This file owns the HTTP shape of the API as Twilio's OpenAPI specs describe it
+//! (`twilio_video_v1.json`, and `twilio_accounts_v1.json` for the public keys): list bodies with `meta` and absolute `next_page_url`,
 //! filters, 404/401/429 errors as Twilio's JSON, and `/Media` answering 302 with
 //! `{"redirect_to": …}`. It must not touch object bytes (that is `storage`) nor decide
 //! what exists (that is `catalog`).
@@ -500,6 +500,41 @@ pub async fn composition_settings(
             .settings_json(&base_url(&headers), "CompositionSettings"),
     )
     .into_response()
+}
+
+/// `GET /v1/Credentials/PublicKeys` (the Accounts API): one credential per public key.
+pub async fn list_public_keys(
+    State(emu): State<Arc<Emulator>>,
+    headers: HeaderMap,
+    Query(q): Params,
+) -> Response {
+    let base = base_url(&headers);
+    let cat = &emu.catalog;
+    let items = cat
+        .public_key_sids
+        .iter()
+        .filter_map(|sid| cat.public_key_json(&base, sid))
+        .collect();
+    page(
+        &base,
+        "/v1/Credentials/PublicKeys",
+        "credentials",
+        items,
+        &[],
+        &q,
+    )
+}
+
+/// `GET /v1/Credentials/PublicKeys/{CR}` (the Accounts API).
+pub async fn get_public_key(
+    State(emu): State<Arc<Emulator>>,
+    headers: HeaderMap,
+    Path(sid): Path<String>,
+) -> Response {
+    match emu.catalog.public_key_json(&base_url(&headers), &sid) {
+        Some(json) => Json(json).into_response(),
+        None => not_found_error(&format!("/Credentials/PublicKeys/{sid}")),
+    }
 }
 
 /// `GET /emulator/stats` (no auth).

@@ -34,6 +34,14 @@ pub fn sid(prefix: &str, name: &str) -> String {
     format!("{prefix}{hex}")
 }
 
+/// The SID of the public key credential of `public_keys[index]`.
+pub fn public_key_sid(index: usize) -> String {
+    match index {
+        0 => sid("CR", "encryption-key"),
+        i => sid("CR", &format!("encryption-key-{i}")),
+    }
+}
+
 /// Seconds since the epoch of 2026-11-01T10:00:00Z, the first media's creation time.
 const BASE_TIME: i64 = 1_793_527_200;
 
@@ -181,7 +189,12 @@ impl Media {
 /// Everything the emulator serves; immutable once built.
 pub struct Catalog {
     pub account_sid: String,
+    /// The public key the settings name: `public_key_sids[0]`.
     pub encryption_key_sid: String,
+    /// One `CR…` per configured public key, in order (the Accounts API's PublicKeys).
+    pub public_key_sids: Vec<String>,
+    /// What the Recording and Composition settings say.
+    pub encryption_enabled: bool,
     pub rooms: Vec<Room>,
     pub media: Vec<Media>,
     by_sid: HashMap<String, usize>,
@@ -568,7 +581,9 @@ impl Catalog {
             .collect();
         Ok(Self {
             account_sid: config.credentials.account_sid.clone(),
-            encryption_key_sid: sid("CR", "encryption-key"),
+            encryption_key_sid: public_key_sid(0),
+            public_key_sids: (0..config.public_keys.len()).map(public_key_sid).collect(),
+            encryption_enabled: config.encryption_enabled,
             rooms,
             media: b.media,
             by_sid,
@@ -749,6 +764,21 @@ impl Catalog {
     }
 
     /// The JSON of `/v1/RecordingSettings/Default` or `/v1/CompositionSettings/Default`.
+    /// A public key credential as the Accounts API shows it
+    /// (`accounts.v1.credential.credential_public_key`: no key material), if `sid` is one.
+    pub fn public_key_json(&self, base: &str, sid: &str) -> Option<Value> {
+        let index = self.public_key_sids.iter().position(|s| s == sid)?;
+        let created = datetime(BASE_TIME - 86_400 * (30 + index as i64));
+        Some(json!({
+            "sid": sid,
+            "account_sid": self.account_sid,
+            "friendly_name": format!("twilio-media-fs emulator key #{index}"),
+            "date_created": created,
+            "date_updated": created,
+            "url": format!("{base}/v1/Credentials/PublicKeys/{sid}"),
+        }))
+    }
+
     pub fn settings_json(&self, base: &str, path: &str) -> Value {
         json!({
             "account_sid": self.account_sid,
@@ -757,7 +787,7 @@ impl Catalog {
             "aws_s3_url": null,
             "aws_storage_enabled": false,
             "encryption_key_sid": self.encryption_key_sid,
-            "encryption_enabled": true,
+            "encryption_enabled": self.encryption_enabled,
             "url": format!("{base}/v1/{path}/Default"),
         })
     }

@@ -1,5 +1,6 @@
-//! A local stand-in for `video.twilio.com` and for the S3 bucket behind `/Media`, used by
-//! the `emulator` and `demo` commands and by the tests.
+//! A local stand-in for `video.twilio.com` (and the public keys of `accounts.twilio.com`)
+//! and for the S3 bucket behind `/Media`, used by the `emulator` and `demo` commands and
+//! by the tests.
 //!
 //! This module owns the configuration ([`EmulatorConfig`]), the shared state
 //! ([`Emulator`]: catalog, signing secret, counters), the router and [`spawn`] for tests.
@@ -71,6 +72,9 @@ pub struct EmulatorConfig {
     pub public_keys: Vec<rsa::PublicKey>,
     /// The accepted Basic-auth pairs.
     pub credentials: EmulatorCredentials,
+    /// What `RecordingSettings` and `CompositionSettings` say (the media is encrypted
+    /// all the same, as after a user turned encryption off).
+    pub encryption_enabled: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -90,6 +94,7 @@ impl Default for EmulatorConfig {
             extra_recordings: 0,
             public_keys: Vec::new(),
             credentials: EmulatorCredentials::default(),
+            encryption_enabled: true,
         }
     }
 }
@@ -352,6 +357,9 @@ impl Emulator {
                 "/v1/CompositionSettings/Default",
                 get(api::composition_settings),
             )
+            // The Accounts API (accounts.twilio.com), on the same origin.
+            .route("/v1/Credentials/PublicKeys", get(api::list_public_keys))
+            .route("/v1/Credentials/PublicKeys/{sid}", get(api::get_public_key))
             .fallback(api::not_found)
             .route_layer(axum::middleware::from_fn_with_state(
                 self.clone(),

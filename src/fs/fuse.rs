@@ -6,7 +6,7 @@
 //! attributes and entries are cached long (once the size is exact) and files open with
 //! `FOPEN_KEEP_CACHE`: the kernel page cache serves repeated reads. The mount is
 //! read-only (`MountOption::RO`): the kernel itself answers EROFS to every write,
-//! create, rename and delete.
+//! create, rename and delete. `.stats` opens with `FOPEN_DIRECT_IO` instead: never cached.
 
 use std::ffi::OsStr;
 use std::sync::Arc;
@@ -129,7 +129,8 @@ impl Filesystem for Fuse {
         let fs = self.fs.clone();
         self.runtime.spawn(async move {
             match fs.open(ino.0).await {
-                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+                Ok(o) if o.direct_io => reply.opened(FileHandle(o.fh), FopenFlags::FOPEN_DIRECT_IO),
+                Ok(o) => reply.opened(FileHandle(o.fh), FopenFlags::FOPEN_KEEP_CACHE),
                 Err(e) => reply.error(errno(&e)),
             }
         });

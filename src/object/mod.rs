@@ -32,6 +32,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_MATCH, RANGE, RETRY_AFTER};
 
 use crate::retry::{Backoff, RetryPolicy, parse_retry_after};
+use crate::stats::IoStats;
 use crate::twilio::{self, MediaRef, TwilioClient, describe_reqwest};
 
 /// How many times one read asks `/Media` again after a 403.
@@ -133,6 +134,7 @@ pub trait ObjectSource: Send + Sync {
 pub struct ObjectClient {
     twilio: Arc<TwilioClient>,
     retry: RetryPolicy,
+    stats: Arc<IoStats>,
 }
 
 /// `bytes first-last/total` (`total` may be `*`), or `bytes */total` of a 416.
@@ -223,23 +225,62 @@ impl ObjectClient {
     /// Reads through `twilio`'s URLs and connection pool, with its retry policy.
     pub fn new(twilio: Arc<TwilioClient>) -> Self {
         let retry = twilio.retry_policy();
-        Self { twilio, retry }
+        Self::with_retry(twilio, retry)
     }
 
     /// The same, with another retry policy.
     pub fn with_retry(twilio: Arc<TwilioClient>, retry: RetryPolicy) -> Self {
-        Self { twilio, retry }
+        Self {
+            twilio,
+            retry,
+            stats: Arc::default(),
+        }
+    }
+
+    /// The counters of this client's fetches (for a mount's `.stats`).
+    pub fn stats(&self) -> Arc<IoStats> {
+        self.stats.clone()
     }
 
     /// Bytes `[start, end)` of `media`: exactly those, or fewer only at the end of the
     /// object. `end <= start` reads nothing but still learns the length and headers.
     /// `start` equal to the length gives no data (end of file); past it,
     /// [`ObjectError::OutOfRange`].
+    ///
+    /// Each call is counted in [`Self::stats`] and logged on one debug line: SID, range,
+    /// bytes, duration, attempts.
     pub async fn get_range(
         &self,
         media: &MediaRef,
         start: u64,
         end: u64,
+    ) -> Result<Fetched, ObjectError> {
+        let started = std::time::Instant::now();
+        let _in_flight = self.stats.begin();
+        let mut attempts = 0;
+        let result = self.fetch(media, start, end, &mut attempts).await;
+        let ms = started.elapsed().as_millis() as u64;
+        let range = format!("{start}-{}", end.max(start));
+        match &result {
+            Ok(f) => {
+                self.stats.end(attempts, Some(f.data.len() as u64));
+                tracing::debug!(sid = %media.sid, range, bytes = f.data.len(), ms, attempts, "storage fetch");
+            }
+            Err(e) => {
+                self.stats.end(attempts, None);
+                tracing::debug!(sid = %media.sid, range, ms, attempts, error = %e, "storage fetch failed");
+            }
+        }
+        result
+    }
+
+    /// [`Self::get_range`] without the counting; `attempts` counts GETs made.
+    async fn fetch(
+        &self,
+        media: &MediaRef,
+        start: u64,
+        end: u64,
+        attempts: &mut u32,
     ) -> Result<Fetched, ObjectError> {
         let end = end.max(start);
         // Never trust a caller's `end` (it may be u64::MAX) for the allocation size.
@@ -256,6 +297,7 @@ impl ObjectClient {
         let mut refreshes = 0;
         loop {
             let url = self.twilio.media_url(media).await?;
+            *attempts += 1;
             let attempt_from = p.pos();
             match self.attempt(media, url.url(), &mut p).await? {
                 Step::Done => break,

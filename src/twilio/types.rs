@@ -217,6 +217,24 @@ pub struct StorageSettings {
     pub account_sid: Option<String>,
 }
 
+/// A public key credential of the Accounts API (`accounts.v1.credential.credential_public_key`,
+/// `GET https://accounts.twilio.com/v1/Credentials/PublicKeys/{CR…}`). Twilio returns no
+/// key material: only what names and dates the key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(default)]
+pub struct PublicKeyCredential {
+    /// `CR…`.
+    pub sid: String,
+    /// The account (`AC…`).
+    pub account_sid: Option<String>,
+    /// The label given when it was uploaded.
+    pub friendly_name: Option<String>,
+    pub date_created: Option<String>,
+    pub date_updated: Option<String>,
+    /// The resource's own URL.
+    pub url: Option<String>,
+}
+
 /// `RecordingSettings/Default`.
 pub type RecordingSettings = StorageSettings;
 /// `CompositionSettings/Default`.

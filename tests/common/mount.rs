@@ -1,15 +1,19 @@
 //! Real FUSE mounts of the binary for tests: [`Mount`] starts `mount` against an API
 //! (the emulator, or a mock), and its `Drop` always takes the mount down (`umount -l`,
-//! then the serving process is killed), even when a test panics. Also the small async
-//! helpers such tests need to run blocking work beside an in-process server.
+//! then the serving process is killed), even when a test panics. Also the account's two
+//! test key pairs ([`keys`], written mode 0600) and the small async helpers such tests
+//! need to run blocking work beside an in-process server.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+use twilio_media_fs::crypto::seal;
 use twilio_media_fs::emulator::{ObjectInfo, ObjectKind, RunningEmulator};
 
-use super::{cli_at, run, tempdir};
+use super::{cli_at, run, tempdir, write_private};
 
 /// How long a mount may take to become ready, or to go away.
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -91,6 +95,30 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Two account key pairs (the second one is the "rotated" key), private halves in PEMs.
+pub struct Keys {
+    _dir: tempfile::TempDir,
+    pub private: [rsa::PrivateKey; 2],
+    pub pem: [PathBuf; 2],
+}
+
+pub fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let dir = tempdir();
+        let private = [seal::generate_key(2048), seal::generate_key(2048)];
+        let pem = [dir.path().join("k1.pem"), dir.path().join("k2.pem")];
+        for (key, path) in private.iter().zip(&pem) {
+            write_private(path, key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes());
+        }
+        Keys {
+            _dir: dir,
+            private,
+            pem,
+        }
+    })
 }
 
 /// One mount of the binary. Dropping it always unmounts (`umount -l`) and kills the
