@@ -273,3 +273,29 @@ async fn vv_logs_one_line_per_fetch_and_retries_are_counted() {
         lines.join("\n")
     );
 }
+
+/// A file read from start to end leaves (almost) nothing in the mount's cache: each
+/// window a handle was served whole is in the kernel's page cache, so the mount drops
+/// its copy (`cache.released`) instead of holding the whole file until evicted.
+#[tokio::test(flavor = "multi_thread")]
+async fn windows_read_whole_leave_the_cache() {
+    let emu = emulator(EmulatorConfig::default()).await;
+    let window: u64 = 32 << 10;
+    let m = Mount::start(&emu.url, &[&keys().pem[0]], &["--window", "32KiB"]).await;
+    let file = readable(&emu).into_iter().max_by_key(|o| o.size).unwrap();
+    let plain = emu.emulator.plaintext(&file.sid).unwrap();
+    let windows = (plain.len() as u64).div_ceil(window);
+    assert!(windows >= 8, "the largest sample spans {windows} windows");
+    let path = m.file(&file);
+    let copy = blocking(move || std::fs::read(path).unwrap()).await;
+    assert_eq!(sha256(&copy), sha256(&plain));
+    let s = stats(&m.path).await;
+    assert!(
+        n(&s, "cache.released") >= windows - 1,
+        "{windows} windows read whole, released: {s}"
+    );
+    assert!(
+        n(&s, "cache.bytes") <= 2 * window,
+        "a whole file read, yet the cache holds: {s}"
+    );
+}
