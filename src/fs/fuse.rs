@@ -148,12 +148,21 @@ impl Filesystem for Fuse {
         reply: ReplyData,
     ) {
         let fs = self.fs.clone();
-        self.runtime.spawn(async move {
-            match fs.read(ino.0, fh.0, offset, size).await {
-                Ok(data) => reply.data(&data),
-                Err(e) => reply.error(errno(&e)),
+        let _runtime = self.runtime.enter();
+        let mut read = Box::pin(async move { fs.read(ino.0, fh.0, offset, size).await });
+        // Most reads of a stream find their windows decrypted already: answer those
+        // here, without a hand-off to another thread. Only reads that must wait for
+        // storage become tasks (the same future, polled on from where it stopped).
+        let answer = |result: Result<bytes::Bytes, Error>, reply: ReplyData| match result {
+            Ok(data) => reply.data(&data),
+            Err(e) => reply.error(errno(&e)),
+        };
+        match futures_util::FutureExt::now_or_never(&mut read) {
+            Some(result) => answer(result, reply),
+            None => {
+                self.runtime.spawn(async move { answer(read.await, reply) });
             }
-        });
+        }
     }
 
     fn release(

@@ -904,12 +904,13 @@ impl State {
 }
 
 /// How many windows may be prefetched at once across all files: a sixteenth of what the
-/// cache holds, between 2 and 16. Each one in flight holds its ciphertext and its
-/// plaintext, outside the cache's budget, so this is what keeps the process within
-/// `--cache-size` plus a few tens of MiB; 16 parallel ranged GETs of 1 MiB are also
-/// about what it takes to fill a link whose single connection is slow.
+/// cache holds, between 2 and 32 (32 with the default 512 MiB and 1 MiB windows). Each
+/// one in flight is outside the cache's budget, so this is what keeps the process
+/// within `--cache-size` plus a few tens of MiB. Against S3-like storage (20 ms before
+/// each answer, 64 MiB/s per connection) a 1 MiB GET takes about 36 ms, so each slot
+/// brings about 29 MB/s: `cp` went from 253–260 MB/s with 16 slots to 274–372 with 32.
 fn prefetch_slots(cache_bytes: u64, window: u64) -> usize {
-    (cache_bytes / window.max(1) / 16).clamp(2, 16) as usize
+    (cache_bytes / window.max(1) / 16).clamp(2, 32) as usize
 }
 
 fn file_attr(f: &MediaFile) -> Attr {
