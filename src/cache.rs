@@ -32,6 +32,9 @@ pub struct CacheStats {
     /// Readers that found the window already being fetched and waited for it.
     pub shared_fetches: u64,
     pub evictions: u64,
+    /// Windows dropped because the kernel's page cache holds all of them (see
+    /// [`crate::served`]).
+    pub released: u64,
     pub bytes: usize,
     pub capacity: usize,
     pub windows: usize,
@@ -125,6 +128,23 @@ impl<K: Hash + Eq + Copy> WindowCache<K> {
     /// Puts a window that is already at hand (decrypted along with something else).
     pub fn insert(&self, key: K, data: Bytes) {
         self.inner.lock().expect("cache lock").insert(key, data);
+    }
+
+    /// Drops a window (EXPERIMENT).
+    pub fn remove(&self, key: &K) {
+        let mut inner = self.inner.lock().expect("cache lock");
+        if let Some(d) = inner.lru.pop(key) {
+            inner.bytes -= d.len();
+        }
+    }
+
+    /// Drops a window that nobody needs any more (a handle was served all of it).
+    pub fn release(&self, key: &K) {
+        let mut inner = self.inner.lock().expect("cache lock");
+        if let Some(data) = inner.lru.pop(key) {
+            inner.bytes -= data.len();
+            inner.stats.released += 1;
+        }
     }
 
     pub fn stats(&self) -> CacheStats {

@@ -9,6 +9,38 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::cmd;
 
+/// The end of `--help` and of the man page: fstab, systemd, files, environment.
+const AFTER_LONG_HELP: &str = "\
+Mounting from /etc/fstab:
+  twilio-media-fs /mnt/twilio fuse.twilio-media-fs ro,_netdev,allow_other,key=/etc/twilio-media-fs/key.pem,credentials=/etc/twilio-media-fs/credentials 0 0
+
+  `mount /mnt/twilio` and `mount -a` run `twilio-media-fs SOURCE MOUNTPOINT -o OPTIONS` \
+(through mount.fuse3, with the default PATH: the program must be in /usr/bin, where \
+the package puts it, or /usr/local/bin). Options: ro (required: the mount is read-only), allow_other, \
+key=PATH[:PATH...], credentials=FILE, cache_size=SIZE, window=SIZE, refresh=DURATION, \
+room=RM...[:RM...], since=DATE, uid=N, gid=N, api_url=URL, fsname=NAME, timeout=DURATION, \
+retry_budget=DURATION, each as the \
+`mount` flag of the same name. Generic options (_netdev, nofail, noauto, user, \
+x-systemd.*, nodev, nosuid, noatime...) are ignored; any other is refused.
+
+systemd:
+  systemctl enable --now twilio-media-fs@$(systemd-escape --path /mnt/twilio)
+
+  The template unit mounts after the network is online, restarts on failure and \
+unmounts on stop; it reads /etc/twilio-media-fs/credentials and \
+/etc/twilio-media-fs/key.pem, and more flags from /etc/twilio-media-fs/INSTANCE.env.
+
+Files:
+  ~/.config/twilio-media-fs/config.toml  credentials: account_sid + auth_token, or api_key + api_secret
+  /etc/twilio-media-fs/credentials       the same format, for fstab and systemd (mode 0600)
+  MOUNTPOINT/.stats                      what a mount is doing, as JSON (not listed by ls)
+
+Environment:
+  TWILIO_API_KEY, TWILIO_API_SECRET, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN  credentials
+  TWILIO_MEDIA_FS_API_URL, TWILIO_MEDIA_FS_ACCOUNTS_URL  other API endpoints (the emulator)
+  TWILIO_MEDIA_FS_KEY_PASSPHRASE  the passphrase of encrypted private keys
+  RUST_LOG  the log filter (overrides -v)";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "twilio-media-fs",
@@ -17,8 +49,10 @@ use crate::cmd;
     long_about = "Twilio Video recordings and compositions, decrypted on read.\n\n\
         Twilio's encrypted storage keeps each recording AES-CBC encrypted under a one-time \
         content key, wrapped with your account's RSA public key. This tool decrypts it with \
-        your private key: whole files with `decrypt-file`, and (soon) a mount that fetches \
-        and decrypts only the ranges that are read."
+        your private key: one downloaded file with `decrypt-file`, objects by SID with `get`, \
+        or the whole account with `mount`, which fetches and decrypts only the ranges that \
+        are read.",
+    after_long_help = AFTER_LONG_HELP
 )]
 pub struct Cli {
     /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
@@ -66,11 +100,33 @@ pub enum Command {
     /// ordinary files: only the ranges read are fetched and decrypted, kept in a
     /// bounded in-memory cache; nothing decrypted is written to disk. Returns once the
     /// mount is ready (or says why it is not); `umount MOUNTPOINT` ends it.
+    ///
+    /// `cat MOUNTPOINT/.stats` shows what the mount is doing (JSON: cache hits and misses,
+    /// bytes fetched and served, retries, errors, open files, fetches in flight).
     #[command(after_help = "Examples:\n  \
         twilio-media-fs mount /mnt/twilio -k private.pem\n  \
         twilio-media-fs mount /mnt/twilio -k new.pem -k old.pem --cache-size 1GiB --room RMxx…\n  \
-        umount /mnt/twilio")]
+        cat /mnt/twilio/.stats\n  \
+        umount /mnt/twilio\n\n\
+        From /etc/fstab (mount /mnt/twilio, mount -a; see `man twilio-media-fs`):\n  \
+        twilio-media-fs /mnt/twilio fuse.twilio-media-fs ro,_netdev,allow_other,key=/etc/twilio-media-fs/key.pem,credentials=/etc/twilio-media-fs/credentials 0 0")]
     Mount(MountArgs),
+
+    /// Check the setup, one line per check: credentials, encryption settings, the public
+    /// key, that the private keys are its pair, a decryption, FUSE.
+    ///
+    /// Each line says OK, or what is wrong and how to fix it; the exit status is 1 when a
+    /// check fails. Twilio never returns a public key's material, so the key pair is
+    /// proved on the newest encrypted recording and composition: their content keys must
+    /// unwrap with one of the private keys given.
+    #[command(after_help = "Examples:\n  \
+        twilio-media-fs doctor -k private.pem\n  \
+        twilio-media-fs doctor -k /etc/twilio-media-fs/key.pem --credentials /etc/twilio-media-fs/credentials")]
+    Doctor(DoctorArgs),
+
+    /// Write the man pages or shell completions (for packaging).
+    #[command(hide = true)]
+    Generate(GenerateArgs),
 
     /// Mount a local demo account (the emulator, sample media, a fresh key): try the
     /// filesystem with no Twilio account. Ctrl-C unmounts.
@@ -80,7 +136,9 @@ pub enum Command {
     ///
     /// Serves the embedded sample recordings and compositions (plus --data files and
     /// --synthetic objects), encrypted as Twilio stores them, behind the same REST API.
-    /// Point the other commands at it with TWILIO_MEDIA_FS_API_URL. Runs until Ctrl-C.
+    /// Point the other commands at it with TWILIO_MEDIA_FS_API_URL. Storage listens on a
+    /// port of its own: `curl -X POST URL/emulator/storage/outage?secs=N` makes it
+    /// refuse and reset connections for N seconds. Runs until Ctrl-C.
     #[command(after_help = "Examples:\n  \
         twilio-media-fs emulator --listen 127.0.0.1:8080 --private-key-out emu.pem\n  \
         twilio-media-fs emulator --listen 127.0.0.1:8080 --public-key account.pub.pem \\\n      \
@@ -111,6 +169,15 @@ pub struct EmulatorArgs {
     /// Every Nth storage body is cut half way (connection closed early).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub drop_every: Option<u64>,
+
+    /// Every Nth storage body stops half way for --stall-ms, then goes on (a response
+    /// slower than a client's timeout).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub stall_every: Option<u64>,
+
+    /// How long a stalled body stops, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    pub stall_ms: u64,
 
     /// Every Nth API call answers 429 (Twilio error 20429, Retry-After: 1).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
@@ -199,15 +266,46 @@ pub struct ApiArgs {
     /// The Twilio Video API (another region, or a local emulator).
     #[arg(long, value_name = "URL", env = "TWILIO_MEDIA_FS_API_URL", default_value = crate::twilio::DEFAULT_API_URL)]
     pub api_url: String,
+
+    /// Read the credentials from this file only (the config file's format: account_sid
+    /// and auth_token, or api_key and api_secret), not from the environment. For fstab
+    /// and systemd; keep it mode 0600.
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+
+    /// Longest one HTTP request may take, body included (500ms, 10s, 1m). A request
+    /// that takes longer is abandoned and tried again, a download resuming where it
+    /// stopped.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
+
+    /// How long to keep retrying a failing request (5xx, 429, refused or reset
+    /// connections, cut or stalled bodies, timeouts) before giving up: a read from the
+    /// mount then fails with EIO. Every read of the mount answers within this budget
+    /// plus --timeout plus 1 s.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub retry_budget: std::time::Duration,
 }
 
 impl ApiArgs {
-    /// A client with the credentials from the environment or the config file.
+    /// A client with the credentials from `--credentials`, else the environment or the
+    /// config file.
     pub fn client(&self) -> anyhow::Result<crate::twilio::TwilioClient> {
-        let credentials = crate::twilio::Credentials::from_env()?;
+        Ok(crate::twilio::TwilioClient::new(self.client_config()?)?)
+    }
+
+    /// The configuration [`Self::client`] builds its client from.
+    pub fn client_config(&self) -> anyhow::Result<crate::twilio::ClientConfig> {
+        let credentials = match &self.credentials {
+            Some(path) => crate::twilio::Credentials::from_file(path)?,
+            None => crate::twilio::Credentials::from_env()?,
+        };
         let mut config = crate::twilio::ClientConfig::new(credentials);
         config.api_url = self.api_url.clone();
-        Ok(crate::twilio::TwilioClient::new(config)?)
+        config.request_timeout = self.timeout;
+        config.connect_timeout = config.connect_timeout.min(self.timeout);
+        config.retry.total_budget = self.retry_budget;
+        Ok(config)
     }
 }
 
@@ -294,6 +392,11 @@ pub struct MountArgs {
     #[arg(long)]
     pub allow_other: bool,
 
+    /// Name shown as the mount's source in /proc/mounts, `mount` and `df` (an fstab
+    /// line's first field, so that `mount -a` knows it is mounted).
+    #[arg(long, value_name = "NAME", default_value = "twilio-media-fs")]
+    pub fsname: String,
+
     /// Owner shown for files and directories (default: you).
     #[arg(long, value_name = "N")]
     pub uid: Option<u32>,
@@ -324,6 +427,45 @@ pub struct MountArgs {
 
     #[command(flatten)]
     pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// RSA private key(s) to check against the account's public key; repeat for several.
+    #[arg(short = 'k', long = "key", value_name = "KEY.pem")]
+    pub keys: Vec<PathBuf>,
+
+    /// Use private key files that group or others can read or write. Refused by
+    /// default, as ssh does: `chmod 600 KEY.pem` is the fix.
+    #[arg(long)]
+    pub insecure_key_permissions: bool,
+
+    /// The Twilio Accounts API, which holds the public keys. Default: beside --api-url
+    /// (https://accounts.twilio.com for https://video.twilio.com; a host that does not
+    /// start with `video.`, such as the emulator, serves both).
+    #[arg(long, value_name = "URL", env = "TWILIO_MEDIA_FS_ACCOUNTS_URL")]
+    pub accounts_url: Option<String>,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Generated {
+    /// twilio-media-fs.1 and one page per subcommand.
+    Man,
+    /// bash (twilio-media-fs.bash), zsh (_twilio-media-fs), fish (twilio-media-fs.fish).
+    Completions,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// What to write.
+    #[arg(value_enum)]
+    pub what: Generated,
+
+    /// The directory to write into (created if missing).
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -367,7 +509,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{text:?} is too large"))
 }
 
-fn parse_window(text: &str) -> Result<u64, String> {
+pub fn parse_window(text: &str) -> Result<u64, String> {
     let n = parse_size(text)?;
     if !(16..=(64 << 20)).contains(&n) || n % 16 != 0 {
         return Err("a multiple of 16 bytes between 16 and 64MiB".into());
@@ -375,24 +517,36 @@ fn parse_window(text: &str) -> Result<u64, String> {
     Ok(n)
 }
 
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+/// Parses a duration: a number with `ms`, `s`, `m` or `h` (a plain number is seconds).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let t = text.trim();
     let (number, unit) = t
         .find(|c: char| !c.is_ascii_digit())
         .map_or((t, ""), |i| t.split_at(i));
     let n: u64 = number
         .parse()
-        .map_err(|_| format!("{text:?} is not a duration such as 30s, 5m or 1h"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("{text:?}: use s, m or h")),
+        .map_err(|_| format!("{text:?} is not a duration such as 500ms, 30s, 5m or 1h"))?;
+    let millis = match unit.trim() {
+        "ms" => Some(n),
+        "" | "s" => n.checked_mul(1_000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => return Err(format!("{text:?}: use ms, s, m or h")),
     };
-    Ok(std::time::Duration::from_secs(secs))
+    millis
+        .map(std::time::Duration::from_millis)
+        .ok_or_else(|| format!("{text:?} is too long"))
 }
 
-fn parse_date(text: &str) -> Result<String, String> {
+/// A duration that is not zero (a zero timeout would fail every request).
+pub fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err("must be more than zero".into()),
+        d => Ok(d),
+    }
+}
+
+pub fn parse_date(text: &str) -> Result<String, String> {
     let full = if text.len() == 10 {
         format!("{text}T00:00:00Z")
     } else {
@@ -414,8 +568,11 @@ pub fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colours only on a terminal: a log file gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
@@ -430,5 +587,65 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mount(args) => cmd::mount::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::Emulator(args) => cmd::emulator::run(args),
+        Command::Doctor(args) => cmd::doctor::run(args),
+        Command::Generate(args) => cmd::generate::run(args),
+    }
+}
+
+/// The command line to parse: this process's arguments, with the mount-helper form
+/// (`twilio-media-fs SOURCE MOUNTPOINT -o OPTIONS`, from fstab) rewritten to `mount`
+/// ([`crate::fstab::rewrite`]).
+pub fn effective_args(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Result<Vec<std::ffi::OsString>, crate::fstab::OptionError> {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let is_subcommand = |name: &str| {
+        name == "help"
+            || command
+                .get_subcommands()
+                .any(|c| c.get_name() == name || c.get_all_aliases().any(|a| a == name))
+    };
+    crate::fstab::rewrite(args.into_iter().collect(), is_subcommand)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("1d").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
+        assert!(parse_duration(&format!("{}h", u64::MAX / 1000)).is_err());
+        assert!(parse_timeout("0s").is_err());
+        assert_eq!(parse_timeout("1s"), Ok(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn timeout_and_retry_budget_flags() {
+        let cli = Cli::try_parse_from([
+            "twilio-media-fs",
+            "mount",
+            "/mnt",
+            "--timeout",
+            "500ms",
+            "--retry-budget",
+            "5s",
+        ])
+        .unwrap();
+        let Command::Mount(args) = cli.command else {
+            panic!("mount");
+        };
+        assert_eq!(args.api.timeout, Duration::from_millis(500));
+        assert_eq!(args.api.retry_budget, Duration::from_secs(5));
+        assert!(Cli::try_parse_from(["twilio-media-fs", "ls", "--timeout", "0"]).is_err());
     }
 }

@@ -9,13 +9,15 @@
 //! - [`harden`]: no core dumps, no same-user ptrace or /proc reads of this process.
 //! - [`names`]: file names from SIDs, checked (pure).
 //! - [`cli`]: the command-line definitions (clap) and their dispatch.
+//! - [`fstab`]: the mount-helper form `twilio-media-fs SOURCE DIR -o OPTS` (pure).
 //! - [`cmd`]: one module per subcommand.
 //! - [`retry`]: the retry schedule (full-jitter backoff, attempts, time budget).
 //! - [`twilio`]: the Twilio Video REST client: credentials, listings, `/Media` URLs.
 //! - [`object`]: ranged GETs of one stored object on its pre-signed URL.
 //! - [`reader`]: one object's read path: windows, envelope, key check.
 //! - [`prefetch`]: sequential detection and read-ahead sizing per open handle.
-//! - [`fs`]: the filesystem (tree, attributes, reads) and its FUSE glue.
+//! - [`fs`]: the filesystem (tree, attributes, reads, `.stats`) and its FUSE glue.
+//! - [`stats`]: the counters of storage fetches a mount shows in `.stats`.
 //! - [`emulator`]: a local stand-in for Twilio's API and media storage (tests, demos).
 //!
 //! # The read path in five lines
@@ -34,6 +36,7 @@ pub mod cmd;
 pub mod crypto;
 pub mod emulator;
 pub mod fs;
+pub mod fstab;
 pub mod harden;
 pub mod keyfile;
 pub mod names;
@@ -41,4 +44,6 @@ pub mod object;
 pub mod prefetch;
 pub mod reader;
 pub mod retry;
+pub mod served;
+pub mod stats;
 pub mod twilio;

@@ -8,7 +8,16 @@ use twilio_media_fs::cli::Cli;
 fn main() -> ExitCode {
     // Before any key, credential or plaintext is in memory.
     twilio_media_fs::harden::harden_process();
-    let cli = Cli::parse();
+    // `mount` (fstab) runs `twilio-media-fs SOURCE MOUNTPOINT -o OPTIONS`: rewritten to
+    // the `mount` subcommand before clap sees it.
+    let args = match twilio_media_fs::cli::effective_args(std::env::args_os()) {
+        Ok(args) => args,
+        Err(err) => {
+            eprintln!("twilio-media-fs: error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cli = Cli::parse_from(args);
     twilio_media_fs::cli::init_logging(cli.verbose);
     match twilio_media_fs::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -27,18 +27,22 @@ use crate::crypto::{ContentKey, CryptoError, Envelope, PrivateKeys, window};
 use crate::object::{ObjectError, ObjectSource};
 use crate::twilio::MediaRef;
 
-/// Why a read failed. The filesystem turns each into an errno.
+/// Why a read failed. The filesystem turns each into an errno. The cause is part of the
+/// message (not an error `source`), so that a chain printed whole says it once.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ReadError {
     /// No private key unwraps the content key (or none was given).
-    #[error("{sid}: {source}")]
-    Key { sid: String, source: CryptoError },
+    #[error("{sid}: {cause}")]
+    Key { sid: String, cause: CryptoError },
     /// The data does not decrypt: bad padding, a cut-short object, a length mismatch.
-    #[error("{sid}: damaged data: {source}")]
-    Damaged { sid: String, source: CryptoError },
+    #[error("{sid}: damaged data: {cause}")]
+    Damaged { sid: String, cause: CryptoError },
     /// The storage could not be read within the retry budget.
     #[error("{sid}: {message}")]
     Storage { sid: String, message: String },
+    /// Encrypted in a format this program does not decrypt (S3 Encryption Client v2).
+    #[error("{sid}: {cause}")]
+    Unsupported { sid: String, cause: CryptoError },
 }
 
 /// What the first GET taught about an object.
@@ -50,6 +54,8 @@ pub struct ObjectMeta {
     pub plain_len: u64,
     /// `None` for an object stored unencrypted.
     pub key: Option<ContentKey>,
+    /// The private key that unwrapped `key` (its file name), for messages and `doctor`.
+    pub key_name: Option<String>,
     pub iv: [u8; 16],
 }
 
@@ -94,6 +100,11 @@ impl ObjectReader {
         self.meta.get()
     }
 
+    /// Plaintext bytes per window.
+    pub fn window(&self) -> u64 {
+        self.window
+    }
+
     /// The object's metadata, fetching the first window if nobody has yet.
     pub async fn meta(&self) -> Result<&ObjectMeta, ReadError> {
         self.meta.get_or_try_init(|| self.learn()).await
@@ -121,6 +132,16 @@ impl ObjectReader {
             out.extend_from_slice(&data[from..to]);
         }
         Ok(out.freeze())
+    }
+
+    /// Drops these windows from the cache: whoever read them has them now.
+    pub fn release(&self, windows: &[u64]) {
+        for &index in windows {
+            self.cache.release(&WindowKey {
+                object: self.id,
+                index,
+            });
+        }
     }
 
     /// Fetches the windows covering plaintext `[start, end)` in the background, skipping
@@ -208,13 +229,20 @@ impl ObjectReader {
             .map_err(|e| self.storage(e))?;
         let stored_len = first.total_len;
         let headers = first.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        let envelope = Envelope::from_headers(headers).map_err(|e| self.damaged(e))?;
+        let envelope = Envelope::from_headers(headers).map_err(|e| match e {
+            CryptoError::UnsupportedV2 { .. } => ReadError::Unsupported {
+                sid: self.sid().to_owned(),
+                cause: e,
+            },
+            other => self.damaged(other),
+        })?;
         let Some(envelope) = envelope else {
             tracing::debug!("{}: stored unencrypted ({stored_len} bytes)", self.sid());
             let meta = ObjectMeta {
                 stored_len,
                 plain_len: stored_len,
                 key: None,
+                key_name: None,
                 iv: [0; 16],
             };
             self.seed_first_window(&meta, first.data.clone(), None);
@@ -232,7 +260,7 @@ impl ObjectReader {
         let (key, key_name) = unwrapped.map_err(|e| match e {
             CryptoError::WrongKey { .. } | CryptoError::NoKeys => ReadError::Key {
                 sid: self.sid().to_owned(),
-                source: e,
+                cause: e,
             },
             other => self.damaged(other),
         })?;
@@ -247,6 +275,7 @@ impl ObjectReader {
             stored_len,
             plain_len,
             key: Some(key),
+            key_name: Some(key_name.to_string()),
             iv: envelope.iv,
         };
         self.seed_first_window(&meta, first.data, Some(&meta.iv));
@@ -336,10 +365,10 @@ impl ObjectReader {
         }
     }
 
-    fn damaged(&self, source: CryptoError) -> ReadError {
+    fn damaged(&self, cause: CryptoError) -> ReadError {
         ReadError::Damaged {
             sid: self.sid().to_owned(),
-            source,
+            cause,
         }
     }
 
@@ -468,6 +497,36 @@ mod tests {
             mem.gets.load(Ordering::SeqCst),
             1,
             "envelope, tail and window 0 in one GET"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_released_window_leaves_the_cache_and_is_fetched_again_if_read() {
+        let k = seal::test_key(11);
+        let plain: Vec<u8> = (0..10_000u32).map(|i| (i % 253) as u8).collect();
+        let mem = Arc::new(sealed(&plain, &k, true));
+        let cache = Arc::new(WindowCache::new(1 << 20));
+        let media = MediaRef::recording("RT00000000000000000000000000000000");
+        let r = ObjectReader::new(
+            1,
+            media,
+            mem.clone(),
+            Arc::new(keys_of(&k)),
+            cache.clone(),
+            1024,
+        );
+        assert_eq!(&r.read(0, 3000).await.unwrap()[..], &plain[..3000]);
+        let before = cache.stats();
+        assert_eq!(before.windows, 3);
+        r.release(&[0, 1, 7]); // window 7 is not cached: nothing to do
+        let after = cache.stats();
+        assert_eq!((after.windows, after.bytes, after.released), (1, 1024, 2));
+        let gets = mem.gets.load(Ordering::SeqCst);
+        assert_eq!(&r.read(100, 100).await.unwrap()[..], &plain[100..200]);
+        assert_eq!(
+            mem.gets.load(Ordering::SeqCst),
+            gets + 1,
+            "window 0 fetched again"
         );
     }
 

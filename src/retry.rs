@@ -3,8 +3,10 @@
 //! This module owns the retry *schedule* only: full-jitter exponential backoff
 //! (`delay = random(0, min(max_delay, base_delay · 2^(n−1)))`, the scheme AWS recommends
 //! because it spreads a burst of failing clients out instead of having them retry in
-//! lock-step), a cap on attempts, and a total time budget. A server's `Retry-After`
-//! wins over the computed delay when it asks for longer, as long as it fits the budget.
+//! lock-step), a cap on attempts, and a total time budget: the last delay is cut to end
+//! with the budget, so that retrying stops only once it is spent. A server's
+//! `Retry-After` wins over the computed delay when it asks for longer, as long as it
+//! fits the budget.
 //!
 //! It must not do I/O or decide *what* is retryable: the Twilio client and the object
 //! client classify their own failures and ask [`Backoff::next_delay`] whether, and after
@@ -27,9 +29,13 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
+    /// Time decides: retries go on for up to 30 s (a storage or API blip of a few
+    /// seconds must not fail a read), with delays capped at 5 s. The attempt cap only
+    /// guards against a tight loop; full jitter alone would let 6 attempts run out in
+    /// about 1.5 s.
     fn default() -> Self {
         Self {
-            max_attempts: 6,
+            max_attempts: 100,
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(5),
             total_budget: Duration::from_secs(30),
@@ -47,13 +53,17 @@ impl RetryPolicy {
     }
 
     /// The cap of the delay after failed attempt number `attempt` (1-based):
-    /// `min(max_delay, base_delay · 2^(attempt−1))`.
+    /// `min(max_delay, total_budget / 4, base_delay · 2^(attempt−1))`. A quarter of
+    /// the budget at most, so that a short budget still makes a few attempts after the
+    /// delays have grown: a storage back after 2 s of a 6 s budget is tried again soon,
+    /// not 5 s later.
     pub fn cap(&self, attempt: u32) -> Duration {
         let shift = attempt.saturating_sub(1).min(31);
+        let max = self.max_delay.min(self.total_budget / 4);
         self.base_delay
             .checked_mul(1u32 << shift)
-            .unwrap_or(self.max_delay)
-            .min(self.max_delay)
+            .unwrap_or(max)
+            .min(max)
     }
 }
 
@@ -104,15 +114,21 @@ impl Backoff {
         if self.failures >= self.policy.max_attempts {
             return None;
         }
-        let cap = self.policy.cap(self.failures);
-        let mut delay = cap.mul_f64(jitter.clamp(0.0, 1.0));
-        if let Some(asked) = retry_after {
-            delay = delay.max(asked);
-        }
-        if elapsed.saturating_add(delay) > self.policy.total_budget {
+        let remaining = self.policy.total_budget.saturating_sub(elapsed);
+        if remaining.is_zero() {
             return None;
         }
-        Some(delay)
+        let cap = self.policy.cap(self.failures);
+        let delay = cap.mul_f64(jitter.clamp(0.0, 1.0));
+        match retry_after {
+            // The server asked for a wait that does not fit: give up rather than
+            // come back earlier than asked.
+            Some(asked) if asked > delay && asked > remaining => None,
+            Some(asked) if asked > delay => Some(asked),
+            // A computed delay is shortened to end with the budget: the last attempt
+            // comes at its very end, so a failure is reported only once it is spent.
+            _ => Some(delay.min(remaining)),
+        }
     }
 }
 
@@ -137,6 +153,12 @@ mod tests {
         assert_eq!(p.cap(6), 3200 * MS);
         assert_eq!(p.cap(7), 5000 * MS);
         assert_eq!(p.cap(1000), 5000 * MS);
+        let short = RetryPolicy {
+            total_budget: Duration::from_secs(6),
+            ..p
+        };
+        assert_eq!(short.cap(5), 1500 * MS);
+        assert_eq!(short.cap(1), 100 * MS);
     }
 
     #[test]
@@ -158,12 +180,19 @@ mod tests {
     #[test]
     fn stops_after_max_attempts() {
         let mut b = Backoff::new(RetryPolicy::default());
-        let delays: Vec<_> = (0..10)
+        let delays: Vec<_> = (0..110)
             .map(|_| b.next_delay_at(Duration::ZERO, None, 0.0))
             .collect();
-        // 6 attempts = 5 retries.
-        assert_eq!(delays.iter().filter(|d| d.is_some()).count(), 5);
-        assert!(delays[5..].iter().all(Option::is_none));
+        // 100 attempts = 99 retries.
+        assert_eq!(delays.iter().filter(|d| d.is_some()).count(), 99);
+        assert!(delays[99..].iter().all(Option::is_none));
+        let mut b = Backoff::new(RetryPolicy {
+            max_attempts: 3,
+            ..RetryPolicy::default()
+        });
+        assert!(b.next_delay_at(Duration::ZERO, None, 0.0).is_some());
+        assert!(b.next_delay_at(Duration::ZERO, None, 0.0).is_some());
+        assert_eq!(b.next_delay_at(Duration::ZERO, None, 0.0), None);
         assert_eq!(Backoff::new(RetryPolicy::none()).next_delay(None), None);
     }
 
@@ -186,6 +215,21 @@ mod tests {
         let mut b = Backoff::new(RetryPolicy::default());
         assert_eq!(b.next_delay_at(Duration::from_secs(31), None, 0.0), None);
         assert_eq!(b.failures(), 1);
+        let mut b = Backoff::new(RetryPolicy::default());
+        assert_eq!(b.next_delay_at(Duration::from_secs(30), None, 0.0), None);
+    }
+
+    /// The last retry waits only until the budget ends: no failure is reported while
+    /// some of the budget is left.
+    #[test]
+    fn the_last_delay_ends_with_the_budget() {
+        let mut b = Backoff::new(RetryPolicy::default());
+        for _ in 0..6 {
+            b.next_delay_at(Duration::ZERO, None, 1.0);
+        }
+        // The cap is now 5 s, but only 0.3 s of the budget is left.
+        let got = b.next_delay_at(Duration::from_millis(29_700), None, 1.0);
+        assert_eq!(got, Some(300 * MS));
     }
 
     #[test]

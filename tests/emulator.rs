@@ -221,7 +221,9 @@ async fn media_redirect_and_ranged_gets() {
         o.extension == "mka" && o.encrypted && o.length_header
     });
     let url = media_url(&emu, &sid).await;
-    assert!(url.starts_with(&format!("{}/storage/", emu.url)));
+    // Storage is another host than the API (here, another port).
+    assert!(url.starts_with(&format!("{}/storage/", emu.storage_url)));
+    assert_ne!(emu.storage_url, emu.url);
     let plain = emu.emulator.plaintext(&sid).unwrap();
     let total = seal_len(plain.len());
 
@@ -870,4 +872,175 @@ async fn data_dir_files_become_recordings_and_compositions() {
         let got = download_and_decrypt(&emu, &o.sid).await;
         assert!(got == emu.emulator.plaintext(&o.sid).unwrap());
     }
+}
+
+/// `stall_every`: the body stops half way for `stall`, then completes; a client with a
+/// shorter timeout gives up on it.
+#[tokio::test]
+async fn stalled_bodies_pause_half_way() {
+    let emu = spawn(EmulatorConfig {
+        stall_every: Some(2),
+        stall: Duration::from_millis(1500),
+        ..config()
+    })
+    .await
+    .unwrap();
+    let sid = first(&emu, |o| o.status == "completed" && o.encrypted);
+    let url = media_url(&emu, &sid).await;
+    let started = Instant::now();
+    let whole = client()
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(1000),
+        "the 1st body is not stalled"
+    );
+    let started = Instant::now();
+    let stalled = client()
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "the 2nd body stalls"
+    );
+    assert_eq!(stalled, whole, "and then completes, unchanged");
+    assert_eq!(emu.emulator.stats().stalled_bodies, 1);
+    // Impatient clients time out on the stalled one (the 4th body).
+    let _ = client()
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let got = async { impatient.get(&url).send().await?.bytes().await }.await;
+    assert!(got.unwrap_err().is_timeout());
+}
+
+/// A storage outage refuses new connections and resets the open ones; the API stays
+/// up; afterwards storage serves on the same address again. Also over HTTP:
+/// `POST /emulator/storage/outage?secs=N`.
+#[tokio::test]
+async fn storage_outages_refuse_and_reset_connections() {
+    let emu = spawn(config()).await.unwrap();
+    let sid = first(&emu, |o| o.status == "completed" && o.encrypted);
+    let url = media_url(&emu, &sid).await;
+    let pooled = client();
+    assert_eq!(
+        pooled.get(&url).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    emu.emulator.set_storage_down(true);
+    for c in [&pooled, &client()] {
+        let err = c.get(&url).send().await.unwrap_err();
+        assert!(err.is_connect() || err.is_request(), "{err:?}");
+    }
+    let refused = tokio::net::TcpStream::connect(emu.storage_url.trim_start_matches("http://"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    // The API answers meanwhile, and hands out URLs.
+    assert_eq!(
+        media_url(&emu, &sid).await.split('?').next(),
+        url.split('?').next()
+    );
+    assert!(emu.emulator.storage_down());
+
+    emu.emulator.set_storage_down(false);
+    let mut status = None;
+    for _ in 0..100 {
+        if let Ok(r) = pooled.get(&url).send().await {
+            status = Some(r.status());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, Some(StatusCode::OK), "storage is back");
+
+    // The control endpoint: down for 0.5 s, then back by itself.
+    let resp = client()
+        .post(format!("{}/emulator/storage/outage?secs=0.5", emu.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(client().get(&url).send().await.is_err());
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        client().get(&url).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    let bad = client()
+        .post(format!("{}/emulator/storage/outage?secs=-1", emu.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(emu.emulator.stats().storage_outages, 2);
+}
+
+/// Pre-encrypted `--data` objects: their `x-amz-meta-*` headers go out verbatim, even
+/// ones no client can use, and a `Content-Length` beyond the file makes every body stop
+/// where the file ends.
+#[tokio::test]
+async fn pre_encrypted_objects_keep_their_headers_and_their_shortness() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("odd.mka.enc"), vec![7u8; 100]).unwrap();
+    std::fs::write(
+        dir.path().join("odd.mka.headers"),
+        "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nx-amz-meta-x-amz-iv: c2hvcnQ=\r\n\
+         X-Amz-Meta-X-Amz-Cek-Alg: AES/GCM/NoPadding\r\nx-amz-key: not base64!\r\n\r\n",
+    )
+    .unwrap();
+    let emu = spawn(EmulatorConfig {
+        data_dir: Some(dir.path().to_owned()),
+        ..config()
+    })
+    .await
+    .unwrap();
+    let sid = first(&emu, |o| {
+        o.plaintext.is_none() && !o.synthetic && o.encrypted
+    });
+    let url = media_url(&emu, &sid).await;
+    let resp = client()
+        .get(&url)
+        .header("Range", "bytes=0-49")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    let h = resp.headers().clone();
+    assert_eq!(h["x-amz-meta-x-amz-iv"], "c2hvcnQ=");
+    assert_eq!(h["x-amz-meta-x-amz-cek-alg"], "AES/GCM/NoPadding");
+    assert_eq!(h["x-amz-meta-x-amz-key"], "not base64!");
+    assert_eq!(h["content-range"], "bytes 0-49/1000");
+    assert_eq!(resp.bytes().await.unwrap().len(), 50);
+    // Past the file's 100 bytes, the body never completes.
+    let resp = client().get(&url).send().await.unwrap();
+    assert_eq!(resp.content_length(), Some(1000));
+    assert!(resp.bytes().await.is_err(), "cut where the file ends");
+    let resp = client()
+        .get(&url)
+        .header("Range", "bytes=500-599")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    assert!(resp.bytes().await.is_err(), "nothing there");
 }

@@ -25,7 +25,7 @@ fn key() -> &'static Key {
         let dir = tempdir();
         let private = seal::generate_key(2048);
         let pem = dir.path().join("account.pem");
-        write_private_key(
+        write_private(
             &pem,
             private.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes(),
         );
@@ -247,7 +247,7 @@ async fn get_explains_what_cannot_be_had() {
     // A key that is not the account's: no file, a clear line.
     let other = tempdir();
     let pem = other.path().join("other.pem");
-    write_private_key(
+    write_private(
         &pem,
         seal::generate_key(2048)
             .to_pkcs8_pem(LineEnding::LF)

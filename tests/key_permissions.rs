@@ -227,6 +227,6 @@ async fn mount_refuses_an_open_key_in_the_background_and_the_foreground() {
     let m = Mount::new();
     let mut cmd = m.mount_cmd(&emu, &[&open]);
     cmd.args(["--foreground", "--insecure-key-permissions"]);
-    let m = m.start(cmd).await;
+    let m = m.spawn(cmd).await;
     assert!(mounted(&m.path));
 }

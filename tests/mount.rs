@@ -13,40 +13,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::mount::*;
 use common::*;
-use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use twilio_media_fs::crypto::seal;
 use twilio_media_fs::emulator::{
     EmulatorConfig, EmulatorCredentials, ObjectInfo, ObjectKind, RunningEmulator, spawn,
 };
-
-/// Two account key pairs (the second one is the "rotated" key), private halves in PEMs.
-struct Keys {
-    _dir: tempfile::TempDir,
-    private: [rsa::PrivateKey; 2],
-    pem: [PathBuf; 2],
-}
-
-fn keys() -> &'static Keys {
-    static KEYS: OnceLock<Keys> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        let dir = tempdir();
-        let private = [seal::generate_key(2048), seal::generate_key(2048)];
-        let pem = [dir.path().join("k1.pem"), dir.path().join("k2.pem")];
-        for (key, path) in private.iter().zip(&pem) {
-            write_private_key(path, key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes());
-        }
-        Keys {
-            _dir: dir,
-            private,
-            pem,
-        }
-    })
-}
 
 /// The emulator encrypting for k1 (and, with `rotated`, one extra recording for k2).
 async fn emulator(rotated: bool) -> RunningEmulator {
@@ -718,7 +693,8 @@ async fn unreachable_storage_is_eio_in_bounded_time() {
     })
     .await
     .unwrap();
-    let m = Mount::foreground(&emu, &[&k.pem[0]]).await;
+    let budget = ["--retry-budget", "3s", "--timeout", "2s"];
+    let m = Mount::start(&emu.url, &[&k.pem[0]], &budget).await;
     let sample = completed(&emu).into_iter().find(|o| o.encrypted).unwrap();
     let started = Instant::now();
     let err = read_file(m.file(&sample))
@@ -726,7 +702,9 @@ async fn unreachable_storage_is_eio_in_bounded_time() {
         .expect_err("storage is down");
     let took = started.elapsed();
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
-    assert!(took < Duration::from_secs(40), "EIO took {took:?}");
+    // Not before the budget is spent, and within budget + timeout + 1 s.
+    assert!(took >= Duration::from_secs(3), "EIO took {took:?}");
+    assert!(took < Duration::from_secs(6), "EIO took {took:?}");
     assert!(emu.emulator.stats().storage_requests >= 2, "it retried");
     assert!(m.path.join("compositions").read_dir().unwrap().count() > 0);
 }

@@ -412,7 +412,7 @@ async fn no_plaintext_is_ever_written_to_disk() {
     let key_dir = tempdir();
     let private = seal::generate_key(2048);
     let key = key_dir.path().join("account.pem");
-    write_private_key(
+    write_private(
         &key,
         private.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes(),
     );
@@ -448,7 +448,7 @@ async fn no_plaintext_is_ever_written_to_disk() {
     let mut cmd = m.mount_cmd(&emu, &[&key]);
     fresh.apply(&mut cmd);
     let mount_log = traces.path().join("mount.strace");
-    let mut m = m.start(traced(&mount_log, &cmd)).await;
+    let mut m = m.spawn(traced(&mount_log, &cmd)).await;
     for o in &objects {
         let file = m.file(o);
         let f = file.to_str().unwrap().to_owned();

@@ -41,7 +41,7 @@ fn key() -> &'static Key {
         let private = seal::generate_key(2048);
         let pem_text = private.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
         let pem = dir.path().join("account.pem");
-        write_private_key(&pem, pem_text.as_bytes());
+        write_private(&pem, pem_text.as_bytes());
         Key {
             _dir: dir,
             private,
@@ -206,7 +206,7 @@ async fn mount_and_get_at_trace_level_log_no_secret() {
     let m = Mount::new();
     let mut cmd = m.mount_cmd(&emu, &[&key().pem]);
     cmd.args(["--foreground", "-vvv"]);
-    let m = m.start(cmd).await;
+    let m = m.spawn(cmd).await;
     read_all(&m, &objects).await;
     if require_tool("getfattr") {
         let f = m.file(&objects[0]);
@@ -368,9 +368,9 @@ async fn errors_do_not_repeat_secrets() {
     let damaged = dir.path().join("damaged.pem");
     let mut text = key().pem_text.clone();
     text.insert_str(text.len() / 2, "!!");
-    write_private_key(&damaged, text.as_bytes());
+    write_private(&damaged, text.as_bytes());
     let truncated = dir.path().join("truncated.pem");
-    write_private_key(&truncated, &key().pem_text.as_bytes()[..800]);
+    write_private(&truncated, &key().pem_text.as_bytes()[..800]);
     let public = dir.path().join("public.pem");
     {
         use rsa::pkcs8::EncodePublicKey;
@@ -379,12 +379,12 @@ async fn errors_do_not_repeat_secrets() {
             .to_public_key()
             .to_public_key_pem(LineEnding::LF)
             .unwrap();
-        write_private_key(&public, p.as_bytes());
+        write_private(&public, p.as_bytes());
     }
     let encrypted = dir.path().join("encrypted.pem");
     if require_tool("openssl") {
         let plain = dir.path().join("plain.pem");
-        write_private_key(&plain, key().pem_text.as_bytes());
+        write_private(&plain, key().pem_text.as_bytes());
         run_ok(Command::new("openssl").args([
             "pkcs8",
             "-topk8",
@@ -400,7 +400,7 @@ async fn errors_do_not_repeat_secrets() {
         std::fs::set_permissions(&encrypted, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
     let other = dir.path().join("other.pem");
-    write_private_key(
+    write_private(
         &other,
         seal::generate_key(2048)
             .to_pkcs8_pem(LineEnding::LF)
@@ -529,7 +529,7 @@ async fn the_mount_is_private_unless_allow_other() {
         if allow_other {
             cmd.arg("--allow-other");
         }
-        let m = m.start(cmd).await;
+        let m = m.spawn(cmd).await;
         let file = m.file(&sample);
         let out = output(command(
             "setpriv",
@@ -573,7 +573,7 @@ async fn same_user_processes_cannot_read_the_environment_and_no_core_dumps() {
     let dir = tempdir();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let pem = dir.path().join("nobody.pem");
-    write_private_key(&pem, key().pem_text.as_bytes());
+    write_private(&pem, key().pem_text.as_bytes());
     std::os::unix::fs::chown(&pem, Some(65534), Some(65534)).unwrap();
     let as_nobody = |program: &str| {
         let mut cmd = Command::new("setpriv");

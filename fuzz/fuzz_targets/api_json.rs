@@ -84,14 +84,17 @@ fn check_compositions(items: &[Composition]) {
 }
 
 fn check_page<T: serde::de::DeserializeOwned>(body: &[u8], key: &str) -> Option<Vec<T>> {
-    let (items, next) = parse_page::<T>(body, key).ok()?;
-    if let Some(next) = next {
+    let page = parse_page::<T>(body, key).ok()?;
+    for (sid, why) in &page.skipped {
+        assert!(sid.chars().count() <= 80 && !why.is_empty());
+    }
+    if let Some(next) = page.next {
         assert!(!next.is_empty());
         let mut guard = PageGuard::new("https://video.twilio.com/v1/x", 3);
         let _ = guard.admit(&next);
         let _ = guard.admit(&next);
     }
-    Some(items)
+    Some(page.items)
 }
 
 fuzz_target!(|data: &[u8]| {

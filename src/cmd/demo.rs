@@ -41,20 +41,26 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     ));
     config.api_url = emulator.url.clone();
     let twilio = Arc::new(TwilioClient::new(config)?);
-    let fs = Arc::new(TwilioFs::new(
-        FsConfig {
-            uid: unsafe { libc::getuid() },
-            gid: unsafe { libc::getgid() },
-            window: 1 << 20,
-            refresh: std::time::Duration::from_secs(60),
-            rooms: Vec::new(),
-            since: None,
-        },
-        twilio.clone(),
-        Arc::new(ObjectClient::new(twilio)),
-        Arc::new(keys),
-        Arc::new(WindowCache::new(256 << 20)),
-    ));
+    let objects = ObjectClient::new(twilio.clone());
+    let io_stats = objects.stats();
+    let fs = Arc::new(
+        TwilioFs::new(
+            FsConfig {
+                uid: unsafe { libc::getuid() },
+                gid: unsafe { libc::getgid() },
+                window: 1 << 20,
+                refresh: std::time::Duration::from_secs(60),
+                rooms: Vec::new(),
+                since: None,
+                answer_within: twilio.answer_bound(),
+            },
+            twilio,
+            Arc::new(objects),
+            Arc::new(keys),
+            Arc::new(WindowCache::new(256 << 20)),
+        )
+        .with_io_stats(io_stats),
+    );
     let shown = mountpoint.display().to_string();
     let sample = emulator
         .emulator
@@ -63,7 +69,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         .find(|o| o.extension == "mp4")
         .map(|o| format!("compositions/{}.mp4", o.sid))
         .unwrap_or_else(|| "compositions/CJ….mp4".into());
-    let result = super::mount::serve(&runtime, fs, &mountpoint, false, || {
+    let result = super::mount::serve(&runtime, fs, &mountpoint, "twilio-media-fs", false, || {
         println!(
             "\nA demo Twilio account (emulator at {url}) is mounted on {shown}.\n\
              Its media is encrypted exactly as Twilio stores it and decrypted as you read.\n\n\
@@ -71,7 +77,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
              ls -l {shown}/recordings {shown}/compositions {shown}/rooms/*\n  \
              ffprobe {shown}/{sample}\n  \
              getfattr -d {shown}/{sample}\n  \
-             cp {shown}/{sample} . && sha256sum {sample_name}\n\n\
+             cp {shown}/{sample} . && sha256sum {sample_name}\n  \
+             cat {shown}/.stats\n\n\
              Press Ctrl-C to unmount.",
             url = emulator.url,
             sample_name = sample.rsplit('/').next().unwrap_or_default(),

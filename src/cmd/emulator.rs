@@ -80,6 +80,8 @@ pub fn config(args: &EmulatorArgs) -> anyhow::Result<EmulatorConfig> {
         ttl: Duration::from_secs(args.ttl),
         fail_every: args.fail_every,
         drop_every: args.drop_every,
+        stall_every: args.stall_every,
+        stall: Duration::from_millis(args.stall_ms),
         throttle_every: args.throttle_every,
         latency: Duration::from_millis(args.latency_ms),
         bandwidth: args.bandwidth,
@@ -87,6 +89,7 @@ pub fn config(args: &EmulatorArgs) -> anyhow::Result<EmulatorConfig> {
         extra_recordings: args.extra_recordings,
         public_keys,
         credentials: EmulatorCredentials::default(),
+        encryption_enabled: true,
     })
 }
 
@@ -232,6 +235,10 @@ mod cli_tests {
             "5",
             "--fail-every",
             "3",
+            "--stall-every",
+            "4",
+            "--stall-ms",
+            "1500",
             "--private-key-out",
             out.to_str().unwrap(),
         ]);
@@ -239,6 +246,8 @@ mod cli_tests {
         assert_eq!(config.synthetic, [1 << 30, 17]);
         assert_eq!(config.bandwidth, Some(8 << 20));
         assert_eq!(config.fail_every, Some(3));
+        assert_eq!(config.stall_every, Some(4));
+        assert_eq!(config.stall, std::time::Duration::from_millis(1500));
         assert_eq!(config.latency, std::time::Duration::from_millis(5));
         assert_eq!(config.ttl, std::time::Duration::from_secs(3600));
         assert_eq!(config.public_keys.len(), 1);
@@ -259,9 +268,10 @@ mod cli_tests {
 
     #[test]
     fn bad_flags_are_refused_while_parsing() {
-        let bad: [&[&str]; 4] = [
+        let bad: [&[&str]; 5] = [
             &["--synthetic", "1.5GiB"],
             &["--fail-every", "0"],
+            &["--stall-every", "0"],
             &["--public-key", "a.pem", "--private-key-out", "b.pem"],
             &["--listen", "localhost"],
         ];

@@ -167,6 +167,19 @@ fn size(bytes: Option<u64>) -> String {
     }
 }
 
+/// `text` with its control characters escaped (`\u{1b}`, `\n`), the rest as it is.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Left-aligned columns sized to their widest cell.
 struct Table {
     header: Vec<String>,
@@ -181,8 +194,10 @@ impl Table {
         }
     }
 
+    /// Adds a row. Cells hold the API's text: control characters (a newline that would
+    /// forge a row, an escape sequence that would drive the terminal) are shown escaped.
     fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.rows.push(cells.iter().map(|c| printable(c)).collect());
     }
 
     fn print(&self, out: &mut impl Write, json: bool) -> anyhow::Result<()> {
@@ -219,6 +234,16 @@ mod tests {
         assert_eq!(size(Some(512)), "512 B");
         assert_eq!(size(Some(1536)), "1.5 KiB");
         assert_eq!(size(Some(3 << 30)), "3.0 GiB");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let mut t = Table::new(&["SID"]);
+        t.row(vec!["RT\u{1b}[2J\nRTforged\0é".into()]);
+        let mut out = Vec::new();
+        t.print(&mut out, false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text, "SID\nRT\\u{1b}[2J\\nRTforged\\u{0}é\n");
     }
 
     #[test]

@@ -2,7 +2,9 @@
 
 pub mod decrypt_file;
 pub mod demo;
+pub mod doctor;
 pub mod emulator;
+pub mod generate;
 pub mod get;
 pub mod ls;
 pub mod mount;

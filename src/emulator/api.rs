@@ -1,7 +1,7 @@
 //! The Twilio REST side: `/v1/...` handlers, Basic auth, throttling, paging, errors.
 //!
-//! This file owns the HTTP shape of the API as Twilio's OpenAPI spec describes it
-//! (`twilio_video_v1.json`): list bodies with `meta` and absolute `next_page_url`,
+//! This file owns the HTTP shape of the API as Twilio's OpenAPI specs describe it
+//! (`twilio_video_v1.json`, and `twilio_accounts_v1.json` for the public keys): list bodies with `meta` and absolute `next_page_url`,
 //! filters, 404/401/429 errors as Twilio's JSON, and `/Media` answering 302 with
 //! `{"redirect_to": …}`. It must not touch object bytes (that is `storage`) nor decide
 //! what exists (that is `catalog`).
@@ -99,6 +99,25 @@ fn base_url(headers: &HeaderMap) -> String {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("127.0.0.1");
     format!("http://{host}")
+}
+
+/// `http://HOST:STORAGE_PORT`: the storage listener, on the host the client used for
+/// the API (so that an emulator listening on all addresses hands out URLs that work).
+fn storage_base(emu: &Emulator, headers: &HeaderMap) -> String {
+    let Some(port) = emu.storage_port.get() else {
+        return base_url(headers); // no storage listener: the API's router serves storage
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| h.parse::<axum::http::uri::Authority>().ok())
+        .map(|a| a.host().to_owned())
+        .unwrap_or_else(|| "127.0.0.1".to_owned());
+    if host.contains(':') && !host.starts_with('[') {
+        format!("http://[{host}]:{port}")
+    } else {
+        format!("http://{host}:{port}")
+    }
 }
 
 /// Percent-encodes a query value (RFC 3986 unreserved characters pass).
@@ -282,7 +301,7 @@ fn media_redirect(
             );
         }
     };
-    let url = emu.presign(&base_url(headers), &media.sid, ttl);
+    let url = emu.presign(&storage_base(emu, headers), &media.sid, ttl);
     let mut resp = (StatusCode::FOUND, Json(json!({ "redirect_to": url }))).into_response();
     resp.headers_mut().insert(
         header::LOCATION,
@@ -483,6 +502,41 @@ pub async fn composition_settings(
     .into_response()
 }
 
+/// `GET /v1/Credentials/PublicKeys` (the Accounts API): one credential per public key.
+pub async fn list_public_keys(
+    State(emu): State<Arc<Emulator>>,
+    headers: HeaderMap,
+    Query(q): Params,
+) -> Response {
+    let base = base_url(&headers);
+    let cat = &emu.catalog;
+    let items = cat
+        .public_key_sids
+        .iter()
+        .filter_map(|sid| cat.public_key_json(&base, sid))
+        .collect();
+    page(
+        &base,
+        "/v1/Credentials/PublicKeys",
+        "credentials",
+        items,
+        &[],
+        &q,
+    )
+}
+
+/// `GET /v1/Credentials/PublicKeys/{CR}` (the Accounts API).
+pub async fn get_public_key(
+    State(emu): State<Arc<Emulator>>,
+    headers: HeaderMap,
+    Path(sid): Path<String>,
+) -> Response {
+    match emu.catalog.public_key_json(&base_url(&headers), &sid) {
+        Some(json) => Json(json).into_response(),
+        None => not_found_error(&format!("/Credentials/PublicKeys/{sid}")),
+    }
+}
+
 /// `GET /emulator/stats` (no auth).
 pub async fn stats(State(emu): State<Arc<Emulator>>) -> Response {
     Json(emu.stats()).into_response()
@@ -492,4 +546,24 @@ pub async fn stats(State(emu): State<Arc<Emulator>>) -> Response {
 pub async fn reset_stats(State(emu): State<Arc<Emulator>>) -> Response {
     emu.reset_stats();
     Json(emu.stats()).into_response()
+}
+
+/// `POST /emulator/storage/outage?secs=N` (no auth): storage refuses connections (and
+/// resets the open ones) for N seconds; without `secs`, until `?secs=0` ends it.
+pub async fn storage_outage(State(emu): State<Arc<Emulator>>, Query(q): Params) -> Response {
+    match q.get("secs").map(|s| s.parse::<f64>()) {
+        None => emu.set_storage_down(true),
+        Some(Ok(0.0)) => emu.set_storage_down(false),
+        Some(Ok(secs)) if secs > 0.0 && secs.is_finite() => {
+            emu.storage_outage(Duration::from_secs_f64(secs))
+        }
+        Some(_) => {
+            return twilio_error(
+                StatusCode::BAD_REQUEST,
+                20001,
+                "secs must be a number of seconds (0 ends the outage)",
+            );
+        }
+    }
+    Json(json!({ "storage_down": emu.storage_down() })).into_response()
 }

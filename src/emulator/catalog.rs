@@ -34,6 +34,14 @@ pub fn sid(prefix: &str, name: &str) -> String {
     format!("{prefix}{hex}")
 }
 
+/// The SID of the public key credential of `public_keys[index]`.
+pub fn public_key_sid(index: usize) -> String {
+    match index {
+        0 => sid("CR", "encryption-key"),
+        i => sid("CR", &format!("encryption-key-{i}")),
+    }
+}
+
 /// Seconds since the epoch of 2026-11-01T10:00:00Z, the first media's creation time.
 const BASE_TIME: i64 = 1_793_527_200;
 
@@ -73,6 +81,9 @@ pub struct StoredObject {
     pub envelope: Option<EnvelopeHeaders>,
     pub content_type: &'static str,
     pub etag: String,
+    /// The bytes really stored, when fewer than `len`: an object shorter than its
+    /// Content-Length. Every body stops there and the connection closes.
+    pub available: Option<u64>,
     /// For [`Catalog::plaintext`] on synthetic objects (tests only).
     cek: Option<ContentKey>,
     iv: [u8; 16],
@@ -88,12 +99,52 @@ impl StoredObject {
     }
 }
 
-/// The `x-amz-meta-*` values of an encrypted object.
-pub struct EnvelopeHeaders {
-    pub key_b64: String,
-    pub iv_b64: String,
-    /// `None`: the unencrypted-content-length header is left out.
-    pub plaintext_len: Option<u64>,
+/// The `x-amz-meta-*` headers of an encrypted object.
+pub enum EnvelopeHeaders {
+    /// Made here, for an object encrypted here.
+    Made {
+        key_b64: String,
+        iv_b64: String,
+        /// `None`: the unencrypted-content-length header is left out.
+        plaintext_len: Option<u64>,
+    },
+    /// Read from a `NAME.headers` file: served as they are, right or wrong, so that
+    /// tests can give the client any envelope (a missing key, a short IV, v2 names…).
+    Verbatim(Vec<(String, String)>),
+}
+
+impl EnvelopeHeaders {
+    /// The headers to send, names lower-case.
+    pub fn headers(&self) -> Vec<(String, String)> {
+        match self {
+            EnvelopeHeaders::Made {
+                key_b64,
+                iv_b64,
+                plaintext_len,
+            } => {
+                let mut h = vec![
+                    ("x-amz-meta-x-amz-key".into(), key_b64.clone()),
+                    ("x-amz-meta-x-amz-iv".into(), iv_b64.clone()),
+                ];
+                if let Some(len) = plaintext_len {
+                    h.push((
+                        "x-amz-meta-x-amz-unencrypted-content-length".into(),
+                        len.to_string(),
+                    ));
+                }
+                h.push(("x-amz-meta-x-amz-matdesc".into(), "{}".into()));
+                h
+            }
+            EnvelopeHeaders::Verbatim(h) => h.clone(),
+        }
+    }
+
+    /// Whether the plaintext length header is among them (with a number or not).
+    pub fn has_length(&self) -> bool {
+        self.headers()
+            .iter()
+            .any(|(k, _)| k == "x-amz-meta-x-amz-unencrypted-content-length")
+    }
 }
 
 pub struct Room {
@@ -138,7 +189,12 @@ impl Media {
 /// Everything the emulator serves; immutable once built.
 pub struct Catalog {
     pub account_sid: String,
+    /// The public key the settings name: `public_key_sids[0]`.
     pub encryption_key_sid: String,
+    /// One `CR…` per configured public key, in order (the Accounts API's PublicKeys).
+    pub public_key_sids: Vec<String>,
+    /// What the Recording and Composition settings say.
+    pub encryption_enabled: bool,
     pub rooms: Vec<Room>,
     pub media: Vec<Media>,
     by_sid: HashMap<String, usize>,
@@ -281,6 +337,7 @@ impl Builder<'_> {
                 envelope: None,
                 content_type: content_type(ext),
                 etag,
+                available: None,
                 cek: None,
                 iv: [0; 16],
             }),
@@ -292,7 +349,7 @@ impl Builder<'_> {
                 let cek = seal::random_cek(aes256);
                 let iv: [u8; 16] = rand::rng().random();
                 let cipher = seal::encrypt(&cek, &iv, &plain);
-                let envelope = EnvelopeHeaders {
+                let envelope = EnvelopeHeaders::Made {
                     key_b64: STANDARD
                         .encode(seal::wrap_cek(&self.config.public_keys[key_index], &cek)),
                     iv_b64: STANDARD.encode(iv),
@@ -304,6 +361,7 @@ impl Builder<'_> {
                     envelope: Some(envelope),
                     content_type: content_type(ext),
                     etag,
+                    available: None,
                     cek: None,
                     iv,
                 })
@@ -316,7 +374,7 @@ impl Builder<'_> {
         let cek = seal::random_cek(true);
         let iv: [u8; 16] = rand::rng().random();
         let synth = Synthetic::new(size, &cek, &iv);
-        let envelope = EnvelopeHeaders {
+        let envelope = EnvelopeHeaders::Made {
             key_b64: STANDARD.encode(seal::wrap_cek(&self.config.public_keys[0], &cek)),
             iv_b64: STANDARD.encode(iv),
             plaintext_len: Some(size),
@@ -327,6 +385,7 @@ impl Builder<'_> {
             envelope: Some(envelope),
             content_type: content_type("mka"),
             etag: format!("\"{}\"", &sid("", &format!("etag:{id}"))),
+            available: None,
             cek: Some(cek),
             iv,
         })
@@ -522,7 +581,9 @@ impl Catalog {
             .collect();
         Ok(Self {
             account_sid: config.credentials.account_sid.clone(),
-            encryption_key_sid: sid("CR", "encryption-key"),
+            encryption_key_sid: public_key_sid(0),
+            public_key_sids: (0..config.public_keys.len()).map(public_key_sid).collect(),
+            encryption_enabled: config.encryption_enabled,
             rooms,
             media: b.media,
             by_sid,
@@ -564,7 +625,7 @@ impl Catalog {
                     .object
                     .as_ref()
                     .and_then(|o| o.envelope.as_ref())
-                    .is_some_and(|e| e.plaintext_len.is_some()),
+                    .is_some_and(EnvelopeHeaders::has_length),
             })
             .collect()
     }
@@ -703,6 +764,21 @@ impl Catalog {
     }
 
     /// The JSON of `/v1/RecordingSettings/Default` or `/v1/CompositionSettings/Default`.
+    /// A public key credential as the Accounts API shows it
+    /// (`accounts.v1.credential.credential_public_key`: no key material), if `sid` is one.
+    pub fn public_key_json(&self, base: &str, sid: &str) -> Option<Value> {
+        let index = self.public_key_sids.iter().position(|s| s == sid)?;
+        let created = datetime(BASE_TIME - 86_400 * (30 + index as i64));
+        Some(json!({
+            "sid": sid,
+            "account_sid": self.account_sid,
+            "friendly_name": format!("twilio-media-fs emulator key #{index}"),
+            "date_created": created,
+            "date_updated": created,
+            "url": format!("{base}/v1/Credentials/PublicKeys/{sid}"),
+        }))
+    }
+
     pub fn settings_json(&self, base: &str, path: &str) -> Value {
         json!({
             "account_sid": self.account_sid,
@@ -711,15 +787,18 @@ impl Catalog {
             "aws_s3_url": null,
             "aws_storage_enabled": false,
             "encryption_key_sid": self.encryption_key_sid,
-            "encryption_enabled": true,
+            "encryption_enabled": self.encryption_enabled,
             "url": format!("{base}/v1/{path}/Default"),
         })
     }
 }
 
 /// Serves an object encrypted by someone else (openssl, in the tests) as it is:
-/// `NAME.EXT.enc` is the ciphertext, `NAME.EXT.headers` its envelope headers as
-/// `curl -D` saves them. The emulator does not know its plaintext.
+/// `NAME.EXT.enc` is the ciphertext, `NAME.EXT.headers` the response headers as
+/// `curl -D` saves them. Its `x-amz-meta-*` headers are served verbatim, whatever they
+/// say (the emulator does not check them, nor know the plaintext), and a
+/// `Content-Length` larger than the file makes an object shorter than its length:
+/// every body is cut where the file ends.
 fn add_pre_encrypted(b: &mut Builder<'_>, path: &Path, stem: &str) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let Some(ext) = stem
@@ -732,34 +811,61 @@ fn add_pre_encrypted(b: &mut Builder<'_>, path: &Path, stem: &str) -> anyhow::Re
     let text = std::fs::read_to_string(&headers_path)
         .with_context(|| format!("{}: cannot read", headers_path.display()))?;
     let pairs = crate::crypto::parse_saved_headers(&text);
-    let envelope =
-        crate::crypto::Envelope::from_headers(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .with_context(|| format!("{}: bad envelope", headers_path.display()))?
-            .with_context(|| {
-                format!(
-                    "{}: no x-amz-meta-x-amz-key/iv headers",
-                    headers_path.display()
-                )
-            })?;
+    let header = |name: &str| {
+        pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim())
+    };
+    // S3 user metadata as it comes (`x-amz-meta-…`), and the envelope's names written
+    // without that prefix, given it.
+    const BARE: [&str; 8] = [
+        "x-amz-key",
+        "x-amz-iv",
+        "x-amz-unencrypted-content-length",
+        "x-amz-matdesc",
+        "x-amz-key-v2",
+        "x-amz-cek-alg",
+        "x-amz-wrap-alg",
+        "x-amz-tag-len",
+    ];
+    let meta: Vec<(String, String)> = pairs
+        .iter()
+        .filter_map(|(k, v)| {
+            let k = k.to_ascii_lowercase();
+            let name = if k.starts_with("x-amz-meta-") {
+                k
+            } else if BARE.contains(&k.as_str()) {
+                format!("x-amz-meta-{k}")
+            } else {
+                return None;
+            };
+            Some((name, v.trim().to_owned()))
+        })
+        .collect();
     let cipher = Bytes::from(
         std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?,
     );
     let name = format!("data:{stem}.enc");
-    let len = cipher.len() as u64;
+    let stored = cipher.len() as u64;
+    let claimed = header("content-length").and_then(|v| v.parse::<u64>().ok());
+    let len = claimed.filter(|&c| c > stored).unwrap_or(stored);
+    let plaintext_len = meta
+        .iter()
+        .find(|(k, _)| k == "x-amz-meta-x-amz-unencrypted-content-length")
+        .and_then(|(_, v)| v.parse::<u64>().ok());
     let object = Arc::new(StoredObject {
         len,
         content: Content::Stored(cipher),
-        envelope: Some(EnvelopeHeaders {
-            key_b64: STANDARD.encode(&envelope.wrapped_key),
-            iv_b64: STANDARD.encode(envelope.iv),
-            plaintext_len: envelope.plaintext_len,
-        }),
+        envelope: (!meta.is_empty()).then_some(EnvelopeHeaders::Verbatim(meta)),
         content_type: content_type(ext),
         etag: format!("\"{}\"", &sid("", &format!("etag:{name}"))),
+        available: (len > stored).then_some(stored),
         cek: None,
-        iv: envelope.iv,
+        iv: [0; 16],
     });
-    let size = envelope.plaintext_len.unwrap_or(len.saturating_sub(1));
+    let size = plaintext_len.unwrap_or(len.saturating_sub(1));
     let served = Some((object, None, Some(0), size));
     let (codec, kind) = if ext == "mka" {
         ("OPUS", "audio")

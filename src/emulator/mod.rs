@@ -1,30 +1,35 @@
-//! A local stand-in for `video.twilio.com` and for the S3 bucket behind `/Media`, used by
-//! the `emulator` and `demo` commands and by the tests.
+//! A local stand-in for `video.twilio.com` (and the public keys of `accounts.twilio.com`)
+//! and for the S3 bucket behind `/Media`, used by the `emulator` and `demo` commands and
+//! by the tests.
 //!
 //! This module owns the configuration ([`EmulatorConfig`]), the shared state
 //! ([`Emulator`]: catalog, signing secret, counters), the router and [`spawn`] for tests.
 //! It serves media encrypted exactly as Twilio stores it (S3 Encryption Client v1
-//! envelope), with knobs for the faults real clients meet (5xx, bodies cut short, 429,
-//! expired URLs, latency, per-connection bandwidth). It must never be needed by the
-//! filesystem itself: nothing outside tests, `emulator` and `demo` depends on it. It
-//! holds no private key: it encrypts for public keys only.
+//! envelope), with knobs for the faults real clients meet (5xx, bodies cut short or
+//! stalled, 429, expired URLs, latency, per-connection bandwidth, storage outages that
+//! refuse and reset connections). Storage listens on its own port, as S3 is another host
+//! than the API: an outage takes storage down and leaves the API up. It must never be
+//! needed by the filesystem itself: nothing outside tests, `emulator` and `demo` depends
+//! on it. It holds no private key: it encrypts for public keys only.
 //!
 //! # Layout
 //! - [`catalog`]: the media objects, rooms, SIDs and their JSON.
 //! - [`api`]: the Twilio REST handlers (`/v1/...`), auth, throttling, paging.
 //! - [`storage`]: pre-signed storage URLs, ranged GETs, storage faults.
 //! - [`synthetic`]: large objects computed on the fly.
+//! - [`outage`]: the storage listener that can refuse and reset connections.
 
 pub mod api;
 pub mod catalog;
+pub mod outage;
 pub mod storage;
 pub mod synthetic;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -33,6 +38,7 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
 use self::catalog::Catalog;
+use self::outage::{OutageListener, OutageSwitch};
 
 /// What the emulator serves and how badly it behaves.
 #[derive(Debug, Clone)]
@@ -46,6 +52,11 @@ pub struct EmulatorConfig {
     pub fail_every: Option<u64>,
     /// Every Nth storage body is cut half way (connection closed).
     pub drop_every: Option<u64>,
+    /// Every Nth storage body stops half way for [`Self::stall`], then goes on: a
+    /// response slower than a client's timeout.
+    pub stall_every: Option<u64>,
+    /// How long a stalled body stops.
+    pub stall: Duration,
     /// Every Nth API call answers 429 (Twilio code 20429, `Retry-After: 1`).
     pub throttle_every: Option<u64>,
     /// Added before each response (API and storage).
@@ -61,6 +72,9 @@ pub struct EmulatorConfig {
     pub public_keys: Vec<rsa::PublicKey>,
     /// The accepted Basic-auth pairs.
     pub credentials: EmulatorCredentials,
+    /// What `RecordingSettings` and `CompositionSettings` say (the media is encrypted
+    /// all the same, as after a user turned encryption off).
+    pub encryption_enabled: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -71,6 +85,8 @@ impl Default for EmulatorConfig {
             ttl: Duration::from_secs(3600),
             fail_every: None,
             drop_every: None,
+            stall_every: None,
+            stall: Duration::from_secs(5),
             throttle_every: None,
             latency: Duration::ZERO,
             bandwidth: None,
@@ -78,6 +94,7 @@ impl Default for EmulatorConfig {
             extra_recordings: 0,
             public_keys: Vec::new(),
             credentials: EmulatorCredentials::default(),
+            encryption_enabled: true,
         }
     }
 }
@@ -146,11 +163,14 @@ pub struct Stats {
     pub storage_requests: u64,
     /// Body bytes sent by storage.
     pub storage_bytes: u64,
-    /// Faults injected: 500s, cut bodies and 429s.
+    /// Faults injected: 500s, cut and stalled bodies, and 429s.
     pub faults_injected: u64,
     pub throttled: u64,
     pub server_errors: u64,
     pub dropped_bodies: u64,
+    pub stalled_bodies: u64,
+    /// Storage outages begun (connections refused and reset).
+    pub storage_outages: u64,
     /// 401 answers.
     pub unauthorized: u64,
     /// 403 answers from storage (expired, bad signature, HEAD).
@@ -167,12 +187,13 @@ struct Counters {
     throttled: AtomicU64,
     server_errors: AtomicU64,
     dropped_bodies: AtomicU64,
+    stalled_bodies: AtomicU64,
     unauthorized: AtomicU64,
     access_denied: AtomicU64,
 }
 
 impl Counters {
-    fn all(&self) -> [&AtomicU64; 10] {
+    fn all(&self) -> [&AtomicU64; 11] {
         [
             &self.api_requests,
             &self.media_requests,
@@ -182,6 +203,7 @@ impl Counters {
             &self.throttled,
             &self.server_errors,
             &self.dropped_bodies,
+            &self.stalled_bodies,
             &self.unauthorized,
             &self.access_denied,
         ]
@@ -205,6 +227,10 @@ pub struct Emulator {
     /// Signs storage URLs; random per process, so URLs die with the process.
     secret: [u8; 32],
     counters: Counters,
+    /// Takes the storage listener down and up.
+    outage: OutageSwitch,
+    /// The storage listener's port, once bound.
+    storage_port: OnceLock<u16>,
 }
 
 impl Emulator {
@@ -220,19 +246,84 @@ impl Emulator {
             catalog,
             secret: rand::rng().random(),
             counters: Counters::default(),
+            outage: OutageSwitch::default(),
+            storage_port: OnceLock::new(),
         }))
     }
 
-    /// Serves HTTP/1.1 on `listener` until `shutdown` completes.
+    /// Serves HTTP/1.1 on `listener` until `shutdown` completes: the API there, and the
+    /// storage on a port of its own on the same address.
     pub async fn serve(
         self: Arc<Self>,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let storage = self.bind_storage(listener.local_addr()?.ip()).await?;
+        self.serve_both(listener, storage, shutdown).await
+    }
+
+    /// Binds the storage listener on `ip` (any free port) and remembers its port for
+    /// the URLs `/Media` hands out.
+    async fn bind_storage(&self, ip: std::net::IpAddr) -> anyhow::Result<OutageListener> {
+        let storage = tokio::net::TcpListener::bind((ip, 0)).await?;
+        let port = storage.local_addr()?.port();
+        anyhow::ensure!(
+            self.storage_port.set(port).is_ok(),
+            "this emulator is already serving"
+        );
+        Ok(OutageListener::new(storage, &self.outage)?)
+    }
+
+    async fn serve_both(
+        self: Arc<Self>,
+        api: tokio::net::TcpListener,
+        storage: OutageListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|&s| s).await;
+        };
+        let api = axum::serve(api, self.router()).with_graceful_shutdown(until(stopped.clone()));
+        let storage =
+            axum::serve(storage, self.storage_router()).with_graceful_shutdown(until(stopped));
+        tokio::try_join!(api.into_future(), storage.into_future())?;
         Ok(())
+    }
+
+    /// The storage routes alone, for the storage listener.
+    fn storage_router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route(
+                "/storage/{id}",
+                get(storage::get_object).head(storage::head_object),
+            )
+            .with_state(self.clone())
+    }
+
+    /// Starts (`true`) or ends (`false`) a storage outage: while it lasts, connections
+    /// to storage are refused, and those open when it starts are reset. The API stays up.
+    pub fn set_storage_down(&self, down: bool) {
+        self.outage.set_down(down);
+    }
+
+    /// A storage outage of `duration`, starting now (on the current runtime).
+    pub fn storage_outage(self: &Arc<Self>, duration: Duration) {
+        self.set_storage_down(true);
+        let this = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(duration).await;
+            this.set_storage_down(false);
+        });
+    }
+
+    /// Whether storage is down now.
+    pub fn storage_down(&self) -> bool {
+        self.outage.is_down()
     }
 
     /// The routes: `/v1` behind auth and throttling, `/storage`, `/emulator/stats`.
@@ -266,6 +357,9 @@ impl Emulator {
                 "/v1/CompositionSettings/Default",
                 get(api::composition_settings),
             )
+            // The Accounts API (accounts.twilio.com), on the same origin.
+            .route("/v1/Credentials/PublicKeys", get(api::list_public_keys))
+            .route("/v1/Credentials/PublicKeys/{sid}", get(api::get_public_key))
             .fallback(api::not_found)
             .route_layer(axum::middleware::from_fn_with_state(
                 self.clone(),
@@ -279,6 +373,7 @@ impl Emulator {
             )
             .route("/emulator/stats", get(api::stats))
             .route("/emulator/stats/reset", post(api::reset_stats))
+            .route("/emulator/storage/outage", post(api::storage_outage))
             .with_state(self.clone())
     }
 
@@ -300,15 +395,18 @@ impl Emulator {
         let throttled = get(&c.throttled);
         let server_errors = get(&c.server_errors);
         let dropped_bodies = get(&c.dropped_bodies);
+        let stalled_bodies = get(&c.stalled_bodies);
         Stats {
             api_requests: get(&c.api_requests),
             media_requests: get(&c.media_requests),
             storage_requests: get(&c.storage_requests),
             storage_bytes: get(&c.storage_bytes),
-            faults_injected: throttled + server_errors + dropped_bodies,
+            faults_injected: throttled + server_errors + dropped_bodies + stalled_bodies,
             throttled,
             server_errors,
             dropped_bodies,
+            stalled_bodies,
+            storage_outages: self.outage.outages(),
             unauthorized: get(&c.unauthorized),
             access_denied: get(&c.access_denied),
         }
@@ -335,9 +433,11 @@ impl Emulator {
 
 /// An emulator running on the current tokio runtime; dropping it stops the server.
 pub struct RunningEmulator {
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT`: the API.
     pub url: String,
     pub addr: SocketAddr,
+    /// `http://127.0.0.1:PORT2`: the storage that `/Media` URLs point to.
+    pub storage_url: String,
     pub emulator: Arc<Emulator>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -376,13 +476,16 @@ pub async fn spawn_emulator(
 ) -> anyhow::Result<RunningEmulator> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
+    let storage = emulator.bind_storage(addr.ip()).await?;
+    let storage_url = format!("http://{}", storage.addr());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(emulator.clone().serve(listener, async move {
+    let task = tokio::spawn(emulator.clone().serve_both(listener, storage, async move {
         let _ = rx.await;
     }));
     Ok(RunningEmulator {
         url: format!("http://{addr}"),
         addr,
+        storage_url,
         emulator,
         shutdown: Some(tx),
         task,

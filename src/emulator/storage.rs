@@ -1,8 +1,9 @@
 //! The storage side: what S3 does behind the pre-signed URL that `/Media` redirects to.
 //!
 //! This file owns URL signing and checking, `Range` parsing, the envelope response
-//! headers, streaming bodies (paced to `bandwidth`, cut short for `drop_every`) and the
-//! storage faults (`fail_every`). It must not buffer whole objects (bodies stream in
+//! headers, streaming bodies (paced to `bandwidth`, cut short for `drop_every` and where
+//! an object's stored bytes end, paused for `stall_every`) and the storage faults
+//! (`fail_every`). It must not buffer whole objects (bodies stream in
 //! chunks, synthetic ones are computed chunk by chunk) and must not decide what exists:
 //! that is the catalog's.
 //!
@@ -223,7 +224,16 @@ pub async fn get_object(
         bump(&emu.counters.dropped_bodies);
         start + (end - start) / 2
     });
-    let body = body_stream(emu.clone(), object, start, end, cut_at);
+    // An object shorter than its length: the body ends where the stored bytes do.
+    let cut_at = match (cut_at, object.available) {
+        (Some(c), Some(a)) => Some(c.min(a.max(start))),
+        (c, a) => c.or(a.filter(|&a| a < end).map(|a| a.max(start))),
+    };
+    let stall_at = nth(emu.config.stall_every, body_number).then(|| {
+        bump(&emu.counters.stalled_bodies);
+        start + (end - start) / 2
+    });
+    let body = body_stream(emu.clone(), object, start, end, cut_at, stall_at);
     (status, out, body).into_response()
 }
 
@@ -234,15 +244,15 @@ fn value(s: &str) -> HeaderValue {
 /// The headers every GET carries, ranged or not.
 fn envelope_headers(object: &StoredObject, out: &mut HeaderMap) {
     if let Some(env) = &object.envelope {
-        out.insert("x-amz-meta-x-amz-key", value(&env.key_b64));
-        out.insert("x-amz-meta-x-amz-iv", value(&env.iv_b64));
-        if let Some(len) = env.plaintext_len {
-            out.insert(
-                "x-amz-meta-x-amz-unencrypted-content-length",
-                value(&len.to_string()),
-            );
+        for (name, v) in env.headers() {
+            // Verbatim headers from a file may hold what HTTP cannot carry: skip those.
+            if let (Ok(name), Ok(v)) = (
+                header::HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(&v),
+            ) {
+                out.append(name, v);
+            }
         }
-        out.insert("x-amz-meta-x-amz-matdesc", HeaderValue::from_static("{}"));
     }
     out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     out.insert(header::ETAG, value(&object.etag));
@@ -259,6 +269,7 @@ struct BodyState {
     pos: u64,
     end: u64,
     cut_at: Option<u64>,
+    stall_at: Option<u64>,
     chunk: u64,
     started: Instant,
     sent: u64,
@@ -267,13 +278,14 @@ struct BodyState {
 
 /// Streams stored bytes `[start, end)` in chunks, paced to the bandwidth cap; with
 /// `cut_at`, ends with an error there, which makes hyper close the connection before
-/// the promised Content-Length.
+/// the promised Content-Length; with `stall_at`, sends nothing for `config.stall` there.
 fn body_stream(
     emu: Arc<Emulator>,
     object: Arc<StoredObject>,
     start: u64,
     end: u64,
     cut_at: Option<u64>,
+    stall_at: Option<u64>,
 ) -> Body {
     // Small chunks under a bandwidth cap keep the pacing smooth (about 20 per second).
     let chunk = match emu.config.bandwidth {
@@ -286,6 +298,7 @@ fn body_stream(
         pos: start,
         end,
         cut_at,
+        stall_at,
         chunk,
         started: Instant::now(),
         sent: 0,
@@ -307,7 +320,16 @@ fn body_stream(
             }
             return None;
         }
-        let n = s.chunk.min(limit - s.pos);
+        let mut n = s.chunk.min(limit - s.pos);
+        if let Some(stall) = s.stall_at {
+            if s.pos >= stall {
+                s.stall_at = None;
+                // Pending for a moment first lets hyper flush what was sent.
+                tokio::time::sleep(s.emu.config.stall).await;
+            } else {
+                n = n.min(stall - s.pos);
+            }
+        }
         let bytes = s.object.read(s.pos, n as usize);
         s.pos += n;
         s.sent += n;

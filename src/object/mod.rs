@@ -7,10 +7,13 @@
 //! - `200` (the range ignored): the body is skipped up to `start`, then read to `end`.
 //! - `416`: the object is shorter than `start`; the error carries its length.
 //! - `403`: the signature expired. The URL is invalidated, `/Media` asked again, and the
-//!   request repeated (twice at most, outside the retry budget).
+//!   request repeated: twice at once, outside the retry budget, then after backoff
+//!   delays within it.
 //! - `5xx`, `429`, connect errors, timeouts: retried per the [`RetryPolicy`].
-//! - A body cut short (a stream error, or fewer bytes than promised): the read resumes
-//!   from the byte reached with a new ranged GET; each resume counts as a retry.
+//! - A body cut short (a stream error, fewer bytes than promised, a timeout mid-body):
+//!   the read resumes from the byte reached with a new ranged GET, after a backoff
+//!   delay. An attempt that brought bytes starts the retry budget again: the budget
+//!   bounds time without progress, not the length of a slow download.
 //!
 //! The envelope headers (`x-amz-meta-x-amz-key`, …) come with every GET, ranged or not,
 //! so the first answer's headers are returned with the data: there is no HEAD (the URL
@@ -29,6 +32,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_MATCH, RANGE, RETRY_AFTER};
 
 use crate::retry::{Backoff, RetryPolicy, parse_retry_after};
+use crate::stats::IoStats;
 use crate::twilio::{self, MediaRef, TwilioClient, describe_reqwest};
 
 /// How many times one read asks `/Media` again after a 403.
@@ -130,6 +134,7 @@ pub trait ObjectSource: Send + Sync {
 pub struct ObjectClient {
     twilio: Arc<TwilioClient>,
     retry: RetryPolicy,
+    stats: Arc<IoStats>,
 }
 
 /// `bytes first-last/total` (`total` may be `*`), or `bytes */total` of a 416.
@@ -220,23 +225,62 @@ impl ObjectClient {
     /// Reads through `twilio`'s URLs and connection pool, with its retry policy.
     pub fn new(twilio: Arc<TwilioClient>) -> Self {
         let retry = twilio.retry_policy();
-        Self { twilio, retry }
+        Self::with_retry(twilio, retry)
     }
 
     /// The same, with another retry policy.
     pub fn with_retry(twilio: Arc<TwilioClient>, retry: RetryPolicy) -> Self {
-        Self { twilio, retry }
+        Self {
+            twilio,
+            retry,
+            stats: Arc::default(),
+        }
+    }
+
+    /// The counters of this client's fetches (for a mount's `.stats`).
+    pub fn stats(&self) -> Arc<IoStats> {
+        self.stats.clone()
     }
 
     /// Bytes `[start, end)` of `media`: exactly those, or fewer only at the end of the
     /// object. `end <= start` reads nothing but still learns the length and headers.
     /// `start` equal to the length gives no data (end of file); past it,
     /// [`ObjectError::OutOfRange`].
+    ///
+    /// Each call is counted in [`Self::stats`] and logged on one debug line: SID, range,
+    /// bytes, duration, attempts.
     pub async fn get_range(
         &self,
         media: &MediaRef,
         start: u64,
         end: u64,
+    ) -> Result<Fetched, ObjectError> {
+        let started = std::time::Instant::now();
+        let _in_flight = self.stats.begin();
+        let mut attempts = 0;
+        let result = self.fetch(media, start, end, &mut attempts).await;
+        let ms = started.elapsed().as_millis() as u64;
+        let range = format!("{start}-{}", end.max(start));
+        match &result {
+            Ok(f) => {
+                self.stats.end(attempts, Some(f.data.len() as u64));
+                tracing::debug!(sid = %media.sid, range, bytes = f.data.len(), ms, attempts, "storage fetch");
+            }
+            Err(e) => {
+                self.stats.end(attempts, None);
+                tracing::debug!(sid = %media.sid, range, ms, attempts, error = %e, "storage fetch failed");
+            }
+        }
+        result
+    }
+
+    /// [`Self::get_range`] without the counting; `attempts` counts GETs made.
+    async fn fetch(
+        &self,
+        media: &MediaRef,
+        start: u64,
+        end: u64,
+        attempts: &mut u32,
     ) -> Result<Fetched, ObjectError> {
         let end = end.max(start);
         // Never trust a caller's `end` (it may be u64::MAX) for the allocation size.
@@ -253,38 +297,61 @@ impl ObjectClient {
         let mut refreshes = 0;
         loop {
             let url = self.twilio.media_url(media).await?;
+            *attempts += 1;
+            let attempt_from = p.pos();
             match self.attempt(media, url.url(), &mut p).await? {
                 Step::Done => break,
                 Step::Refresh(cause) => {
                     refreshes += 1;
                     self.twilio.invalidate_url(&media.sid, &url);
-                    if refreshes > MAX_REFRESHES {
-                        return Err(ObjectError::Status {
-                            sid: media.sid.clone(),
-                            status: 403,
-                            code: None,
-                            message: Some(format!(
-                                "still refused after asking /Media for a new URL {MAX_REFRESHES} times: {cause}"
-                            )),
-                            url: url.redacted(),
-                        });
+                    if refreshes <= MAX_REFRESHES {
+                        tracing::debug!(sid = %media.sid, %cause, "storage refused the URL: resolving again");
+                        continue;
                     }
-                    tracing::debug!(sid = %media.sid, %cause, "storage refused the URL: resolving again");
+                    // Refused again and again: URLs that expire faster than a read goes
+                    // (short lifetimes, slow or stalled bodies), or a storage that
+                    // refuses for now. Keep asking for new URLs, on the retry budget.
+                    match backoff.next_delay(None) {
+                        Some(delay) => {
+                            tracing::debug!(sid = %media.sid, %cause, ?delay, "storage refused new URLs: retrying");
+                            tokio::time::sleep(delay).await;
+                        }
+                        None => {
+                            return Err(ObjectError::Status {
+                                sid: media.sid.clone(),
+                                status: 403,
+                                code: None,
+                                message: Some(format!(
+                                    "still refused after asking /Media for a new URL {refreshes} times in {:.1} s: {cause}",
+                                    backoff.elapsed().as_secs_f64()
+                                )),
+                                url: url.redacted(),
+                            });
+                        }
+                    }
                 }
-                Step::Retry(cause, retry_after) => match backoff.next_delay(retry_after) {
-                    Some(delay) => {
-                        tracing::debug!(sid = %media.sid, pos = p.pos(), %cause, ?delay, "retrying storage GET");
-                        tokio::time::sleep(delay).await;
+                Step::Retry(cause, retry_after) => {
+                    if p.pos() > attempt_from {
+                        // The attempt got somewhere (a body cut or stalled after some
+                        // bytes): the budget is for time without progress, so it
+                        // starts again. Each such restart needs new bytes: it ends.
+                        backoff = Backoff::new(self.retry);
                     }
-                    None => {
-                        return Err(ObjectError::RetriesExhausted {
-                            sid: media.sid.clone(),
-                            attempts: backoff.failures(),
-                            elapsed: backoff.elapsed(),
-                            last: cause,
-                        });
+                    match backoff.next_delay(retry_after) {
+                        Some(delay) => {
+                            tracing::debug!(sid = %media.sid, pos = p.pos(), %cause, ?delay, "retrying storage GET");
+                            tokio::time::sleep(delay).await;
+                        }
+                        None => {
+                            return Err(ObjectError::RetriesExhausted {
+                                sid: media.sid.clone(),
+                                attempts: backoff.failures(),
+                                elapsed: backoff.elapsed(),
+                                last: cause,
+                            });
+                        }
                     }
-                },
+                }
             }
         }
         let total_len = p.total.unwrap_or(p.pos());

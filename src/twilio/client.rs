@@ -27,8 +27,8 @@ use super::credentials::Credentials;
 use super::error::{Error, Result, describe_reqwest, redact_url};
 use super::media::{MEDIA_TTL, MediaKind, MediaRef, MediaUrl, UrlCache, signed_lifetime};
 use super::types::{
-    Composition, CompositionSettings, Recording, RecordingSettings, Room, media_redirect_target,
-    parse_page,
+    Composition, CompositionSettings, PublicKeyCredential, Recording, RecordingSettings, Room,
+    media_redirect_target, parse_page, tolerant_json,
 };
 use crate::retry::{Backoff, RetryPolicy, parse_retry_after};
 
@@ -37,6 +37,11 @@ pub const DEFAULT_API_URL: &str = "https://video.twilio.com";
 /// The environment variable (and `--api-url` flag) that points the client elsewhere,
 /// e.g. at the emulator.
 pub const API_URL_ENV: &str = "TWILIO_MEDIA_FS_API_URL";
+/// Twilio's Accounts API (public key credentials).
+pub const DEFAULT_ACCOUNTS_URL: &str = "https://accounts.twilio.com";
+/// The environment variable (and `doctor --accounts-url` flag) that points the Accounts
+/// API elsewhere.
+pub const ACCOUNTS_URL_ENV: &str = "TWILIO_MEDIA_FS_ACCOUNTS_URL";
 /// Items per list page: the most the API allows.
 pub const PAGE_SIZE: u32 = 100;
 /// A listing with more pages than this (a million items) is taken to be a loop.
@@ -47,6 +52,8 @@ pub const MAX_PAGES: usize = 10_000;
 pub struct ClientConfig {
     /// Base URL, `https://video.twilio.com` unless pointed at an emulator.
     pub api_url: String,
+    /// The Accounts API; `None`: beside `api_url` ([`accounts_url_for`]).
+    pub accounts_url: Option<String>,
     /// Who we are.
     pub credentials: Credentials,
     /// Most API requests in flight at once.
@@ -65,6 +72,7 @@ impl ClientConfig {
     pub fn new(credentials: Credentials) -> Self {
         Self {
             api_url: DEFAULT_API_URL.to_string(),
+            accounts_url: None,
             credentials,
             max_concurrent: 8,
             retry: RetryPolicy::default(),
@@ -84,6 +92,27 @@ impl ClientConfig {
         }
         Ok(config)
     }
+}
+
+/// Where the Accounts API is, given the Video API's URL: Twilio's hosts pair up
+/// (`video.twilio.com` with `accounts.twilio.com`, `video.dublin.ie1.twilio.com` with
+/// `accounts.dublin.ie1.twilio.com`); any other host (an emulator, a proxy) is taken to
+/// serve both.
+pub fn accounts_url_for(api_url: &str) -> String {
+    let Ok(mut url) = Url::parse(api_url.trim()) else {
+        return api_url.to_owned();
+    };
+    let accounts_host = url
+        .host_str()
+        .and_then(|h| h.strip_prefix("video."))
+        .map(|rest| format!("accounts.{rest}"));
+    if let Some(host) = accounts_host
+        && url.set_host(Some(&host)).is_ok()
+    {
+        url.set_path("");
+        return url.as_str().trim_end_matches('/').to_owned();
+    }
+    api_url.trim().trim_end_matches('/').to_owned()
 }
 
 /// Filters of `GET /v1/Recordings`. Dates are RFC 3339 strings.
@@ -144,12 +173,17 @@ struct Answer {
 }
 
 /// The Twilio Video REST client. Cheap to share behind an `Arc`.
+/// How long API retries go on before a warning says so.
+const STILL_RETRYING_AFTER: Duration = Duration::from_secs(3);
+
 pub struct TwilioClient {
     base: Url,
+    accounts: Url,
     http: reqwest::Client,
     credentials: Credentials,
     permits: Semaphore,
     retry: RetryPolicy,
+    request_timeout: Duration,
     urls: UrlCache,
 }
 
@@ -165,15 +199,22 @@ impl std::fmt::Debug for TwilioClient {
 impl TwilioClient {
     /// Builds the client (one connection pool, no redirects followed).
     pub fn new(config: ClientConfig) -> Result<Self> {
-        let base = Url::parse(config.api_url.trim_end_matches('/'))
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-            .ok_or_else(|| {
-                Error::Invalid(format!(
-                    "the API URL {} is not an http(s) URL",
-                    redact_url(&config.api_url)
-                ))
-            })?;
+        let parse = |url: &str, what: &str| {
+            Url::parse(url.trim_end_matches('/'))
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "the {what} URL {} is not an http(s) URL",
+                        redact_url(url)
+                    ))
+                })
+        };
+        let base = parse(&config.api_url, "API")?;
+        let accounts = match &config.accounts_url {
+            Some(url) => parse(url, "Accounts API")?,
+            None => parse(&accounts_url_for(&config.api_url), "Accounts API")?,
+        };
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.connect_timeout)
@@ -189,10 +230,12 @@ impl TwilioClient {
             })?;
         Ok(Self {
             base,
+            accounts,
             http,
             credentials: config.credentials,
             permits: Semaphore::new(config.max_concurrent.max(1)),
             retry: config.retry,
+            request_timeout: config.request_timeout,
             urls: UrlCache::default(),
         })
     }
@@ -205,6 +248,13 @@ impl TwilioClient {
     /// The retry policy, for storage GETs too.
     pub fn retry_policy(&self) -> RetryPolicy {
         self.retry
+    }
+
+    /// The longest a read that goes through this client should wait for an answer: the
+    /// retry budget, plus one request timeout (the last attempt starts before the budget
+    /// ends), plus a second for the rest. The mount fails a read with EIO past it.
+    pub fn answer_bound(&self) -> Duration {
+        self.retry.total_budget + self.request_timeout + Duration::from_secs(1)
     }
 
     /// The API base URL.
@@ -327,6 +377,23 @@ impl TwilioClient {
     /// `CompositionSettings/Default`.
     pub async fn composition_settings(&self) -> Result<CompositionSettings> {
         self.get_json("/v1/CompositionSettings/Default").await
+    }
+
+    /// The public key credential `sid` (`CR…`), from the Accounts API: its name and
+    /// dates (Twilio does not return the key itself).
+    pub async fn public_key(&self, sid: &str) -> Result<PublicKeyCredential> {
+        validate_sid(sid)?;
+        let what = format!("/v1/Credentials/PublicKeys/{sid}");
+        let mut url = self.accounts.clone();
+        let prefix = self.accounts.path().trim_end_matches('/');
+        url.set_path(&format!("{prefix}{what}"));
+        let answer = self.get_ok(&url, &what).await?;
+        decode(&what, &answer.body)
+    }
+
+    /// The Accounts API base URL.
+    pub fn accounts_url(&self) -> &Url {
+        &self.accounts
     }
 
     // ---- /Media --------------------------------------------------------------------
@@ -471,8 +538,10 @@ impl TwilioClient {
     /// One authenticated GET with retries. Returns whatever non-retryable answer came.
     async fn get(&self, url: &Url, what: &str) -> Result<Answer> {
         let mut backoff = Backoff::new(self.retry);
+        let mut warned = false;
         loop {
             let attempt = self.get_once(url).await;
+            let throttled = matches!(&attempt, Ok(a) if a.status == StatusCode::TOO_MANY_REQUESTS);
             let (cause, retry_after) = match attempt {
                 Ok(a) if is_retryable(a.status) => {
                     let cause = api_error(what, a.status, &a.body).to_string();
@@ -498,6 +567,16 @@ impl TwilioClient {
             match backoff.next_delay(retry_after) {
                 Some(delay) => {
                     tracing::debug!(what, %cause, ?delay, "retrying");
+                    // Retries are silent while they are short; a user staring at a
+                    // command that has not answered for seconds is told why. 429 is
+                    // Twilio pacing a busy account, not a fault: it stays at debug.
+                    if !warned && !throttled && backoff.elapsed() >= STILL_RETRYING_AFTER {
+                        warned = true;
+                        tracing::warn!(
+                            "{what}: {cause}; still retrying, for up to {:.0} s in all (--retry-budget)",
+                            self.retry.total_budget.as_secs_f64()
+                        );
+                    }
                     tokio::time::sleep(delay).await;
                 }
                 None => {
@@ -547,8 +626,10 @@ pub fn is_retryable(status: StatusCode) -> bool {
     status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
 }
 
+/// Parses a body, after [`tolerant_json`] has mended bytes and escapes that would fail
+/// the whole document for one bad string.
 fn decode<T: DeserializeOwned>(what: &str, body: &[u8]) -> Result<T> {
-    serde_json::from_slice(body).map_err(|e| Error::Decode {
+    serde_json::from_str(&tolerant_json(body)).map_err(|e| Error::Decode {
         what: what.to_string(),
         detail: e.to_string(),
     })
@@ -674,12 +755,15 @@ impl<T: DeserializeOwned> Pager<'_, T> {
             return Ok(None);
         };
         let answer = self.client.get_ok(&url, &self.what).await?;
-        let (items, next) =
-            parse_page::<T>(&answer.body, self.key).map_err(|detail| Error::Decode {
-                what: self.what.clone(),
-                detail,
-            })?;
-        if let Some(next) = next {
+        let page = parse_page::<T>(&answer.body, self.key).map_err(|detail| Error::Decode {
+            what: self.what.clone(),
+            detail,
+        })?;
+        for (sid, why) in &page.skipped {
+            tracing::warn!("{}: skipping an entry (sid {sid}): {why}", self.what);
+        }
+        let items = page.items;
+        if let Some(next) = page.next {
             let url = self.client.next_url(&next, &self.what)?;
             self.guard
                 .admit(url.as_str())
@@ -736,6 +820,38 @@ mod tests {
             ..ClientConfig::new(creds)
         })
         .unwrap()
+    }
+
+    #[test]
+    fn the_accounts_api_sits_beside_the_video_api() {
+        assert_eq!(
+            accounts_url_for("https://video.twilio.com"),
+            "https://accounts.twilio.com"
+        );
+        assert_eq!(
+            accounts_url_for("https://video.dublin.ie1.twilio.com/"),
+            "https://accounts.dublin.ie1.twilio.com"
+        );
+        // An emulator or proxy serves both.
+        assert_eq!(
+            accounts_url_for("http://127.0.0.1:8080/"),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            accounts_url_for("http://proxy.local/twilio"),
+            "http://proxy.local/twilio"
+        );
+        assert_eq!(
+            client("https://video.twilio.com").accounts_url().as_str(),
+            "https://accounts.twilio.com/"
+        );
+        let creds = Credentials::api_key(None, "SK1", zeroize::Zeroizing::new("s".into()));
+        let c = TwilioClient::new(ClientConfig {
+            accounts_url: Some("http://127.0.0.1:9/acc".into()),
+            ..ClientConfig::new(creds)
+        })
+        .unwrap();
+        assert_eq!(c.accounts_url().as_str(), "http://127.0.0.1:9/acc");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! `/Media` resolution to pre-signed storage URLs, retries and error mapping.
 //!
 //! This module owns everything that talks to `video.twilio.com` (or whatever `--api-url`
-//! names): [`Credentials`] (environment, then config file), [`TwilioClient`] (one
+//! names), and to `accounts.twilio.com` for the public keys `doctor` checks: [`Credentials`] (environment, then config file), [`TwilioClient`] (one
 //! keep-alive pool shared with [`crate::object`], a semaphore on concurrent API requests,
 //! retries per [`crate::retry::RetryPolicy`]), the serde [`types`], and the cache of
 //! pre-signed URLs by SID ([`MediaUrl`]).
@@ -18,8 +18,9 @@ mod media;
 pub mod types;
 
 pub use client::{
-    API_URL_ENV, ClientConfig, CompositionFilter, DEFAULT_API_URL, MAX_PAGES, PAGE_SIZE, PageGuard,
-    Pager, RecordingFilter, RoomFilter, TwilioClient, api_error, is_retryable, validate_sid,
+    ACCOUNTS_URL_ENV, API_URL_ENV, ClientConfig, CompositionFilter, DEFAULT_ACCOUNTS_URL,
+    DEFAULT_API_URL, MAX_PAGES, PAGE_SIZE, PageGuard, Pager, RecordingFilter, RoomFilter,
+    TwilioClient, accounts_url_for, api_error, is_retryable, validate_sid,
 };
 pub use credentials::{
     AuthKind, CredentialSource, Credentials, default_config_path, permission_warning,
@@ -27,6 +28,6 @@ pub use credentials::{
 pub use error::{Error, Result, describe_reqwest, redact_url};
 pub use media::{EXPIRY_MARGIN, MEDIA_TTL, MediaKind, MediaRef, MediaUrl, signed_lifetime};
 pub use types::{
-    Composition, CompositionSettings, GroupingSids, Recording, RecordingSettings, Room,
-    StorageSettings, media_redirect_target, parse_date, parse_page,
+    Composition, CompositionSettings, GroupingSids, PublicKeyCredential, Recording,
+    RecordingSettings, Room, StorageSettings, media_redirect_target, parse_date, parse_page,
 };

@@ -220,32 +220,65 @@ pub struct StorageSettings {
     pub account_sid: Option<String>,
 }
 
+/// A public key credential of the Accounts API (`accounts.v1.credential.credential_public_key`,
+/// `GET https://accounts.twilio.com/v1/Credentials/PublicKeys/{CR…}`). Twilio returns no
+/// key material: only what names and dates the key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(default)]
+pub struct PublicKeyCredential {
+    /// `CR…`.
+    pub sid: String,
+    /// The account (`AC…`).
+    pub account_sid: Option<String>,
+    /// The label given when it was uploaded.
+    pub friendly_name: Option<String>,
+    pub date_created: Option<String>,
+    pub date_updated: Option<String>,
+    /// The resource's own URL.
+    pub url: Option<String>,
+}
+
 /// `RecordingSettings/Default`.
 pub type RecordingSettings = StorageSettings;
 /// `CompositionSettings/Default`.
 pub type CompositionSettings = StorageSettings;
 
-/// The `meta` object of a list page.
+/// The `meta` object of a list page. Only `next_page_url` matters, and must be a
+/// string or null; the rest is informative and any odd value (a negative or absurd page,
+/// a page size in words) reads as absent.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct PageMeta {
     /// The next page, absolute; `null` on the last page.
     pub next_page_url: Option<String>,
     /// The page index.
+    #[serde(deserialize_with = "lenient_u64")]
     pub page: Option<u64>,
     /// Items per page.
+    #[serde(deserialize_with = "lenient_u64")]
     pub page_size: Option<u64>,
     /// The key of the item array.
+    #[serde(deserialize_with = "lenient_string")]
     pub key: Option<String>,
 }
 
-/// One list page: the items under `key` (`"recordings"`, `"compositions"`, `"rooms"`) and
-/// `meta.next_page_url` (`None` on the last page, or when it is empty). `Err` says what
-/// is wrong with the body, for [`super::Error::Decode`].
-pub fn parse_page<T: DeserializeOwned>(
-    body: &[u8],
-    key: &str,
-) -> Result<(Vec<T>, Option<String>), String> {
+/// One parsed list page.
+#[derive(Debug)]
+pub struct ListPage<T> {
+    /// The entries that make sense as `T`.
+    pub items: Vec<T>,
+    /// The entries that do not, as (their `sid` as JSON text, or "no sid"; why): one odd
+    /// entry never hides the rest, but the caller says it skipped them.
+    pub skipped: Vec<(String, String)>,
+    /// `meta.next_page_url`; `None` on the last page, or when it is empty.
+    pub next: Option<String>,
+}
+
+/// One list page: the entries under `key` (`"recordings"`, `"compositions"`, `"rooms"`),
+/// each parsed on its own, and the next page's URL. The body goes through
+/// [`tolerant_json`] first. `Err` says what is wrong with the page as a whole, for
+/// [`super::Error::Decode`].
+pub fn parse_page<T: DeserializeOwned>(body: &[u8], key: &str) -> Result<ListPage<T>, String> {
     #[derive(Deserialize)]
     struct Page {
         #[serde(default)]
@@ -253,13 +286,35 @@ pub fn parse_page<T: DeserializeOwned>(
         #[serde(flatten)]
         rest: serde_json::Map<String, serde_json::Value>,
     }
-    let mut page: Page = serde_json::from_slice(body).map_err(|e| e.to_string())?;
-    let items = match page.rest.remove(key) {
-        Some(v) => serde_json::from_value::<Vec<T>>(v).map_err(|e| format!("\"{key}\": {e}"))?,
+    let mut page: Page = serde_json::from_str(&tolerant_json(body)).map_err(|e| e.to_string())?;
+    let entries = match page.rest.remove(key) {
+        Some(serde_json::Value::Array(entries)) => entries,
+        Some(other) => {
+            return Err(format!(
+                "\"{key}\" is not an array but {}",
+                other.to_string().chars().take(40).collect::<String>()
+            ));
+        }
         None => return Err(format!("no \"{key}\" array in the page")),
     };
-    let next = page.meta.next_page_url.filter(|s| !s.is_empty());
-    Ok((items, next))
+    let mut items = Vec::with_capacity(entries.len());
+    let mut skipped = Vec::new();
+    for entry in entries {
+        let sid = entry.get("sid").cloned();
+        match serde_json::from_value::<T>(entry) {
+            Ok(item) => items.push(item),
+            Err(e) => {
+                // As JSON text: control characters and quotes come out escaped.
+                let sid = sid.map_or_else(|| "no sid".to_owned(), |s| s.to_string());
+                skipped.push((sid.chars().take(80).collect(), e.to_string()));
+            }
+        }
+    }
+    Ok(ListPage {
+        items,
+        skipped,
+        next: page.meta.next_page_url.filter(|s| !s.is_empty()),
+    })
 }
 
 /// Where a `/Media` answer points: `redirect_to` from the JSON body, else the
@@ -279,23 +334,86 @@ fn eq_opt(v: &Option<String>, name: &str) -> bool {
     v.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(name))
 }
 
+/// A count from a JSON number or a numeric string; anything else (null, negative, a
+/// fraction out of range, an object) reads as absent rather than failing the item.
 fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Num {
-        U(u64),
-        I(i64),
-        F(f64),
-        S(String),
-    }
-    Ok(match Option::<Num>::deserialize(d)? {
-        None => None,
-        Some(Num::U(n)) => Some(n),
-        Some(Num::I(n)) => u64::try_from(n).ok(),
-        Some(Num::F(f)) if f >= 0.0 && f.is_finite() => Some(f as u64),
-        Some(Num::F(_)) => None,
-        Some(Num::S(s)) => s.trim().parse().ok(),
+    use serde_json::Value;
+    Ok(match Value::deserialize(d)? {
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64()
+                .filter(|f| *f >= 0.0 && *f < u64::MAX as f64)
+                .map(|f| f as u64)
+        }),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
     })
+}
+
+/// A string, or absent for anything else.
+fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Some(s),
+        _ => None,
+    })
+}
+
+/// The API's body as text that JSON can parse, whatever bytes came: invalid UTF-8 turns
+/// into U+FFFD, and so does every `\uD800`–`\uDFFF` escape that is not half of a valid
+/// surrogate pair. JSON allows such lone surrogates, Rust strings cannot hold them, and
+/// serde_json refuses the whole document for one; replaced, they only spoil the field
+/// that holds them (a SID that then fails its check, an item skipped), not a listing.
+pub fn tolerant_json(body: &[u8]) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    let text = String::from_utf8_lossy(body);
+    let bytes = text.as_bytes();
+    let hex4 = |at: usize| -> Option<u16> {
+        let digits = text.get(at..at + 4)?;
+        if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        u16::from_str_radix(digits, 16).ok()
+    };
+    let mut out: Option<String> = None;
+    let mut copied = 0; // bytes of `text` already in `out`
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        // An escape: `\uXXXX` (maybe a surrogate), or `\` and one more character.
+        if bytes.get(i + 1) != Some(&b'u') {
+            i += 2;
+            continue;
+        }
+        let Some(unit) = hex4(i + 2) else {
+            i += 2;
+            continue;
+        };
+        let paired_low = |at: usize| {
+            bytes.get(at) == Some(&b'\\')
+                && bytes.get(at + 1) == Some(&b'u')
+                && hex4(at + 2).is_some_and(|u| (0xDC00..=0xDFFF).contains(&u))
+        };
+        match unit {
+            0xD800..=0xDBFF if paired_low(i + 6) => i += 12,
+            0xD800..=0xDFFF => {
+                let o = out.get_or_insert_with(|| String::with_capacity(text.len()));
+                o.push_str(&text[copied..i]);
+                o.push_str("\\uFFFD");
+                i += 6;
+                copied = i;
+            }
+            _ => i += 6,
+        }
+    }
+    match out {
+        Some(mut o) => {
+            o.push_str(&text[copied..]);
+            Cow::Owned(o)
+        }
+        None => text,
+    }
 }
 
 /// Parses an RFC 3339 / ISO 8601 date-time with a time zone (`2015-07-30T20:00:00Z`,
@@ -490,5 +608,75 @@ mod tests {
         assert_eq!(r.room(), Some("RM1"));
         let r: Recording = serde_json::from_str(r#"{"sid":"RT2"}"#).unwrap();
         assert_eq!(r.status, None);
+    }
+
+    #[test]
+    fn odd_numbers_read_as_absent() {
+        for size in ["null", "-5", "-1.5", "\"lots\"", "{}", "[]", "true", "1e30"] {
+            let r: Recording = serde_json::from_str(&format!(
+                r#"{{"sid":"RT1","size":{size},"duration":{size}}}"#
+            ))
+            .unwrap_or_else(|e| panic!("{size}: {e}"));
+            assert_eq!(r.size, None, "{size}");
+        }
+        // Beyond what a double holds, the number is malformed JSON for serde_json: the
+        // document fails to parse (a listing error), it is not misread.
+        assert!(serde_json::from_str::<Recording>(r#"{"sid":"RT1","size":1e400}"#).is_err());
+        let r: Recording = serde_json::from_str(r#"{"sid":"RT1","size":12.0}"#).unwrap();
+        assert_eq!(r.size, Some(12));
+        let m: PageMeta = serde_json::from_str(
+            r#"{"page":-1,"page_size":"a billion","key":7,"next_page_url":null}"#,
+        )
+        .unwrap();
+        assert_eq!((m.page, m.page_size, m.key), (None, None, None));
+    }
+
+    /// A time zone that puts a multi-byte character across the offsets it is cut at.
+    #[test]
+    fn dates_with_odd_bytes_do_not_panic() {
+        for s in [
+            "2015-07-30T20:00:00+1é00",
+            "2015-07-30T20:00:00+é:00",
+            "2015-07-30T20:00:00+01:é",
+            "2015-07-30T20:00:00é",
+            "2015-07-30T20:00:00.é",
+            "2015-07-30T20:0é:00Z",
+            "ééééééééééééééééééééé",
+        ] {
+            assert_eq!(parse_date(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn tolerant_json_keeps_what_parses_and_mends_the_rest() {
+        let parse = |b: &[u8]| -> serde_json::Value {
+            serde_json::from_str(&tolerant_json(b)).unwrap_or_else(|e| {
+                panic!("{:?}: {e}", String::from_utf8_lossy(b));
+            })
+        };
+        // Valid JSON, escapes and pairs included, is untouched.
+        let valid = br#"{"a":"\ud83d\ude00 \\ud800 \n \u00e9","b":[1,2]}"#;
+        assert!(matches!(
+            tolerant_json(valid),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(parse(valid)["a"], "\u{1F600} \\ud800 \n é");
+        // Lone surrogates, high or low, at the end or not.
+        assert_eq!(parse(br#"{"sid":"RT\ud800x"}"#)["sid"], "RT\u{FFFD}x");
+        assert_eq!(parse(br#"{"sid":"\udc00"}"#)["sid"], "\u{FFFD}");
+        assert_eq!(
+            parse(br#"{"sid":"\uD800\uD800"}"#)["sid"],
+            "\u{FFFD}\u{FFFD}"
+        );
+        assert_eq!(parse(br#"{"sid":"\ud800\n"}"#)["sid"], "\u{FFFD}\n");
+        // Raw bytes that are not UTF-8.
+        assert_eq!(
+            parse(b"{\"sid\":\"RT\xff\xfe\"}")["sid"],
+            "RT\u{FFFD}\u{FFFD}"
+        );
+        // Garbage stays garbage (and does not panic).
+        for junk in [&b"\\u12"[..], b"\\", b"\"\\ud8", b"\\u\xff\xff\xff\xff"] {
+            let _ = tolerant_json(junk);
+        }
     }
 }

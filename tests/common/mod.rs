@@ -1,9 +1,10 @@
-//! Shared test harness: required tools, the built binary, scratch directories, digests.
+//! Shared test harness: required tools, the built binary, scratch directories, digests;
+//! [`mount`] has real FUSE mounts of the binary, [`reads`] timed reads through them.
 #![allow(dead_code)]
 
 pub mod mount;
+pub mod reads;
 
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -37,9 +38,14 @@ pub fn bin() -> Command {
 /// The binary with an emulator's URL and credentials in its environment (not argv),
 /// and nothing else from this machine's Twilio setup.
 pub fn cli(emu: &twilio_media_fs::emulator::RunningEmulator) -> Command {
+    cli_at(&emu.url)
+}
+
+/// [`cli`] for an API at `api_url` (a mock) that takes the emulator's credentials.
+pub fn cli_at(api_url: &str) -> Command {
     let c = twilio_media_fs::emulator::EmulatorCredentials::default();
     let mut cmd = bin();
-    cmd.env("TWILIO_MEDIA_FS_API_URL", &emu.url)
+    cmd.env("TWILIO_MEDIA_FS_API_URL", api_url)
         .env("TWILIO_ACCOUNT_SID", &c.account_sid)
         .env("TWILIO_AUTH_TOKEN", &c.auth_token)
         .env_remove("TWILIO_API_KEY")
@@ -95,23 +101,25 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Writes a private key file readable by its owner only (0600), as the program wants.
+pub fn write_private(path: &Path, contents: &[u8]) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+    f.write_all(contents)
+        .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("tempdir")
 }
 
 pub fn path_in(dir: &tempfile::TempDir, name: &str) -> PathBuf {
     dir.path().join(name)
-}
-
-/// Writes a private key file readable by its owner only (0600), as the program requires
-/// of key files (like ssh).
-pub fn write_private_key(path: &Path, pem: &[u8]) {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
-    f.write_all(pem).unwrap();
 }

@@ -1,16 +1,19 @@
-//! A real FUSE mount of the binary for tests, and the helpers around it: [`Mount`]
-//! starts `mount` (foreground or background) and its `Drop` always takes the mount down
-//! (`umount -l`, then the serving process is killed), even when a test panics.
-//!
-//! Needs root and /dev/fuse (CI has both).
+//! Real FUSE mounts of the binary for tests: [`Mount`] starts `mount` against an API
+//! (the emulator, or a mock), and its `Drop` always takes the mount down (`umount -l`,
+//! then the serving process is killed), even when a test panics. Also the account's two
+//! test key pairs ([`keys`], written mode 0600) and the small async helpers such tests
+//! need to run blocking work beside an in-process server.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+use twilio_media_fs::crypto::seal;
 use twilio_media_fs::emulator::{ObjectInfo, ObjectKind, RunningEmulator};
 
-use super::{cli, run, tempdir};
+use super::{cli_at, run, tempdir, write_private};
 
 /// How long a mount may take to become ready, or to go away.
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -25,6 +28,7 @@ pub async fn output(mut cmd: Command) -> std::process::Output {
     blocking(move || run(&mut cmd)).await
 }
 
+/// Runs a command that must succeed; its stdout.
 pub async fn ok(cmd: Command) -> String {
     let out = output(cmd).await;
     assert!(
@@ -93,11 +97,35 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Two account key pairs (the second one is the "rotated" key), private halves in PEMs.
+pub struct Keys {
+    _dir: tempfile::TempDir,
+    pub private: [rsa::PrivateKey; 2],
+    pub pem: [PathBuf; 2],
+}
+
+pub fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let dir = tempdir();
+        let private = [seal::generate_key(2048), seal::generate_key(2048)];
+        let pem = [dir.path().join("k1.pem"), dir.path().join("k2.pem")];
+        for (key, path) in private.iter().zip(&pem) {
+            write_private(path, key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes());
+        }
+        Keys {
+            _dir: dir,
+            private,
+            pem,
+        }
+    })
+}
+
 /// One mount of the binary. Dropping it always unmounts (`umount -l`) and kills the
 /// process serving it, whatever state the test left it in.
 pub struct Mount {
     pub path: PathBuf,
-    /// The server's standard error (`--foreground` mounts).
+    /// Where a `--foreground` mount's stderr goes (its log).
     pub stderr: PathBuf,
     /// `--foreground`: the server is our child.
     pub child: Option<Child>,
@@ -117,8 +145,9 @@ impl Mount {
         }
     }
 
-    pub fn mount_cmd(&self, emu: &RunningEmulator, keys: &[&Path]) -> Command {
-        let mut cmd = cli(emu);
+    /// `mount PATH -k KEY…` against the API at `api_url`.
+    pub fn command(&self, api_url: &str, keys: &[&Path]) -> Command {
+        let mut cmd = cli_at(api_url);
         cmd.arg("mount").arg(&self.path);
         for k in keys {
             cmd.arg("-k").arg(k);
@@ -126,18 +155,30 @@ impl Mount {
         cmd
     }
 
-    /// `mount --foreground`, ready once `MNT/recordings` exists.
-    pub async fn foreground(emu: &RunningEmulator, keys: &[&Path]) -> Self {
-        let m = Mount::new();
-        let mut cmd = m.mount_cmd(emu, keys);
-        cmd.arg("--foreground");
-        m.start(cmd).await
+    /// `mount PATH -k KEY…` against the emulator.
+    pub fn mount_cmd(&self, emu: &RunningEmulator, keys: &[&Path]) -> Command {
+        self.command(&emu.url, keys)
     }
 
-    /// Starts `cmd`, a foreground server of this mount point (usually
-    /// [`Self::mount_cmd`] with `--foreground` and more), its stderr in [`Self::stderr`];
-    /// ready once `MNT/recordings` exists. Panics if it ends first.
-    pub async fn start(mut self, mut cmd: Command) -> Self {
+    /// `mount --foreground` of the emulator, ready once `MNT/recordings` exists.
+    pub async fn foreground(emu: &RunningEmulator, keys: &[&Path]) -> Self {
+        Self::start(&emu.url, keys, &[]).await
+    }
+
+    /// `mount --foreground EXTRA…` against the API at `api_url`, its stderr in
+    /// [`Self::stderr`]; ready once `MNT/recordings` exists.
+    pub async fn start(api_url: &str, keys: &[&Path], extra: &[&str]) -> Self {
+        let m = Mount::new();
+        let mut cmd = m.command(api_url, keys);
+        cmd.arg("--foreground").args(extra);
+        m.spawn(cmd).await
+    }
+
+    /// Starts `cmd`, a server of this mount point that stays attached (usually
+    /// [`Self::mount_cmd`] with `--foreground` and more, or a wrapper such as `strace`
+    /// around it), its stderr in [`Self::stderr`]; ready once `MNT/recordings` exists.
+    /// Panics if it ends first.
+    pub async fn spawn(mut self, mut cmd: Command) -> Self {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&self.stderr).unwrap());
@@ -168,6 +209,7 @@ impl Mount {
         (m, out)
     }
 
+    /// Where an object's file is, under `recordings/` or `compositions/`.
     pub fn file(&self, o: &ObjectInfo) -> PathBuf {
         let dir = match o.kind {
             ObjectKind::Recording => "recordings",
@@ -180,6 +222,20 @@ impl Mount {
 
     pub fn path_str(&self) -> &str {
         self.path.to_str().unwrap()
+    }
+
+    /// What a `--foreground` mount logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Whether it is still mounted and its process still running.
+    pub fn alive(&mut self) -> bool {
+        let running = match &mut self.child {
+            Some(child) => child.try_wait().unwrap().is_none(),
+            None => !serving(&self.path).is_empty(),
+        };
+        running && mounted(&self.path)
     }
 }
 

@@ -1,0 +1,623 @@
+//! `doctor`: checks what a mount needs, one line per check, each OK or what is wrong and
+//! how to fix it; exits 1 when a check fails.
+//!
+//! The checks, in order: the credentials are accepted; the Recording and Composition
+//! settings (is encryption on, with which public key); that public key exists in the
+//! account (Accounts API); the private keys given load; they are the pair of the key
+//! Twilio encrypts with; one recording's first window decrypts; `/dev/fuse` is there;
+//! `fusermount3` is there when not root. A check that needs one that failed is skipped
+//! and says so. Encryption turned off is a warning, not a failure: the mount serves
+//! unencrypted media as it is.
+//!
+//! Twilio never returns a public key's material (the PublicKey resource has a SID, a
+//! name and dates), so the pair is proved where it matters: the content key of the
+//! newest encrypted recording (and composition) must unwrap with one of the private
+//! keys, checked against the object's last blocks exactly as every read is.
+//!
+//! [`Check`] and [`Report`] (the lines and the verdict) are pure; [`run`] does the I/O.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::bail;
+use rsa::traits::PublicKeyParts;
+
+use crate::cache::WindowCache;
+use crate::cli::DoctorArgs;
+use crate::crypto::PrivateKeys;
+use crate::keyfile;
+use crate::object::{ObjectClient, ObjectSource};
+use crate::reader::{ObjectReader, ReadError};
+use crate::twilio::{
+    self, CompositionFilter, MediaRef, RecordingFilter, StorageSettings, TwilioClient,
+};
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    /// Works, but probably not what was meant.
+    Warn,
+    Fail,
+    /// Not run: it needs a check that failed, or there is nothing to check.
+    Skip,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            Status::Ok => "OK",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+            Status::Skip => "SKIP",
+        })
+    }
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub status: Status,
+    pub name: String,
+    pub detail: String,
+    /// What to do, for a warning or a failure.
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn new(status: Status, name: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            name: name.into(),
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    fn ok(name: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(Status::Ok, name, detail)
+    }
+
+    fn skip(name: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::new(Status::Skip, name, detail)
+    }
+
+    fn fail(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            fix: Some(fix.into()),
+            ..Self::new(Status::Fail, name, detail)
+        }
+    }
+
+    fn warn(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            fix: Some(fix.into()),
+            ..Self::new(Status::Warn, name, detail)
+        }
+    }
+
+    /// `FAIL  name: detail; fix: what to do`, on one line.
+    pub fn line(&self) -> String {
+        let one_line = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        let mut line = format!(
+            "{:<4}  {}: {}",
+            self.status,
+            self.name,
+            one_line(&self.detail)
+        );
+        if let Some(fix) = &self.fix {
+            line.push_str("; fix: ");
+            line.push_str(&one_line(fix));
+        }
+        line
+    }
+}
+
+/// Every check, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    pub fn failed(&self) -> usize {
+        self.checks
+            .iter()
+            .filter(|c| c.status == Status::Fail)
+            .count()
+    }
+
+    pub fn text(&self) -> String {
+        self.checks.iter().map(|c| c.line() + "\n").collect()
+    }
+}
+
+pub fn run(args: DoctorArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    let report = runtime.block_on(checks(&args));
+    print!("{}", report.text());
+    match report.failed() {
+        0 => Ok(()),
+        n => bail!(
+            "{n} of {} checks failed: see the FAIL lines above",
+            report.checks.len()
+        ),
+    }
+}
+
+/// Where Twilio's console keeps the settings doctor talks about.
+const SETTINGS_FIX: &str = "Twilio Console > Video > Manage > Recording Settings (and \
+    Composition Settings): turn on encryption with your public key";
+
+async fn checks(args: &DoctorArgs) -> Report {
+    let mut r = Report::default();
+    let api = api_checks(args, &mut r).await;
+    let keys = key_check(args, &mut r);
+    match (&api, &keys) {
+        (Some(api), Some(keys)) => media_checks(api, keys.clone(), &mut r).await,
+        _ => {
+            let why = if api.is_none() {
+                "needs working credentials"
+            } else {
+                "needs a private key that loads"
+            };
+            r.checks.push(Check::skip("key pair", why));
+            r.checks.push(Check::skip("decryption", why));
+        }
+    }
+    r.checks.push(fuse_device(Path::new("/dev/fuse")));
+    r.checks.push(fusermount(
+        unsafe { libc::geteuid() } == 0,
+        std::env::var_os("PATH"),
+    ));
+    r
+}
+
+/// The client, and the public key SIDs the settings name.
+struct Api {
+    twilio: Arc<TwilioClient>,
+    key_sids: Vec<String>,
+}
+
+async fn api_checks(args: &DoctorArgs, r: &mut Report) -> Option<Api> {
+    const CREDS: &str = "credentials";
+    let client = args.api.client_config().and_then(|mut config| {
+        config.accounts_url = args.accounts_url.clone();
+        Ok(TwilioClient::new(config)?)
+    });
+    let twilio = match client {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            r.checks.push(Check::fail(
+                CREDS,
+                format!("{e:#}"),
+                "set TWILIO_API_KEY and TWILIO_API_SECRET (or TWILIO_ACCOUNT_SID and \
+                 TWILIO_AUTH_TOKEN), or give --credentials FILE",
+            ));
+            skip_api(r);
+            return None;
+        }
+    };
+    let recording = match twilio.recording_settings().await {
+        Ok(s) => s,
+        Err(e) => {
+            let fix = match e {
+                twilio::Error::Unauthorized { .. } => {
+                    "use an API key and secret (or the account SID and auth token) of this \
+                     account: Twilio Console > Account > API keys & tokens"
+                }
+                _ => "check the network, and --api-url / TWILIO_MEDIA_FS_API_URL",
+            };
+            r.checks.push(Check::fail(CREDS, e.to_string(), fix));
+            skip_api(r);
+            return None;
+        }
+    };
+    let creds = twilio.credentials();
+    let kind = match creds.kind() {
+        twilio::AuthKind::ApiKey => "API key",
+        twilio::AuthKind::AuthToken => "auth token of",
+    };
+    r.checks.push(Check::ok(
+        CREDS,
+        format!(
+            "accepted by {} ({kind} {}, from {})",
+            host(twilio.api_url()),
+            creds.username(),
+            creds.source()
+        ),
+    ));
+    let mut key_sids = Vec::new();
+    r.checks.push(settings_check(
+        "recording settings",
+        &recording,
+        &mut key_sids,
+    ));
+    match twilio.composition_settings().await {
+        Ok(s) => r
+            .checks
+            .push(settings_check("composition settings", &s, &mut key_sids)),
+        Err(e) => r.checks.push(Check::fail(
+            "composition settings",
+            e.to_string(),
+            "check that the credentials may read the Video settings",
+        )),
+    }
+    if key_sids.is_empty() {
+        r.checks
+            .push(Check::skip("public key", "the settings name no public key"));
+    }
+    for sid in &key_sids {
+        let name = format!("public key {sid}");
+        match twilio.public_key(sid).await {
+            Ok(k) => r.checks.push(Check::ok(
+                name,
+                format!(
+                    "{:?} is in the account ({})",
+                    k.friendly_name.unwrap_or_default(),
+                    host(twilio.accounts_url())
+                ),
+            )),
+            Err(twilio::Error::Api { status: 404, .. }) => r.checks.push(Check::fail(
+                name,
+                "the settings name it, but the account has no public key with that SID",
+                format!(
+                    "upload your public key (Twilio Console > Account > Credentials > Public \
+                     keys) and select it in the settings ({SETTINGS_FIX})"
+                ),
+            )),
+            Err(e) => r.checks.push(Check::fail(
+                name,
+                e.to_string(),
+                "check that the credentials may read the account's credentials \
+                 (--accounts-url / TWILIO_MEDIA_FS_ACCOUNTS_URL if not Twilio's)",
+            )),
+        }
+    }
+    Some(Api { twilio, key_sids })
+}
+
+fn skip_api(r: &mut Report) {
+    for name in ["recording settings", "composition settings", "public key"] {
+        r.checks
+            .push(Check::skip(name, "needs working credentials"));
+    }
+}
+
+/// `encryption_enabled` and `encryption_key_sid` of one settings resource.
+fn settings_check(name: &str, s: &StorageSettings, key_sids: &mut Vec<String>) -> Check {
+    let key = s.encryption_key_sid.as_deref().filter(|k| !k.is_empty());
+    if let Some(k) = key
+        && !key_sids.iter().any(|x| x == k)
+    {
+        key_sids.push(k.to_owned());
+    }
+    match (s.encryption_enabled, key) {
+        (Some(true), Some(k)) => Check::ok(name, format!("encryption on, with public key {k}")),
+        (Some(true), None) => Check::fail(
+            name,
+            "encryption on, but no public key named (encryption_key_sid is empty)",
+            SETTINGS_FIX,
+        ),
+        _ => Check::warn(
+            name,
+            "encryption is off: new media is stored unencrypted (it mounts as it is; older \
+             encrypted media still needs its key)",
+            SETTINGS_FIX,
+        ),
+    }
+}
+
+fn key_check(args: &DoctorArgs, r: &mut Report) -> Option<Arc<PrivateKeys>> {
+    const NAME: &str = "private keys";
+    if args.keys.is_empty() {
+        r.checks.push(Check::fail(
+            NAME,
+            "none given",
+            "pass -k KEY.pem: the private key made with the public key the settings name",
+        ));
+        return None;
+    }
+    match keyfile::load(
+        &args.keys,
+        keyfile::KeyPermissions::from_flag(args.insecure_key_permissions),
+    ) {
+        Ok(keys) => {
+            let list: Vec<String> = keys
+                .public_keys()
+                .map(|(name, public)| format!("{name} (RSA {} bits)", public.size() * 8))
+                .collect();
+            r.checks.push(Check::ok(NAME, list.join(", ")));
+            Some(Arc::new(keys))
+        }
+        Err(e) => {
+            r.checks.push(Check::fail(
+                NAME,
+                format!("{e:#}"),
+                "give PEM private keys (PKCS#1 or PKCS#8) readable by you only (chmod 600)",
+            ));
+            None
+        }
+    }
+}
+
+/// How many of the newest completed recordings (and compositions) are tried, in turn,
+/// for one stored encrypted: media from before encryption was turned on is not.
+const CANDIDATES: usize = 5;
+
+/// Bytes decrypted from the chosen recording: enough to prove it, cheap to fetch.
+const WINDOW: u64 = 64 << 10;
+
+/// The key pair, on the newest encrypted recording and composition, and a decryption.
+async fn media_checks(api: &Api, keys: Arc<PrivateKeys>, r: &mut Report) {
+    let source: Arc<dyn ObjectSource> = Arc::new(ObjectClient::new(api.twilio.clone()));
+    let cache = Arc::new(WindowCache::new(4 << 20));
+    let twilio_key = match api.key_sids.as_slice() {
+        [] => "the public key Twilio encrypted it with".to_owned(),
+        sids => format!("the public key Twilio encrypts with ({})", sids.join(", ")),
+    };
+    let mut next_id = 0;
+    let mut decrypted: Option<(Arc<ObjectReader>, String)> = None;
+    for (label, one) in [("recordings", "recording"), ("compositions", "composition")] {
+        let name = format!("key pair ({label})");
+        let newest = if one == "recording" {
+            newest_recordings(&api.twilio).await
+        } else {
+            newest_compositions(&api.twilio).await
+        };
+        let newest = match newest {
+            Ok(list) if list.is_empty() => {
+                r.checks.push(Check::skip(
+                    name,
+                    format!("no completed {one} to prove it on (make a short test one)"),
+                ));
+                continue;
+            }
+            Ok(list) => list,
+            Err(e) => {
+                r.checks.push(Check::fail(
+                    name,
+                    format!("cannot list {label}: {e}"),
+                    "check that the credentials may read the account's media",
+                ));
+                continue;
+            }
+        };
+        let mut check = None;
+        for media in newest.iter().take(CANDIDATES) {
+            next_id += 1;
+            let reader = Arc::new(ObjectReader::new(
+                next_id,
+                media.clone(),
+                source.clone(),
+                keys.clone(),
+                cache.clone(),
+                WINDOW,
+            ));
+            let which = format!("{}, the newest encrypted {one}", media.sid);
+            check = Some(match reader.meta().await {
+                Ok(meta) => match &meta.key_name {
+                    Some(key) => {
+                        if one == "recording" || decrypted.is_none() {
+                            decrypted = Some((reader.clone(), media.sid.clone()));
+                        }
+                        Check::ok(&name, format!("{key} unwraps the content key of {which}"))
+                    }
+                    None => continue, // stored unencrypted: try an older one
+                },
+                Err(ReadError::Key { .. }) => Check::fail(
+                    &name,
+                    format!(
+                        "no private key given ({}) unwraps the content key of {which}: they \
+                         are not the pair of {twilio_key}",
+                        keys.names().collect::<Vec<_>>().join(", ")
+                    ),
+                    "give -k the private key made with that public key; if it is lost, make \
+                     a new pair, upload its public half (openssl rsa -in new.pem -pubout) and \
+                     select it in the settings: new media will use it",
+                ),
+                Err(e) => Check::fail(
+                    &name,
+                    e.to_string(),
+                    "check the network; run again, and report the SID if it stays",
+                ),
+            });
+            break;
+        }
+        r.checks.push(check.unwrap_or_else(|| {
+            Check::skip(
+                name,
+                format!(
+                    "the {} newest completed {label} are stored unencrypted: nothing to prove",
+                    newest.len().min(CANDIDATES)
+                ),
+            )
+        }));
+    }
+    let Some((reader, sid)) = decrypted else {
+        r.checks.push(Check::skip(
+            "decryption",
+            "needs an encrypted recording or composition whose key pair check passed",
+        ));
+        return;
+    };
+    match (reader.meta().await, reader.read(0, WINDOW).await) {
+        (Ok(meta), Ok(data)) => r.checks.push(Check::ok(
+            "decryption",
+            format!(
+                "{sid}: first {} bytes decrypted ({}-CBC)",
+                data.len(),
+                meta.key.as_ref().map_or("none", |k| k.algorithm())
+            ),
+        )),
+        (_, Err(e)) | (Err(e), _) => r.checks.push(Check::fail(
+            "decryption",
+            e.to_string(),
+            "the object looks damaged: report its SID to Twilio support",
+        )),
+    }
+}
+
+/// The completed recordings of the listing's first page, newest first (Twilio lists
+/// newest first; sorted again all the same).
+async fn newest_recordings(twilio: &TwilioClient) -> twilio::Result<Vec<MediaRef>> {
+    let filter = RecordingFilter {
+        status: Some("completed".into()),
+        ..Default::default()
+    };
+    let mut page = twilio
+        .recording_pages(&filter)?
+        .next_page()
+        .await?
+        .unwrap_or_default();
+    page.sort_by(|a, b| b.date_created.cmp(&a.date_created));
+    Ok(page.iter().map(|r| MediaRef::recording(&r.sid)).collect())
+}
+
+async fn newest_compositions(twilio: &TwilioClient) -> twilio::Result<Vec<MediaRef>> {
+    let filter = CompositionFilter {
+        status: Some("completed".into()),
+        ..Default::default()
+    };
+    let mut page = twilio
+        .composition_pages(&filter)?
+        .next_page()
+        .await?
+        .unwrap_or_default();
+    page.sort_by(|a, b| b.date_created.cmp(&a.date_created));
+    Ok(page.iter().map(|c| MediaRef::composition(&c.sid)).collect())
+}
+
+fn host(url: &reqwest::Url) -> String {
+    let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
+    if let Some(port) = url.port() {
+        shown.push_str(&format!(":{port}"));
+    }
+    shown
+}
+
+/// `/dev/fuse` is there, as a character device.
+pub fn fuse_device(path: &Path) -> Check {
+    use std::os::unix::fs::FileTypeExt;
+    let name = path.display().to_string();
+    match std::fs::metadata(path) {
+        Ok(m) if m.file_type().is_char_device() => Check::ok(name, "present"),
+        Ok(_) => Check::fail(
+            name,
+            "present but not a character device",
+            "remove it and load the module: modprobe fuse",
+        ),
+        Err(e) => Check::fail(
+            name,
+            format!("missing ({e})"),
+            "load the module (modprobe fuse); in a container, start it with --device /dev/fuse \
+             --cap-add SYS_ADMIN",
+        ),
+    }
+}
+
+/// `fusermount3` is on `path` (not needed by root, who mounts directly).
+pub fn fusermount(root: bool, path: Option<std::ffi::OsString>) -> Check {
+    const NAME: &str = "fusermount3";
+    if root {
+        return Check::ok(NAME, "not needed (running as root)");
+    }
+    let found = path
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(NAME))
+        .find(|p| p.is_file());
+    match found {
+        Some(p) => Check::ok(NAME, format!("{}", p.display())),
+        None => Check::fail(
+            NAME,
+            "not found on PATH: a user cannot mount without it",
+            "apt-get install fuse3 (or dnf install fuse3)",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_say_ok_or_the_fix_on_one_line() {
+        assert_eq!(
+            Check::ok("x", "fine").line(),
+            "OK    x: fine",
+            "status, padded, then name: detail"
+        );
+        let c = Check::fail("key pair", "no key\n  unwraps it", "give -k\n  the key");
+        assert_eq!(
+            c.line(),
+            "FAIL  key pair: no key unwraps it; fix: give -k the key"
+        );
+        assert!(
+            Check::warn("s", "off", "turn it on")
+                .line()
+                .starts_with("WARN  s: off; fix: ")
+        );
+        assert_eq!(Check::skip("d", "needs x").line(), "SKIP  d: needs x");
+    }
+
+    #[test]
+    fn only_failures_fail_the_report() {
+        let mut r = Report {
+            checks: vec![
+                Check::ok("a", "."),
+                Check::warn("b", ".", "."),
+                Check::skip("c", "."),
+            ],
+        };
+        assert_eq!(r.failed(), 0);
+        r.checks.push(Check::fail("d", ".", "."));
+        assert_eq!(r.failed(), 1);
+        assert_eq!(r.text().lines().count(), 4);
+    }
+
+    #[test]
+    fn settings_on_off_and_without_a_key() {
+        let mut sids = Vec::new();
+        let on = StorageSettings {
+            encryption_enabled: Some(true),
+            encryption_key_sid: Some("CR1".into()),
+            ..Default::default()
+        };
+        assert_eq!(settings_check("r", &on, &mut sids).status, Status::Ok);
+        assert_eq!(settings_check("c", &on, &mut sids).status, Status::Ok);
+        assert_eq!(sids, ["CR1"], "one key named twice is checked once");
+        let off = StorageSettings {
+            encryption_enabled: Some(false),
+            ..Default::default()
+        };
+        let c = settings_check("r", &off, &mut sids);
+        assert_eq!(c.status, Status::Warn);
+        assert!(c.line().contains("encryption is off"), "{}", c.line());
+        let no_key = StorageSettings {
+            encryption_enabled: Some(true),
+            encryption_key_sid: Some(String::new()),
+            ..Default::default()
+        };
+        assert_eq!(settings_check("r", &no_key, &mut sids).status, Status::Fail);
+    }
+
+    #[test]
+    fn fuse_device_and_fusermount() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(fuse_device(&dir.path().join("fuse")).status, Status::Fail);
+        std::fs::write(dir.path().join("file"), b"").unwrap();
+        assert_eq!(fuse_device(&dir.path().join("file")).status, Status::Fail);
+        assert_eq!(fuse_device(Path::new("/dev/null")).status, Status::Ok);
+
+        assert_eq!(fusermount(true, None).status, Status::Ok);
+        assert_eq!(fusermount(false, None).status, Status::Fail);
+        let empty = Some(dir.path().as_os_str().to_owned());
+        assert_eq!(fusermount(false, empty.clone()).status, Status::Fail);
+        std::fs::write(dir.path().join("fusermount3"), b"").unwrap();
+        let c = fusermount(false, empty);
+        assert_eq!(c.status, Status::Ok);
+        assert!(c.detail.contains("fusermount3"));
+    }
+}
