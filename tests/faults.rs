@@ -13,16 +13,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::mount::*;
 use common::reads::*;
 use common::*;
-use rsa::pkcs8::{EncodePrivateKey, LineEnding};
-use twilio_media_fs::crypto::seal;
 use twilio_media_fs::emulator::{EmulatorConfig, ObjectInfo, RunningEmulator, Stats, spawn};
 
 /// The client's settings in these tests: short, so that the file runs in well under a
@@ -53,33 +50,9 @@ fn flags(budget: Duration, timeout: Duration) -> Vec<String> {
     .collect()
 }
 
-struct Key {
-    _dir: tempfile::TempDir,
-    private: rsa::PrivateKey,
-    pem: PathBuf,
-}
-
-fn key() -> &'static Key {
-    static KEY: OnceLock<Key> = OnceLock::new();
-    KEY.get_or_init(|| {
-        let dir = tempdir();
-        let private = seal::generate_key(2048);
-        let pem = dir.path().join("key.pem");
-        write_private(
-            &pem,
-            private.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes(),
-        );
-        Key {
-            _dir: dir,
-            private,
-            pem,
-        }
-    })
-}
-
 fn config() -> EmulatorConfig {
     EmulatorConfig {
-        public_keys: vec![key().private.to_public_key()],
+        public_keys: vec![keys().private[0].to_public_key()],
         ..Default::default()
     }
 }
@@ -161,7 +134,7 @@ async fn survive(
     let objects = media(&emu);
     let flags = flags(BUDGET, TIMEOUT);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let mut m = Mount::start(&emu.url, &[&key().pem], &flags).await;
+    let mut m = Mount::start(&emu.url, &[&keys().pem[0]], &flags).await;
     let files = objects
         .iter()
         .map(|(o, p)| (m.file(o), p.clone()))
@@ -344,7 +317,7 @@ async fn an_outage_longer_than_the_budget_is_eio_then_recovers() {
     let objects = media(&emu);
     let flags = flags(budget, timeout);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let mut m = Mount::start(&emu.url, &[&key().pem], &flags).await;
+    let mut m = Mount::start(&emu.url, &[&keys().pem[0]], &flags).await;
     let (o, plain) = objects.iter().find(|(o, _)| o.encrypted).unwrap().clone();
     let path = m.file(&o);
 

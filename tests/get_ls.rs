@@ -5,41 +5,16 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 
+use common::mount::keys;
 use common::*;
 use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use twilio_media_fs::crypto::seal;
 use twilio_media_fs::emulator::{EmulatorConfig, ObjectKind, RunningEmulator, spawn};
 
-/// One key pair for all tests, its private half in a PEM file.
-struct Key {
-    _dir: tempfile::TempDir,
-    private: rsa::PrivateKey,
-    pem: std::path::PathBuf,
-}
-
-fn key() -> &'static Key {
-    static KEY: OnceLock<Key> = OnceLock::new();
-    KEY.get_or_init(|| {
-        let dir = tempdir();
-        let private = seal::generate_key(2048);
-        let pem = dir.path().join("account.pem");
-        write_private(
-            &pem,
-            private.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes(),
-        );
-        Key {
-            _dir: dir,
-            private,
-            pem,
-        }
-    })
-}
-
 fn config() -> EmulatorConfig {
     EmulatorConfig {
-        public_keys: vec![key().private.to_public_key()],
+        public_keys: vec![keys().private[0].to_public_key()],
         ..Default::default()
     }
 }
@@ -78,7 +53,7 @@ async fn get_everything(emu: &RunningEmulator, dir: &Path) {
     cmd.arg("get")
         .args(objects.iter().map(|o| &o.sid))
         .arg("-k")
-        .arg(&key().pem)
+        .arg(&keys().pem[0])
         .arg("-o")
         .arg(dir);
     ok(cmd).await;
@@ -137,7 +112,8 @@ async fn get_to_stdout_and_to_a_file_name() {
         .unwrap();
     let want = emu.emulator.plaintext(&mp4.sid).unwrap();
     let mut cmd = cli(&emu);
-    cmd.args(["get", &mp4.sid, "-o", "-", "-k"]).arg(&key().pem);
+    cmd.args(["get", &mp4.sid, "-o", "-", "-k"])
+        .arg(&keys().pem[0]);
     let out = output(cmd).await;
     assert!(
         out.status.success(),
@@ -149,7 +125,7 @@ async fn get_to_stdout_and_to_a_file_name() {
     let file = dir.path().join("talk.mp4");
     let mut cmd = cli(&emu);
     cmd.args(["get", &mp4.sid, "-k"])
-        .arg(&key().pem)
+        .arg(&keys().pem[0])
         .arg("-o")
         .arg(&file);
     ok(cmd).await;
@@ -235,7 +211,7 @@ async fn get_explains_what_cannot_be_had() {
     let cwd = tempdir();
     let mut cmd = cli(&emu);
     cmd.args(["get", &processing.sid, "-k"])
-        .arg(&key().pem)
+        .arg(&keys().pem[0])
         .current_dir(cwd.path());
     let out = output(cmd).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -296,7 +272,7 @@ async fn emulator_serves_what_openssl_encrypted() {
     openssl(&[
         "pkey",
         "-in",
-        key().pem.to_str().unwrap(),
+        keys().pem[0].to_str().unwrap(),
         "-pubout",
         "-out",
         &s("pub.pem"),
@@ -348,7 +324,7 @@ async fn emulator_serves_what_openssl_encrypted() {
     let out = dir.path().join("out.mka");
     let mut cmd = cli(&emu);
     cmd.args(["get", &served.sid, "-k"])
-        .arg(&key().pem)
+        .arg(&keys().pem[0])
         .arg("-o")
         .arg(&out);
     ok(cmd).await;

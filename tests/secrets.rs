@@ -14,11 +14,10 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use common::mount::{Mount, blocking, command, output, serving, wait_until};
+use common::mount::{Mount, blocking, command, keys, output, serving, wait_until};
 use common::*;
 use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use twilio_media_fs::crypto::{ContentKey, PrivateKeys, seal};
@@ -26,34 +25,9 @@ use twilio_media_fs::emulator::{
     EmulatorConfig, EmulatorCredentials, ObjectInfo, ObjectKind, RunningEmulator, spawn,
 };
 
-/// The account's key pair, the private half in a 0600 PEM file.
-struct Key {
-    _dir: tempfile::TempDir,
-    private: rsa::PrivateKey,
-    pem_text: String,
-    pem: std::path::PathBuf,
-}
-
-fn key() -> &'static Key {
-    static KEY: OnceLock<Key> = OnceLock::new();
-    KEY.get_or_init(|| {
-        let dir = tempdir();
-        let private = seal::generate_key(2048);
-        let pem_text = private.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
-        let pem = dir.path().join("account.pem");
-        write_private(&pem, pem_text.as_bytes());
-        Key {
-            _dir: dir,
-            private,
-            pem_text,
-            pem,
-        }
-    })
-}
-
 async fn emulator() -> RunningEmulator {
     spawn(EmulatorConfig {
-        public_keys: vec![key().private.to_public_key()],
+        public_keys: vec![keys().private[0].to_public_key()],
         ..Default::default()
     })
     .await
@@ -76,8 +50,8 @@ async fn ceks(emu: &RunningEmulator) -> Vec<ContentKey> {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let mut keys = PrivateKeys::new();
-    keys.add("account", key().private.clone());
+    let mut private = PrivateKeys::new();
+    private.add("account", keys().private[0].clone());
     let mut out = Vec::new();
     for o in media(emu).iter().filter(|o| o.encrypted) {
         let kind = match o.kind {
@@ -107,7 +81,7 @@ async fn ceks(emu: &RunningEmulator) -> Vec<ContentKey> {
             .to_str()
             .unwrap();
         let wrapped = B64.decode(wrapped).unwrap();
-        let (cek, _) = keys.unwrap_cek(&wrapped, |_| Ok(())).unwrap();
+        let (cek, _) = private.unwrap_cek(&wrapped, |_| Ok(())).unwrap();
         out.push(cek);
     }
     assert!(out.len() >= 5, "the samples are encrypted: {}", out.len());
@@ -128,7 +102,7 @@ fn needles(ceks: &[ContentKey], extra_secrets: &[&str]) -> Vec<(String, Vec<u8>)
         let basic = B64.encode(format!("{user}:{secret}"));
         n.push(("an Authorization header".into(), basic.into_bytes()));
     }
-    for line in key().pem_text.lines().filter(|l| !l.starts_with("-----")) {
+    for line in keys().text(0).lines().filter(|l| !l.starts_with("-----")) {
         n.push((
             "a line of the private key PEM".into(),
             line.as_bytes().to_vec(),
@@ -204,7 +178,7 @@ async fn mount_and_get_at_trace_level_log_no_secret() {
 
     // mount --foreground -vvv, every file read through it, then `getfattr`.
     let m = Mount::new();
-    let mut cmd = m.mount_cmd(&emu, &[&key().pem]);
+    let mut cmd = m.mount_cmd(&emu, &[&keys().pem[0]]);
     cmd.args(["--foreground", "-vvv"]);
     let m = m.spawn(cmd).await;
     read_all(&m, &objects).await;
@@ -242,7 +216,7 @@ async fn mount_and_get_at_trace_level_log_no_secret() {
                     .env("TWILIO_API_SECRET", &c.api_secret);
             }
             cmd.args(["-vvv", "get", &o.sid, "-o", "-", "-k"]);
-            cmd.arg(&key().pem);
+            cmd.arg(&keys().pem[0]);
             let out = output(cmd).await;
             assert!(
                 out.status.success(),
@@ -300,12 +274,12 @@ async fn errors_do_not_repeat_secrets() {
             ("get", {
                 let mut cmd = cli(&emu);
                 cmd.args(["-vvv", "get", &sample.sid, "-o", "-", "-k"])
-                    .arg(&key().pem);
+                    .arg(&keys().pem[0]);
                 cmd
             }),
-            ("mount", m.mount_cmd(&emu, &[&key().pem])),
+            ("mount", m.mount_cmd(&emu, &[&keys().pem[0]])),
             ("mount --foreground -vvv", {
-                let mut cmd = m.mount_cmd(&emu, &[&key().pem]);
+                let mut cmd = m.mount_cmd(&emu, &[&keys().pem[0]]);
                 cmd.args(["--foreground", "-vvv"]);
                 cmd
             }),
@@ -364,18 +338,17 @@ async fn errors_do_not_repeat_secrets() {
 
     // Key files that are not what they should be: the messages never quote them.
     let dir = tempdir();
-    let key_needles = needles_of_pem(&key().pem_text);
+    let key_needles = needles_of_pem(&keys().text(0));
     let damaged = dir.path().join("damaged.pem");
-    let mut text = key().pem_text.clone();
+    let mut text = keys().text(0);
     text.insert_str(text.len() / 2, "!!");
     write_private(&damaged, text.as_bytes());
     let truncated = dir.path().join("truncated.pem");
-    write_private(&truncated, &key().pem_text.as_bytes()[..800]);
+    write_private(&truncated, &keys().text(0).as_bytes()[..800]);
     let public = dir.path().join("public.pem");
     {
         use rsa::pkcs8::EncodePublicKey;
-        let p = key()
-            .private
+        let p = keys().private[0]
             .to_public_key()
             .to_public_key_pem(LineEnding::LF)
             .unwrap();
@@ -384,7 +357,7 @@ async fn errors_do_not_repeat_secrets() {
     let encrypted = dir.path().join("encrypted.pem");
     if require_tool("openssl") {
         let plain = dir.path().join("plain.pem");
-        write_private(&plain, key().pem_text.as_bytes());
+        write_private(&plain, keys().text(0).as_bytes());
         run_ok(Command::new("openssl").args([
             "pkcs8",
             "-topk8",
@@ -408,7 +381,7 @@ async fn errors_do_not_repeat_secrets() {
             .as_bytes(),
     );
     let open = dir.path().join("open.pem");
-    std::fs::write(&open, &key().pem_text).unwrap();
+    std::fs::write(&open, keys().text(0)).unwrap();
     std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
     for (what, path, passphrase) in [
         ("a damaged PEM", &damaged, None),
@@ -454,7 +427,7 @@ async fn the_background_mount_has_no_secret_in_argv_and_keeps_its_environment_pr
     let emu = emulator().await;
     let needles = needles(&ceks(&emu).await, &[]);
     let m = Mount::new();
-    let out = output(m.mount_cmd(&emu, &[&key().pem])).await;
+    let out = output(m.mount_cmd(&emu, &[&keys().pem[0]])).await;
     assert!(
         out.status.success(),
         "{}",
@@ -524,7 +497,7 @@ async fn the_mount_is_private_unless_allow_other() {
         // own access rule decides.
         let parent = m.path.parent().unwrap().to_owned();
         std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let mut cmd = m.mount_cmd(&emu, &[&key().pem]);
+        let mut cmd = m.mount_cmd(&emu, &[&keys().pem[0]]);
         cmd.arg("--foreground");
         if allow_other {
             cmd.arg("--allow-other");
@@ -573,7 +546,7 @@ async fn same_user_processes_cannot_read_the_environment_and_no_core_dumps() {
     let dir = tempdir();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let pem = dir.path().join("nobody.pem");
-    write_private(&pem, key().pem_text.as_bytes());
+    write_private(&pem, keys().text(0).as_bytes());
     std::os::unix::fs::chown(&pem, Some(65534), Some(65534)).unwrap();
     let as_nobody = |program: &str| {
         let mut cmd = Command::new("setpriv");
@@ -586,7 +559,10 @@ async fn same_user_processes_cannot_read_the_environment_and_no_core_dumps() {
     };
     // `decrypt-file -` loads the key, unwraps the content key, then waits on its
     // standard input: by then it holds everything worth stealing.
-    let wrapped = seal::wrap_cek(&key().private.to_public_key(), &ContentKey::Aes256([5; 32]));
+    let wrapped = seal::wrap_cek(
+        &keys().private[0].to_public_key(),
+        &ContentKey::Aes256([5; 32]),
+    );
     let mut ours = as_nobody(env!("CARGO_BIN_EXE_twilio-media-fs"));
     ours.args(["decrypt-file", "-", "-k"]).arg(&pem).args([
         "--key-header",

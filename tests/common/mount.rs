@@ -104,6 +104,13 @@ pub struct Keys {
     pub pem: [PathBuf; 2],
 }
 
+impl Keys {
+    /// The PEM text of key `i`.
+    pub fn text(&self, i: usize) -> String {
+        std::fs::read_to_string(&self.pem[i]).unwrap()
+    }
+}
+
 pub fn keys() -> &'static Keys {
     static KEYS: OnceLock<Keys> = OnceLock::new();
     KEYS.get_or_init(|| {
