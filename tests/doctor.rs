@@ -9,16 +9,15 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::mount::{blocking, keys};
+use common::mount::{blocking, emulator_config, keys};
 use common::*;
 use twilio_media_fs::emulator::{EmulatorConfig, EmulatorCredentials, RunningEmulator, spawn};
 
 /// The emulator encrypting for key pair 1 (`keys().pem[0]`).
 async fn emulator(encryption_enabled: bool) -> RunningEmulator {
     spawn(EmulatorConfig {
-        public_keys: vec![keys().private[0].to_public_key()],
         encryption_enabled,
-        ..Default::default()
+        ..emulator_config()
     })
     .await
     .unwrap()

@@ -50,13 +50,6 @@ fn flags(budget: Duration, timeout: Duration) -> Vec<String> {
     .collect()
 }
 
-fn config() -> EmulatorConfig {
-    EmulatorConfig {
-        public_keys: vec![keys().private[0].to_public_key()],
-        ..Default::default()
-    }
-}
-
 /// The completed objects that have media, with their plaintext.
 fn media(emu: &RunningEmulator) -> Vec<(ObjectInfo, Vec<u8>)> {
     let objects: Vec<_> = emu
@@ -188,7 +181,7 @@ async fn storage_5xx() {
         "5xx",
         EmulatorConfig {
             fail_every: Some(3),
-            ..config()
+            ..emulator_config()
         },
         Duration::from_secs(2),
         |_| {},
@@ -203,7 +196,7 @@ async fn bodies_cut_short() {
         "cut bodies",
         EmulatorConfig {
             drop_every: Some(3),
-            ..config()
+            ..emulator_config()
         },
         Duration::from_secs(2),
         |_| {},
@@ -216,9 +209,12 @@ async fn bodies_cut_short() {
 /// before the first `cp`: reads wait it out within the budget.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_refused_for_two_seconds() {
-    let stats = survive("outage 2 s", config(), Duration::from_secs(3), |emu| {
-        emu.emulator.storage_outage(Duration::from_secs(2))
-    })
+    let stats = survive(
+        "outage 2 s",
+        emulator_config(),
+        Duration::from_secs(3),
+        |emu| emu.emulator.storage_outage(Duration::from_secs(2)),
+    )
     .await;
     assert_eq!(stats.storage_outages, 1, "{stats:?}");
 }
@@ -231,7 +227,7 @@ async fn urls_expiring_every_two_seconds() {
         "ttl 2 s",
         EmulatorConfig {
             ttl: Duration::from_secs(2),
-            ..config()
+            ..emulator_config()
         },
         Duration::from_secs(5),
         |_| {},
@@ -249,7 +245,7 @@ async fn api_429_storm() {
         EmulatorConfig {
             throttle_every: Some(2),
             ttl: Duration::from_secs(3),
-            ..config()
+            ..emulator_config()
         },
         Duration::from_secs(4),
         |_| {},
@@ -266,7 +262,7 @@ async fn responses_slower_than_the_timeout() {
         EmulatorConfig {
             stall_every: Some(4),
             stall: TIMEOUT * 3,
-            ..config()
+            ..emulator_config()
         },
         Duration::from_secs(3),
         |_| {},
@@ -287,7 +283,7 @@ async fn all_faults_together() {
             stall: TIMEOUT * 3,
             throttle_every: Some(3),
             ttl: Duration::from_secs(2),
-            ..config()
+            ..emulator_config()
         },
         Duration::from_secs(6),
         |emu| {
@@ -313,7 +309,7 @@ async fn all_faults_together() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_longer_than_the_budget_is_eio_then_recovers() {
     let (budget, timeout) = (Duration::from_secs(2), TIMEOUT);
-    let emu = spawn(config()).await.unwrap();
+    let emu = spawn(emulator_config()).await.unwrap();
     let objects = media(&emu);
     let flags = flags(budget, timeout);
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();

@@ -17,7 +17,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use common::mount::*;
 use common::*;
-use twilio_media_fs::emulator::{EmulatorConfig, EmulatorCredentials, RunningEmulator, spawn};
+use twilio_media_fs::emulator::{EmulatorCredentials, RunningEmulator, spawn};
 
 /// Where `sh` finds the helper with mount(8)'s empty PATH (dash's default path, first).
 const HELPER: &str = "/usr/local/sbin/twilio-media-fs";
@@ -59,12 +59,7 @@ impl Drop for Helper {
 }
 
 async fn emulator() -> RunningEmulator {
-    spawn(EmulatorConfig {
-        public_keys: vec![keys().private[0].to_public_key()],
-        ..Default::default()
-    })
-    .await
-    .unwrap()
+    spawn(emulator_config()).await.unwrap()
 }
 
 /// A credentials file (mode 0600) for the emulator, in `dir`.

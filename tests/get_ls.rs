@@ -6,18 +6,11 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::mount::keys;
+use common::mount::{emulator_config, keys};
 use common::*;
 use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use twilio_media_fs::crypto::seal;
 use twilio_media_fs::emulator::{EmulatorConfig, ObjectKind, RunningEmulator, spawn};
-
-fn config() -> EmulatorConfig {
-    EmulatorConfig {
-        public_keys: vec![keys().private[0].to_public_key()],
-        ..Default::default()
-    }
-}
 
 /// Runs a command off the async runtime (the emulator serves on it meanwhile).
 async fn output(mut cmd: Command) -> std::process::Output {
@@ -73,7 +66,7 @@ async fn get_everything(emu: &RunningEmulator, dir: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_writes_every_sample_byte_identically() {
-    let emu = spawn(config()).await.unwrap();
+    let emu = spawn(emulator_config()).await.unwrap();
     let dir = tempdir();
     get_everything(&emu, dir.path()).await;
     // Nothing temporary left beside the files.
@@ -91,7 +84,7 @@ async fn get_survives_every_fault_at_once() {
         throttle_every: Some(4),
         ttl: std::time::Duration::from_secs(2),
         synthetic: vec![20 << 20],
-        ..config()
+        ..emulator_config()
     })
     .await
     .unwrap();
@@ -103,7 +96,7 @@ async fn get_survives_every_fault_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_to_stdout_and_to_a_file_name() {
-    let emu = spawn(config()).await.unwrap();
+    let emu = spawn(emulator_config()).await.unwrap();
     let mp4 = emu
         .emulator
         .objects()
@@ -136,7 +129,7 @@ async fn get_to_stdout_and_to_a_file_name() {
 async fn ls_pages_through_every_recording() {
     let emu = spawn(EmulatorConfig {
         extra_recordings: 250,
-        ..config()
+        ..emulator_config()
     })
     .await
     .unwrap();
@@ -183,7 +176,7 @@ async fn ls_pages_through_every_recording() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_credentials_say_20003() {
-    let emu = spawn(config()).await.unwrap();
+    let emu = spawn(emulator_config()).await.unwrap();
     let mut cmd = cli(&emu);
     cmd.env("TWILIO_AUTH_TOKEN", "not-the-token").arg("ls");
     let out = output(cmd).await;
@@ -201,7 +194,7 @@ async fn wrong_credentials_say_20003() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_explains_what_cannot_be_had() {
-    let emu = spawn(config()).await.unwrap();
+    let emu = spawn(emulator_config()).await.unwrap();
     let processing = emu
         .emulator
         .objects()
@@ -311,7 +304,7 @@ async fn emulator_serves_what_openssl_encrypted() {
     std::fs::write(p("talk.mka.headers"), headers).unwrap();
     let emu = spawn(EmulatorConfig {
         data_dir: Some(dir.path().to_owned()),
-        ..config()
+        ..emulator_config()
     })
     .await
     .unwrap();

@@ -17,21 +17,16 @@ use std::process::Command;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use common::mount::{Mount, blocking, command, keys, output, serving, wait_until};
+use common::mount::{Mount, blocking, command, emulator_config, keys, output, serving, wait_until};
 use common::*;
 use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use twilio_media_fs::crypto::{ContentKey, PrivateKeys, seal};
 use twilio_media_fs::emulator::{
-    EmulatorConfig, EmulatorCredentials, ObjectInfo, ObjectKind, RunningEmulator, spawn,
+    EmulatorCredentials, ObjectInfo, ObjectKind, RunningEmulator, spawn,
 };
 
 async fn emulator() -> RunningEmulator {
-    spawn(EmulatorConfig {
-        public_keys: vec![keys().private[0].to_public_key()],
-        ..Default::default()
-    })
-    .await
-    .unwrap()
+    spawn(emulator_config()).await.unwrap()
 }
 
 fn media(emu: &RunningEmulator) -> Vec<ObjectInfo> {

@@ -17,7 +17,7 @@ use clap::Parser;
 use common::mount::*;
 use common::*;
 use twilio_media_fs::cli::{Cli, Command as Sub};
-use twilio_media_fs::emulator::{EmulatorConfig, EmulatorCredentials, RunningEmulator, spawn};
+use twilio_media_fs::emulator::{EmulatorCredentials, RunningEmulator, spawn};
 
 const UNIT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -211,12 +211,7 @@ fn systemd_analyze_verify_accepts_the_unit() {
 }
 
 async fn emulator() -> RunningEmulator {
-    spawn(EmulatorConfig {
-        public_keys: vec![keys().private[0].to_public_key()],
-        ..Default::default()
-    })
-    .await
-    .unwrap()
+    spawn(emulator_config()).await.unwrap()
 }
 
 /// What systemd would hand the service: a credentials directory, the instance's

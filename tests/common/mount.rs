@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use twilio_media_fs::crypto::seal;
-use twilio_media_fs::emulator::{ObjectInfo, ObjectKind, RunningEmulator};
+use twilio_media_fs::emulator::{EmulatorConfig, ObjectInfo, ObjectKind, RunningEmulator};
 
 use super::{cli_at, run, tempdir, write_private};
 
@@ -126,6 +126,14 @@ pub fn keys() -> &'static Keys {
             pem,
         }
     })
+}
+
+/// An emulator configuration whose objects are encrypted for `keys()`'s first key.
+pub fn emulator_config() -> EmulatorConfig {
+    EmulatorConfig {
+        public_keys: vec![keys().private[0].to_public_key()],
+        ..Default::default()
+    }
 }
 
 /// One mount of the binary. Dropping it always unmounts (`umount -l`) and kills the
