@@ -25,7 +25,8 @@ use tokio::sync::Semaphore;
 
 use super::credentials::Credentials;
 use super::error::{Error, Result, describe_reqwest, redact_url};
-use super::media::{MEDIA_TTL, MediaKind, MediaRef, MediaUrl, UrlCache, signed_lifetime};
+use super::kind::MediaKind;
+use super::media::{MEDIA_TTL, MediaRef, MediaUrl, UrlCache, signed_lifetime};
 use super::types::{
     Composition, CompositionSettings, PublicKeyCredential, Recording, RecordingSettings, Room,
     media_redirect_target, parse_page, tolerant_json,

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::error::redact_url;
+use super::kind::MediaKind;
 
 /// The `Ttl` asked of `/Media`: the longest Twilio allows.
 pub const MEDIA_TTL: Duration = Duration::from_secs(3600);
@@ -27,15 +28,6 @@ pub const MEDIA_TTL: Duration = Duration::from_secs(3600);
 /// live only a few minutes (an emulator's, a short `Ttl`) keep a quarter of their
 /// lifetime as margin instead, so that they are still reused.
 pub const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
-
-/// Recording or composition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MediaKind {
-    /// `RT…`, `/v1/Recordings/{sid}/Media`.
-    Recording,
-    /// `CJ…`, `/v1/Compositions/{sid}/Media`.
-    Composition,
-}
 
 /// One stored object, named by its resource.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -65,10 +57,7 @@ impl MediaRef {
 
     /// `/v1/Recordings/{sid}/Media` or `/v1/Compositions/{sid}/Media`.
     pub fn media_path(&self) -> String {
-        match self.kind {
-            MediaKind::Recording => format!("/v1/Recordings/{}/Media", self.sid),
-            MediaKind::Composition => format!("/v1/Compositions/{}/Media", self.sid),
-        }
+        self.kind.media_path(&self.sid)
     }
 }
 

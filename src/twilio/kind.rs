@@ -1,0 +1,376 @@
+//! Recordings and compositions as one media kind: everything that differs between the
+//! two lives here, once.
+//!
+//! [`MediaKind`] names the kind and answers every "which one?" question: the SID prefix
+//! (`RT`, `CJ`), the API collection (`/v1/Recordings`, `/v1/Compositions`), the key of a
+//! listing page, the directory of the mount (`recordings/`, `compositions/`), the file
+//! extensions, the filter names the API takes. [`Media`] is one resource of either kind,
+//! kept whole (so `ls --json` prints what the API sent) with the accessors every
+//! front-end needs: its file name, size, room, dates and extended attributes.
+//!
+//! Pure: no I/O. Callers branch on a [`MediaKind`] through its methods, never on a
+//! string such as `"recording"`.
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::types::{Composition, Recording};
+use crate::names;
+
+/// Recording or composition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MediaKind {
+    /// A track recording: `RT…`, `/v1/Recordings`, `.mka` or `.mkv`.
+    Recording,
+    /// A room composition: `CJ…`, `/v1/Compositions`, `.mp4` or `.webm`.
+    Composition,
+}
+
+impl MediaKind {
+    /// Both kinds, recordings first (the order of listings and room directories).
+    pub const ALL: [MediaKind; 2] = [MediaKind::Recording, MediaKind::Composition];
+
+    /// The kind a SID names by its prefix.
+    pub fn of_sid(sid: &str) -> Option<MediaKind> {
+        Self::ALL
+            .into_iter()
+            .find(|k| sid.starts_with(k.sid_prefix()))
+    }
+
+    /// `RT` or `CJ`.
+    pub fn sid_prefix(self) -> &'static str {
+        match self {
+            MediaKind::Recording => "RT",
+            MediaKind::Composition => "CJ",
+        }
+    }
+
+    /// `recording` or `composition`, for messages.
+    pub fn noun(self) -> &'static str {
+        match self {
+            MediaKind::Recording => "recording",
+            MediaKind::Composition => "composition",
+        }
+    }
+
+    /// `recordings` or `compositions`: the mount's directory, `ls`'s argument, and the
+    /// key that holds the items of a listing page.
+    pub fn plural(self) -> &'static str {
+        match self {
+            MediaKind::Recording => "recordings",
+            MediaKind::Composition => "compositions",
+        }
+    }
+
+    /// `Recordings` or `Compositions`: the API's collection.
+    pub fn collection(self) -> &'static str {
+        match self {
+            MediaKind::Recording => "Recordings",
+            MediaKind::Composition => "Compositions",
+        }
+    }
+
+    /// `/v1/Recordings` or `/v1/Compositions`.
+    pub fn list_path(self) -> String {
+        format!("/v1/{}", self.collection())
+    }
+
+    /// `/v1/Recordings/{sid}`.
+    pub fn resource_path(self, sid: &str) -> String {
+        format!("/v1/{}/{sid}", self.collection())
+    }
+
+    /// `/v1/Recordings/{sid}/Media`.
+    pub fn media_path(self, sid: &str) -> String {
+        format!("/v1/{}/{sid}/Media", self.collection())
+    }
+
+    /// The containers Twilio writes for this kind, as file extensions.
+    pub fn extensions(self) -> &'static [&'static str] {
+        match self {
+            MediaKind::Recording => &["mka", "mkv"],
+            MediaKind::Composition => &["mp4", "webm"],
+        }
+    }
+
+    /// The filter that selects one room's media: `GroupingSid` for recordings (a room
+    /// or a participant), `RoomSid` for compositions.
+    pub fn room_filter(self) -> &'static str {
+        match self {
+            MediaKind::Recording => "GroupingSid",
+            MediaKind::Composition => "RoomSid",
+        }
+    }
+
+    /// The API's query for `filter`, without paging.
+    pub fn query(self, filter: &MediaFilter) -> Vec<(&'static str, String)> {
+        let mut q = Vec::new();
+        let mut push = |name: &'static str, v: &Option<String>| {
+            if let Some(v) = v {
+                q.push((name, v.clone()));
+            }
+        };
+        push("Status", &filter.status);
+        push(self.room_filter(), &filter.room);
+        push("DateCreatedAfter", &filter.date_created_after);
+        push("DateCreatedBefore", &filter.date_created_before);
+        q
+    }
+}
+
+impl std::fmt::Display for MediaKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.noun())
+    }
+}
+
+/// What a listing of either kind can be narrowed by. Dates are RFC 3339 strings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MediaFilter {
+    /// `completed`, `processing`, …
+    pub status: Option<String>,
+    /// A room SID (for recordings, a participant SID also works).
+    pub room: Option<String>,
+    /// `DateCreatedAfter`.
+    pub date_created_after: Option<String>,
+    /// `DateCreatedBefore`.
+    pub date_created_before: Option<String>,
+}
+
+/// One recording or composition, as the API described it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Media {
+    /// A recording resource.
+    Recording(Recording),
+    /// A composition resource.
+    Composition(Composition),
+}
+
+impl From<Recording> for Media {
+    fn from(r: Recording) -> Self {
+        Media::Recording(r)
+    }
+}
+
+impl From<Composition> for Media {
+    fn from(c: Composition) -> Self {
+        Media::Composition(c)
+    }
+}
+
+impl Media {
+    /// Recording or composition.
+    pub fn kind(&self) -> MediaKind {
+        match self {
+            Media::Recording(_) => MediaKind::Recording,
+            Media::Composition(_) => MediaKind::Composition,
+        }
+    }
+
+    /// Its SID, as sent (check it with [`names::is_sid`] before using it in a path).
+    pub fn sid(&self) -> &str {
+        match self {
+            Media::Recording(r) => &r.sid,
+            Media::Composition(c) => &c.sid,
+        }
+    }
+
+    /// Which stored object holds its media.
+    pub fn media_ref(&self) -> super::MediaRef {
+        super::MediaRef {
+            kind: self.kind(),
+            sid: self.sid().to_owned(),
+        }
+    }
+
+    /// `completed`, `processing`, …
+    pub fn status(&self) -> Option<&str> {
+        match self {
+            Media::Recording(r) => r.status.as_deref(),
+            Media::Composition(c) => c.status.as_deref(),
+        }
+    }
+
+    /// Whether the status is `name`, ignoring case.
+    pub fn status_is(&self, name: &str) -> bool {
+        self.status().is_some_and(|s| s.eq_ignore_ascii_case(name))
+    }
+
+    /// The container as the API names it: `container_format` (`mka`, `mkv`) or
+    /// `format` (`mp4`, `webm`), in any case.
+    pub fn format(&self) -> Option<&str> {
+        match self {
+            Media::Recording(r) => r.container_format.as_deref(),
+            Media::Composition(c) => c.format.as_deref(),
+        }
+    }
+
+    /// `SID.ext`, when the SID is a SID and the format one of this kind's containers;
+    /// `None` for anything that cannot make a safe name.
+    pub fn file_name(&self) -> Option<String> {
+        let ext = names::extension(self.format()?)?;
+        if !self.kind().extensions().contains(&ext) || !names::is_sid(self.sid()) {
+            return None;
+        }
+        names::media_file_name(self.sid(), ext)
+    }
+
+    /// Stored bytes, as listed (ciphertext when encrypted; may be missing).
+    pub fn size(&self) -> Option<u64> {
+        match self {
+            Media::Recording(r) => r.size,
+            Media::Composition(c) => c.size,
+        }
+    }
+
+    /// Seconds.
+    pub fn duration(&self) -> Option<u64> {
+        match self {
+            Media::Recording(r) => r.duration,
+            Media::Composition(c) => c.duration,
+        }
+    }
+
+    /// The room it belongs to, as sent (unchecked).
+    pub fn room(&self) -> Option<&str> {
+        match self {
+            Media::Recording(r) => r.room(),
+            Media::Composition(c) => c.room_sid.as_deref(),
+        }
+    }
+
+    /// `date_created`, as sent.
+    pub fn date_created(&self) -> Option<&str> {
+        match self {
+            Media::Recording(r) => r.date_created.as_deref(),
+            Media::Composition(c) => c.date_created.as_deref(),
+        }
+    }
+
+    /// When its media was finished: a recording's creation, a composition's completion
+    /// (or creation, when not given).
+    pub fn modified(&self) -> Option<SystemTime> {
+        match self {
+            Media::Recording(r) => r.created(),
+            Media::Composition(c) => c.completed().or_else(|| c.created()),
+        }
+    }
+
+    /// The `user.twilio.*` extended attributes of its file, in order. Compositions
+    /// have no track: their `type` is `composition`, their `codec` the container.
+    pub fn xattrs(&self) -> Vec<(&'static str, String)> {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let number = |v: Option<u64>| v.map(|d| d.to_string()).unwrap_or_default();
+        let (kind, codec, track_name) = match self {
+            Media::Recording(r) => (text(&r.r#type), text(&r.codec), text(&r.track_name)),
+            Media::Composition(c) => ("composition".to_owned(), text(&c.format), String::new()),
+        };
+        vec![
+            ("sid", self.sid().to_owned()),
+            ("room_sid", self.room().unwrap_or_default().to_owned()),
+            ("status", self.status().unwrap_or_default().to_owned()),
+            ("type", kind),
+            ("codec", codec),
+            ("duration", number(self.duration())),
+            ("track_name", track_name),
+            (
+                "date_created",
+                self.date_created().unwrap_or_default().to_owned(),
+            ),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RT: &str = "RT0123456789abcdef0123456789abcdef";
+    const CJ: &str = "CJ0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn kinds_from_sids_and_their_paths() {
+        assert_eq!(MediaKind::of_sid(RT), Some(MediaKind::Recording));
+        assert_eq!(MediaKind::of_sid(CJ), Some(MediaKind::Composition));
+        assert_eq!(MediaKind::of_sid("RM0123"), None);
+        assert_eq!(
+            MediaKind::Recording.media_path(RT),
+            format!("/v1/Recordings/{RT}/Media")
+        );
+        assert_eq!(
+            MediaKind::Composition.resource_path(CJ),
+            format!("/v1/Compositions/{CJ}")
+        );
+        assert_eq!(MediaKind::Composition.list_path(), "/v1/Compositions");
+        for k in MediaKind::ALL {
+            assert!(
+                k.extensions()
+                    .iter()
+                    .all(|e| names::extension(e) == Some(*e))
+            );
+        }
+    }
+
+    #[test]
+    fn filters_name_the_room_as_each_kind_does() {
+        let f = MediaFilter {
+            status: Some("completed".into()),
+            room: Some("RM1".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            MediaKind::Recording.query(&f),
+            vec![
+                ("Status", "completed".into()),
+                ("GroupingSid", "RM1".into())
+            ]
+        );
+        assert_eq!(
+            MediaKind::Composition.query(&f),
+            vec![("Status", "completed".into()), ("RoomSid", "RM1".into())]
+        );
+    }
+
+    #[test]
+    fn names_only_from_a_sid_and_a_container_of_its_kind() {
+        let r = Media::from(Recording {
+            sid: RT.into(),
+            container_format: Some("MKA".into()),
+            ..Default::default()
+        });
+        assert_eq!(r.file_name(), Some(format!("{RT}.mka")));
+        let wrong = Media::from(Recording {
+            sid: RT.into(),
+            container_format: Some("mp4".into()),
+            ..Default::default()
+        });
+        assert_eq!(wrong.file_name(), None, "a recording is never an mp4");
+        let c = Media::from(Composition {
+            sid: CJ.into(),
+            format: Some("webm".into()),
+            room_sid: Some("RM1".into()),
+            ..Default::default()
+        });
+        assert_eq!(c.file_name(), Some(format!("{CJ}.webm")));
+        assert_eq!(c.kind(), MediaKind::Composition);
+        assert_eq!(c.room(), Some("RM1"));
+        let x = c.xattrs();
+        assert_eq!(x[3], ("type", "composition".into()));
+        assert_eq!(x[4], ("codec", "webm".into()));
+    }
+
+    #[test]
+    fn serialises_as_the_resource_itself() {
+        let c = Composition {
+            sid: CJ.into(),
+            format: Some("mp4".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_value(Media::from(c.clone())).unwrap(),
+            serde_json::to_value(c).unwrap()
+        );
+    }
+}
