@@ -3,47 +3,60 @@
 //!
 //! # Layout
 //! - [`crypto`]: pure envelope decryption: keys, envelope headers, CBC windows.
-//! - [`cache`]: the memory-only, byte-bounded LRU of decrypted windows.
+//! - [`twilio`]: the Twilio API: credentials, the [`twilio::Api`] trait (listings, one
+//!   resource, `/Media` URLs) with its HTTP client and in-memory double, and the one
+//!   media kind ([`twilio::MediaKind`]) that says how recordings and compositions differ.
+//! - [`object`]: ranged GETs of one stored object on its pre-signed URL
+//!   ([`object::ObjectSource`]), and the in-memory storage double.
+//! - [`retry`]: the retry schedule (full-jitter backoff, attempts, time budget).
+//! - [`read`]: the read core every front-end calls: open by SID, read at any offset,
+//!   the shared window cache, read-ahead, statistics, error kinds.
+//! - [`fs`]: the FUSE front-end: tree, attributes, directory handles, errno mapping, and
+//!   its kernel glue.
+//! - [`faults`]: failure injection over the API and storage, for tests.
+//! - [`stats`]: the counters of storage fetches.
+//! - [`emulator`]: a local stand-in for Twilio's API and media storage (tests, demos).
 //! - [`keyfile`]: reading `-k KEY.pem` files (refused when others can read them) and
 //!   asking for their passphrases.
 //! - [`harden`]: no core dumps, no same-user ptrace or /proc reads of this process.
 //! - [`names`]: file names from SIDs, checked (pure).
-//! - [`cli`]: the command-line definitions (clap) and their dispatch.
-//! - [`fstab`]: the mount-helper form `twilio-media-fs SOURCE DIR -o OPTS` (pure).
-//! - [`cmd`]: one module per subcommand.
-//! - [`retry`]: the retry schedule (full-jitter backoff, attempts, time budget).
-//! - [`twilio`]: the Twilio Video REST client: credentials, listings, `/Media` URLs.
-//! - [`object`]: ranged GETs of one stored object on its pre-signed URL.
-//! - [`reader`]: one object's read path: windows, envelope, key check.
-//! - [`prefetch`]: sequential detection and read-ahead sizing per open handle.
-//! - [`fs`]: the filesystem (tree, attributes, reads, `.stats`) and its FUSE glue.
-//! - [`stats`]: the counters of storage fetches a mount shows in `.stats`.
-//! - [`emulator`]: a local stand-in for Twilio's API and media storage (tests, demos).
+//! - [`cli`], [`fstab`], [`cmd`]: the command line, the mount-helper form, and one
+//!   module per subcommand.
 //!
-//! # The read path in five lines
-//! 1. The object's envelope (`x-amz-meta-x-amz-key`, `-iv`, `-unencrypted-content-length`)
-//!    arrives with the first ranged GET.
-//! 2. The content key is unwrapped once with the account's RSA private key.
-//! 3. Plaintext `[a, b)` needs ciphertext `[16⌊a/16⌋ − 16, 16⌈b/16⌉)`: the block before a
-//!    window is its IV ([`crypto::window::fetch_range`]).
-//! 4. The window is decrypted in place; only the window holding the last block checks
-//!    and strips the PKCS#7 padding.
-//! 5. Plaintext stays in memory; nothing decrypted is written to disk by the filesystem.
+//! # The hops of a read
+//! 1. [`fs::fuse`] gets `read(ino, fh, offset, size)` from the kernel and calls
+//!    [`fs::TwilioFs::read`], which finds the open [`read::Handle`] and calls
+//!    [`read::Handle::read`]: one call into the core.
+//! 2. The handle's [`read::Prefetcher`] decides the read-ahead;
+//!    [`read::ObjectReader::prefetch`] starts it in the background.
+//! 3. [`read::ObjectReader::read`] splits the range into windows and asks the shared
+//!    [`read::WindowCache`] for each; a miss runs `fetch_window` once for all who ask.
+//! 4. `fetch_window` asks [`object::ObjectSource::get_range`] for ciphertext
+//!    `[16⌊a/16⌋ − 16, 16⌈b/16⌉)` (the block before a window is its IV:
+//!    [`crypto::window::fetch_range`]); the object client resolves the `/Media` URL
+//!    through [`twilio::Api::media_url`] and retries per [`retry`].
+//! 5. [`crypto::window::decrypt_window`] decrypts in place; only the window holding the
+//!    last block checks and strips the PKCS#7 padding. The object's envelope and
+//!    content key were learned once, from its first GET, at `open`.
+//! 6. Back in the handle: its [`read::Served`] records the bytes, and windows it now has
+//!    whole leave the cache (the kernel's page cache keeps them).
+//! 7. An error comes back as a [`read::ReadError`] kind; [`fs::Error::errno`] is the one
+//!    place it becomes an errno.
+//!
+//! Plaintext stays in memory; nothing decrypted is written to disk by the filesystem.
 
-pub mod cache;
 pub mod cli;
 pub mod cmd;
 pub mod crypto;
 pub mod emulator;
+pub mod faults;
 pub mod fs;
 pub mod fstab;
 pub mod harden;
 pub mod keyfile;
 pub mod names;
 pub mod object;
-pub mod prefetch;
-pub mod reader;
+pub mod read;
 pub mod retry;
-pub mod served;
 pub mod stats;
 pub mod twilio;

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use zeroize::Zeroizing;
 
-use crate::cache::WindowCache;
 use crate::cli::DemoArgs;
 use crate::crypto::{PrivateKeys, seal};
 use crate::emulator::{EmulatorConfig, EmulatorCredentials, spawn};
 use crate::fs::{FsConfig, TwilioFs};
 use crate::object::ObjectClient;
+use crate::read::{ReadConfig, ReadCore, WindowCache};
 use crate::twilio::{ClientConfig, Credentials, TwilioClient};
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -43,24 +43,27 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     let twilio = Arc::new(TwilioClient::new(config)?);
     let objects = ObjectClient::new(twilio.clone());
     let io_stats = objects.stats();
-    let fs = Arc::new(
-        TwilioFs::new(
-            FsConfig {
-                uid: unsafe { libc::getuid() },
-                gid: unsafe { libc::getgid() },
-                window: 1 << 20,
-                refresh: std::time::Duration::from_secs(60),
-                rooms: Vec::new(),
-                since: None,
-                answer_within: twilio.answer_bound(),
-            },
-            twilio,
-            Arc::new(objects),
-            Arc::new(keys),
-            Arc::new(WindowCache::new(256 << 20)),
-        )
-        .with_io_stats(io_stats),
+    let core = ReadCore::new(
+        ReadConfig {
+            window: 1 << 20,
+            answer_within: twilio.answer_bound(),
+        },
+        Arc::new(objects),
+        Arc::new(keys),
+        Arc::new(WindowCache::new(256 << 20)),
+        io_stats,
     );
+    let fs = Arc::new(TwilioFs::new(
+        FsConfig {
+            uid: unsafe { libc::getuid() },
+            gid: unsafe { libc::getgid() },
+            refresh: std::time::Duration::from_secs(60),
+            rooms: Vec::new(),
+            since: None,
+        },
+        twilio,
+        Arc::new(core),
+    ));
     let shown = mountpoint.display().to_string();
     let sample = emulator
         .emulator

@@ -23,12 +23,11 @@ use std::sync::Arc;
 use anyhow::bail;
 use rsa::traits::PublicKeyParts;
 
-use crate::cache::WindowCache;
 use crate::cli::DoctorArgs;
 use crate::crypto::PrivateKeys;
 use crate::keyfile;
 use crate::object::{ObjectClient, ObjectSource};
-use crate::reader::{ObjectReader, ReadError};
+use crate::read::{ObjectReader, ReadError, WindowCache};
 use crate::twilio::{
     self, CompositionFilter, MediaRef, RecordingFilter, StorageSettings, TwilioClient,
 };

@@ -13,12 +13,11 @@ use anyhow::{Context, bail};
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::output::Output;
-use crate::cache::WindowCache;
 use crate::cli::GetArgs;
 use crate::crypto::PrivateKeys;
 use crate::keyfile;
 use crate::object::ObjectClient;
-use crate::reader::ObjectReader;
+use crate::read::{ObjectReader, WindowCache};
 use crate::twilio::{MediaRef, TwilioClient};
 
 /// Ciphertext bytes per ranged GET: big enough that a round trip is small beside the

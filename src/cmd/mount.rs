@@ -21,11 +21,11 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use fuser::{Config, MountOption, SessionACL};
 
-use crate::cache::WindowCache;
 use crate::cli::MountArgs;
 use crate::fs::{FsConfig, TwilioFs, fuse::Fuse};
 use crate::keyfile;
 use crate::object::ObjectClient;
+use crate::read::{ReadConfig, ReadCore, WindowCache};
 
 /// The environment variable that carries the readiness pipe to the background child.
 const READY_FD_ENV: &str = "TWILIO_MEDIA_FS_READY_FD";
@@ -62,14 +62,17 @@ fn foreground(args: &MountArgs, ready: &ReadyPipe) -> anyhow::Result<()> {
         let config = FsConfig {
             uid: args.uid.unwrap_or_else(|| unsafe { libc::getuid() }),
             gid: args.gid.unwrap_or_else(|| unsafe { libc::getgid() }),
-            window: args.window,
             refresh: args.refresh,
             rooms: args.rooms.clone(),
             since: args.since.clone(),
+        };
+        let read = ReadConfig {
+            window: args.window,
             answer_within: twilio.answer_bound(),
         };
         let cache = Arc::new(WindowCache::new(args.cache_size as usize));
-        let fs = TwilioFs::new(config, twilio, source, keys, cache).with_io_stats(io_stats);
+        let core = Arc::new(ReadCore::new(read, source, keys, cache, io_stats));
+        let fs = TwilioFs::new(config, twilio, core);
         anyhow::Ok(Arc::new(fs))
     })?;
     serve(
@@ -182,7 +185,7 @@ pub fn serve(
 }
 
 /// Windows are buffers of one size (1 MiB by default) that come and go: most are freed
-/// as soon as a reader has been served them (see [`crate::served`]). Served from the
+/// as soon as a reader has been served them (see [`crate::read::served`]). Served from the
 /// heap, a freed window's memory is reused for the next one, already mapped; as
 /// separate mappings (glibc's default for a first buffer this large), every window
 /// costs a page fault per 4 KiB, about a third of the mount's CPU time in a `cp`.

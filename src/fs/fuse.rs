@@ -106,10 +106,9 @@ impl Filesystem for Fuse {
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         // No network: answers from what listings and opens already learned.
-        match futures_util::FutureExt::now_or_never(self.fs.getattr(ino.0)) {
-            Some(Ok(a)) => reply.attr(&ttl(&a), &self.attr(&a)),
-            Some(Err(e)) => reply.error(errno(&e)),
-            None => reply.error(Errno::EIO),
+        match self.fs.getattr(ino.0) {
+            Ok(a) => reply.attr(&ttl(&a), &self.attr(&a)),
+            Err(e) => reply.error(errno(&e)),
         }
     }
 
@@ -181,40 +180,46 @@ impl Filesystem for Fuse {
         reply.ok();
     }
 
-    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE);
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.fs.opendir(ino.0) {
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+            Err(e) => reply.error(errno(&e)),
+        }
     }
 
     fn readdir(
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
         let fs = self.fs.clone();
         self.runtime.spawn(async move {
-            let entries = match fs.readdir(ino.0).await {
+            let entries = match fs.readdir(ino.0, fh.0, offset).await {
                 Ok(e) => e,
                 Err(e) => return reply.error(errno(&e)),
             };
-            let dots = [
-                (ino.0, FileType::Directory, "."),
-                (super::ROOT, FileType::Directory, ".."),
-            ];
-            let all = dots.into_iter().chain(
-                entries
-                    .iter()
-                    .map(|e| (e.ino, kind(e.kind), e.name.as_str())),
-            );
-            for (i, (ino, kind, name)) in all.enumerate().skip(offset as usize) {
-                if reply.add(INodeNo(ino), (i + 1) as u64, kind, name) {
+            for (i, e) in entries.iter().enumerate().skip(offset as usize) {
+                if reply.add(INodeNo(e.ino), (i + 1) as u64, kind(e.kind), &e.name) {
                     break;
                 }
             }
             reply.ok();
         });
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.fs.releasedir(fh.0);
+        reply.ok();
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

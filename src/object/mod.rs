@@ -20,7 +20,13 @@
 //! is signed for GET only). Storage GETs do not take the API semaphore: they go to S3,
 //! which has no per-account concurrency limit like Twilio's API.
 //!
+//! [`MemoryStorage`] is the in-memory double of the same trait, for tests.
+//!
 //! This module must not decrypt, cache data, or show a signed URL's query string.
+
+mod memory;
+
+pub use memory::{MemoryStorage, StoredObject};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -22,28 +22,11 @@ use bytes::{Bytes, BytesMut};
 use futures_util::future::try_join_all;
 use tokio::sync::OnceCell;
 
-use crate::cache::{WindowCache, WindowKey};
+use super::cache::{WindowCache, WindowKey};
+use super::error::ReadError;
 use crate::crypto::{ContentKey, CryptoError, Envelope, PrivateKeys, window};
 use crate::object::{ObjectError, ObjectSource};
 use crate::twilio::MediaRef;
-
-/// Why a read failed. The filesystem turns each into an errno. The cause is part of the
-/// message (not an error `source`), so that a chain printed whole says it once.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ReadError {
-    /// No private key unwraps the content key (or none was given).
-    #[error("{sid}: {cause}")]
-    Key { sid: String, cause: CryptoError },
-    /// The data does not decrypt: bad padding, a cut-short object, a length mismatch.
-    #[error("{sid}: damaged data: {cause}")]
-    Damaged { sid: String, cause: CryptoError },
-    /// The storage could not be read within the retry budget.
-    #[error("{sid}: {message}")]
-    Storage { sid: String, message: String },
-    /// Encrypted in a format this program does not decrypt (S3 Encryption Client v2).
-    #[error("{sid}: {cause}")]
-    Unsupported { sid: String, cause: CryptoError },
-}
 
 /// What the first GET taught about an object.
 #[derive(Debug, Clone)]
@@ -60,7 +43,7 @@ pub struct ObjectMeta {
 }
 
 pub struct ObjectReader {
-    /// Identifies the object in the shared cache (the filesystem uses the inode).
+    /// Identifies the object in the shared cache (given by [`super::ReadCore`]).
     id: u64,
     media: MediaRef,
     source: Arc<dyn ObjectSource>,
@@ -373,10 +356,7 @@ impl ObjectReader {
     }
 
     fn storage(&self, e: ObjectError) -> ReadError {
-        ReadError::Storage {
-            sid: self.sid().to_owned(),
-            message: e.to_string(),
-        }
+        ReadError::from_storage(self.sid(), e)
     }
 }
 
@@ -388,65 +368,20 @@ fn block(b: &[u8]) -> Option<[u8; 16]> {
 mod tests {
     use super::*;
     use crate::crypto::seal;
-    use crate::object::Fetched;
-    use futures_util::future::BoxFuture;
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use crate::object::MemoryStorage;
 
-    /// An in-memory object store: one object, with its headers; counts requests.
-    struct Memory {
-        data: Bytes,
-        headers: Vec<(String, String)>,
-        gets: AtomicU64,
-    }
+    const SID: &str = "RT00000000000000000000000000000000";
 
-    impl ObjectSource for Memory {
-        fn get_range(
-            &self,
-            _: &MediaRef,
-            start: u64,
-            end: u64,
-        ) -> BoxFuture<'_, Result<Fetched, ObjectError>> {
-            self.gets.fetch_add(1, Ordering::SeqCst);
-            let total = self.data.len() as u64;
-            let (s, e) = (start.min(total) as usize, end.min(total) as usize);
-            let f = Fetched {
-                data: self.data.slice(s..e),
-                total_len: total,
-                headers: self.headers.clone(),
-            };
-            Box::pin(async move { Ok(f) })
-        }
-    }
-
-    fn sealed(plain: &[u8], private: &rsa::PrivateKey, length_header: bool) -> Memory {
-        use base64::Engine;
-        let b64 = base64::engine::general_purpose::STANDARD;
-        let cek = seal::random_cek(true);
-        let iv = [9u8; 16];
-        let mut headers = vec![
-            (
-                "x-amz-meta-x-amz-key".into(),
-                b64.encode(seal::wrap_cek(&private.to_public_key(), &cek)),
-            ),
-            ("x-amz-meta-x-amz-iv".into(), b64.encode(iv)),
-        ];
-        if length_header {
-            headers.push((
-                "x-amz-meta-x-amz-unencrypted-content-length".into(),
-                plain.len().to_string(),
-            ));
-        }
-        Memory {
-            data: seal::encrypt(&cek, &iv, plain).into(),
-            headers,
-            gets: AtomicU64::new(0),
-        }
+    fn sealed(plain: &[u8], private: &rsa::PrivateKey, length_header: bool) -> MemoryStorage {
+        let mem = MemoryStorage::new();
+        mem.put_sealed(SID, plain, private, length_header);
+        mem
     }
 
     fn reader(source: Arc<dyn ObjectSource>, keys: PrivateKeys, window: u64) -> ObjectReader {
         ObjectReader::new(
             1,
-            MediaRef::recording("RT00000000000000000000000000000000"),
+            MediaRef::recording(SID),
             source,
             Arc::new(keys),
             Arc::new(WindowCache::new(1 << 20)),
@@ -493,11 +428,7 @@ mod tests {
         let r = reader(mem.clone(), keys_of(&k), 4096);
         r.read(0, 10).await.unwrap();
         r.read(500, 10).await.unwrap();
-        assert_eq!(
-            mem.gets.load(Ordering::SeqCst),
-            1,
-            "envelope, tail and window 0 in one GET"
-        );
+        assert_eq!(mem.gets(), 1, "envelope, tail and window 0 in one GET");
     }
 
     #[tokio::test]
@@ -506,7 +437,7 @@ mod tests {
         let plain: Vec<u8> = (0..10_000u32).map(|i| (i % 253) as u8).collect();
         let mem = Arc::new(sealed(&plain, &k, true));
         let cache = Arc::new(WindowCache::new(1 << 20));
-        let media = MediaRef::recording("RT00000000000000000000000000000000");
+        let media = MediaRef::recording(SID);
         let r = ObjectReader::new(
             1,
             media,
@@ -521,13 +452,9 @@ mod tests {
         r.release(&[0, 1, 7]); // window 7 is not cached: nothing to do
         let after = cache.stats();
         assert_eq!((after.windows, after.bytes, after.released), (1, 1024, 2));
-        let gets = mem.gets.load(Ordering::SeqCst);
+        let gets = mem.gets();
         assert_eq!(&r.read(100, 100).await.unwrap()[..], &plain[100..200]);
-        assert_eq!(
-            mem.gets.load(Ordering::SeqCst),
-            gets + 1,
-            "window 0 fetched again"
-        );
+        assert_eq!(mem.gets(), gets + 1, "window 0 fetched again");
     }
 
     #[tokio::test]
@@ -543,11 +470,12 @@ mod tests {
             r.read(0, 10).await,
             Err(ReadError::Key { .. }) | Err(ReadError::Damaged { .. })
         ));
-        let mut mem = sealed(&plain, &right, true);
-        let mut data = mem.data.to_vec();
+        let mem = sealed(&plain, &right, true);
+        let stored = mem.object(SID).unwrap();
+        let mut data = stored.data.to_vec();
         let n = data.len();
         data[n - 17] ^= 1; // the last block's padding changes
-        mem.data = data.into();
+        mem.put(SID, data, stored.headers);
         let r = reader(Arc::new(mem), keys_of(&right), 1024);
         assert!(matches!(
             r.read(0, 10).await,
@@ -558,11 +486,9 @@ mod tests {
     #[tokio::test]
     async fn unencrypted_objects_are_served_as_they_are() {
         let plain: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
-        let mem = Memory {
-            data: plain.clone().into(),
-            headers: vec![("content-type".into(), "audio/x-matroska".into())],
-            gets: AtomicU64::new(0),
-        };
+        let mem = MemoryStorage::new();
+        let headers = vec![("content-type".into(), "audio/x-matroska".into())];
+        mem.put(SID, plain.clone(), headers);
         let r = reader(Arc::new(mem), PrivateKeys::new(), 1000);
         assert_eq!(&r.read(900, 1200).await.unwrap()[..], &plain[900..2100]);
     }

@@ -33,7 +33,7 @@ pub struct CacheStats {
     pub shared_fetches: u64,
     pub evictions: u64,
     /// Windows dropped because the kernel's page cache holds all of them (see
-    /// [`crate::served`]).
+    /// [`super::served`]).
     pub released: u64,
     pub bytes: usize,
     pub capacity: usize,

@@ -16,7 +16,7 @@
 //! stream that resumes from there grows again. This is the shape of mountpoint-s3's
 //! prefetcher, at window granularity.
 //!
-//! Pure logic: it decides what to prefetch; [`crate::reader::ObjectReader::prefetch`]
+//! Pure logic: it decides what to prefetch; [`super::ObjectReader::prefetch`]
 //! does it. Memory stays bounded because prefetched windows live in the shared LRU and
 //! the number of windows being prefetched at once is capped globally.
 

@@ -1,0 +1,79 @@
+//! Why a filesystem operation failed, and the one place errors become errnos.
+//!
+//! Every match here is exhaustive, down to the kinds of [`ReadError`] and the
+//! [`Failure`] of an API error: a new variant anywhere below does not compile until
+//! someone picks its errno. Pure: no I/O.
+
+use std::sync::Arc;
+
+use crate::read::{Failure, ReadError};
+use crate::twilio;
+
+/// Why an operation failed; [`Error::errno`] says what the reader sees.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    #[error("no such file or directory")]
+    NotFound,
+    #[error("not a directory")]
+    NotDir,
+    #[error("is a directory")]
+    IsDir,
+    #[error("no such extended attribute")]
+    NoXattr,
+    #[error("the buffer is too small for the extended attribute")]
+    XattrRange,
+    /// A file or directory handle that is not open (the kernel never sends one).
+    #[error("no such open handle")]
+    BadHandle,
+    /// A listing or a resource lookup failed.
+    #[error("{0}")]
+    Api(Arc<twilio::Error>),
+    /// Opening or reading a file failed.
+    #[error("{0}")]
+    Read(#[from] ReadError),
+}
+
+impl From<twilio::Error> for Error {
+    fn from(e: twilio::Error) -> Self {
+        Error::Api(Arc::new(e))
+    }
+}
+
+impl Error {
+    /// The errno for the reader.
+    pub fn errno(&self) -> i32 {
+        match self {
+            Error::NotFound => libc::ENOENT,
+            Error::NotDir => libc::ENOTDIR,
+            Error::IsDir => libc::EISDIR,
+            Error::NoXattr => libc::ENODATA,
+            Error::XattrRange => libc::ERANGE,
+            Error::BadHandle => libc::EBADF,
+            Error::Api(e) => failure_errno(Failure::of_api(e)),
+            Error::Read(e) => read_errno(e),
+        }
+    }
+}
+
+/// A read's errno: a key that does not fit is a permission matter (EACCES), data that
+/// does not decrypt is an I/O error, a format not supported is EOPNOTSUPP.
+fn read_errno(e: &ReadError) -> i32 {
+    match e {
+        ReadError::Key { .. } => libc::EACCES,
+        ReadError::Damaged { .. } => libc::EIO,
+        ReadError::Unsupported { .. } => libc::EOPNOTSUPP,
+        ReadError::Gone { .. } => failure_errno(Failure::Gone),
+        ReadError::Denied { .. } => failure_errno(Failure::Denied),
+        ReadError::Storage { .. } => failure_errno(Failure::Failed),
+        // Players and `cp` report EIO plainly; ETIMEDOUT reads as a network error.
+        ReadError::TimedOut { .. } => libc::EIO,
+    }
+}
+
+fn failure_errno(f: Failure) -> i32 {
+    match f {
+        Failure::Gone => libc::ENOENT,
+        Failure::Denied => libc::EACCES,
+        Failure::Failed => libc::EIO,
+    }
+}

@@ -1,0 +1,895 @@
+//! The filesystem driven directly, with no kernel and no `/dev/fuse`: [`TwilioFs`] over
+//! the read core, an in-memory account ([`MemoryApi`]) and in-memory storage
+//! ([`MemoryStorage`]), with failures injected on either side ([`FaultyApi`],
+//! [`FaultySource`]). What the kernel would ask (lookup, getattr, opendir and readdir in
+//! chunks, open, read, getxattr, listxattr) is called as plain async functions, and
+//! every errno a reader can see is checked here.
+//!
+//! `runs_without_dev_fuse` runs this whole file again in a mount namespace where
+//! `/dev/fuse` is `/dev/null`, to prove none of it needs FUSE.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use twilio_media_fs::crypto::PrivateKeys;
+use twilio_media_fs::faults::{ApiCall, FaultyApi, FaultySource};
+use twilio_media_fs::fs::{self, Error, FsConfig, Kind, TwilioFs};
+use twilio_media_fs::object::{MemoryStorage, ObjectError};
+use twilio_media_fs::read::{ReadConfig, ReadCore, ReadError, WindowCache};
+use twilio_media_fs::twilio::{self, Composition, GroupingSids, MemoryApi, Recording};
+
+/// Plaintext bytes per window: small, so that files of a few KiB span many windows.
+const WINDOW: u64 = 1024;
+const ROOM_A: &str = "RMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const ROOM_B: &str = "RMbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+/// An account in memory and the filesystem over it.
+struct Account {
+    api: Arc<MemoryApi>,
+    faulty_api: Arc<FaultyApi>,
+    storage: Arc<MemoryStorage>,
+    faulty: Arc<FaultySource>,
+    fs: Arc<TwilioFs>,
+    key: rsa::PrivateKey,
+}
+
+struct Options {
+    refresh: Duration,
+    answer_within: Duration,
+    since: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            refresh: Duration::from_secs(3600),
+            answer_within: Duration::from_secs(10),
+            since: None,
+        }
+    }
+}
+
+fn account(o: Options) -> Account {
+    let key = common::mount::keys().private[0].clone();
+    let mut keys = PrivateKeys::new();
+    keys.add("account.pem", key.clone());
+    let api = Arc::new(MemoryApi::new());
+    let faulty_api = Arc::new(FaultyApi::new(api.clone()));
+    let storage = Arc::new(MemoryStorage::new());
+    let faulty = Arc::new(FaultySource::new(storage.clone()));
+    let core = ReadCore::new(
+        ReadConfig {
+            window: WINDOW,
+            answer_within: o.answer_within,
+        },
+        faulty.clone(),
+        Arc::new(keys),
+        Arc::new(WindowCache::new(64 * WINDOW as usize)),
+        Arc::default(),
+    );
+    let config = FsConfig {
+        uid: 0,
+        gid: 0,
+        refresh: o.refresh,
+        rooms: Vec::new(),
+        since: o.since,
+    };
+    let fs = Arc::new(TwilioFs::new(config, faulty_api.clone(), Arc::new(core)));
+    Account {
+        api,
+        faulty_api,
+        storage,
+        faulty,
+        fs,
+        key,
+    }
+}
+
+fn plaintext(n: u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u64 * 31 + n * 7 + i as u64 / 251) as u8)
+        .collect()
+}
+
+fn rt(n: u64) -> String {
+    format!("RT{n:032x}")
+}
+
+fn cj(n: u64) -> String {
+    format!("CJ{n:032x}")
+}
+
+impl Account {
+    /// A completed recording of `len` plaintext bytes in `room`, sealed for the
+    /// account's key; returns its plaintext.
+    fn recording(&self, n: u64, room: &str, len: usize) -> Vec<u8> {
+        let plain = plaintext(n, len);
+        let stored = self
+            .storage
+            .put_sealed(&rt(n), &plain, &self.key, n.is_multiple_of(2));
+        self.api.put(Recording {
+            sid: rt(n),
+            status: Some("completed".into()),
+            container_format: Some(if n.is_multiple_of(3) { "mkv" } else { "mka" }.into()),
+            codec: Some(if n.is_multiple_of(3) { "VP8" } else { "opus" }.into()),
+            r#type: Some(
+                if n.is_multiple_of(3) {
+                    "video"
+                } else {
+                    "audio"
+                }
+                .into(),
+            ),
+            size: Some(stored),
+            duration: Some(n),
+            date_created: Some(format!("2026-11-{:02}T10:00:00Z", 1 + n % 28)),
+            grouping_sids: Some(GroupingSids {
+                room_sid: Some(room.into()),
+                participant_sid: None,
+            }),
+            track_name: Some(format!("track-{n}")),
+            ..Default::default()
+        });
+        plain
+    }
+
+    fn composition(&self, n: u64, room: &str, len: usize) -> Vec<u8> {
+        let plain = plaintext(100 + n, len);
+        let stored = self.storage.put_sealed(&cj(n), &plain, &self.key, true);
+        self.api.put(Composition {
+            sid: cj(n),
+            status: Some("completed".into()),
+            format: Some("mp4".into()),
+            size: Some(stored),
+            duration: Some(60),
+            room_sid: Some(room.into()),
+            date_created: Some("2026-11-20T10:00:00Z".into()),
+            date_completed: Some("2026-11-20T11:00:00Z".into()),
+            ..Default::default()
+        });
+        plain
+    }
+
+    /// The names in directory `ino`, read in chunks of `chunk` entries as the kernel
+    /// does, `.` and `..` left out.
+    async fn ls(&self, ino: u64) -> Result<Vec<String>, Error> {
+        let fh = self.fs.opendir(ino)?;
+        let mut names = Vec::new();
+        let mut offset = 0;
+        loop {
+            let entries = self.fs.readdir(ino, fh, offset).await?;
+            let chunk: Vec<_> = entries.iter().skip(offset as usize).take(3).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            offset += chunk.len() as u64;
+            names.extend(chunk.into_iter().map(|e| e.name.clone()));
+        }
+        self.fs.releasedir(fh);
+        Ok(names
+            .into_iter()
+            .filter(|n| n != "." && n != "..")
+            .collect())
+    }
+
+    async fn lookup(&self, parent: u64, name: &str) -> Result<fs::Attr, Error> {
+        self.fs.lookup(parent, name).await
+    }
+
+    /// The whole file at `path` (`recordings/RT….mka`), read in `chunk`-byte reads.
+    async fn read_all(&self, ino: u64, chunk: u32) -> Result<Vec<u8>, Error> {
+        let fh = self.fs.open(ino).await?.fh;
+        let mut out = Vec::new();
+        loop {
+            let got = self.fs.read(ino, fh, out.len() as u64, chunk).await?;
+            if got.is_empty() {
+                break;
+            }
+            out.extend_from_slice(&got);
+        }
+        self.fs.release(fh);
+        Ok(out)
+    }
+}
+
+/// Builds the error a storage (or API) fault answers with.
+type StorageFault = fn(&str) -> ObjectError;
+type ApiFault = fn(&str) -> twilio::Error;
+
+fn errno<T: std::fmt::Debug>(r: Result<T, Error>) -> i32 {
+    r.expect_err("an error").errno()
+}
+
+#[tokio::test]
+async fn the_tree_its_names_and_sizes() {
+    let a = account(Options::default());
+    let plain = a.recording(1, ROOM_A, 5000);
+    a.recording(3, ROOM_B, 100);
+    let comp = a.composition(1, ROOM_A, 3000);
+    // One that is not completed and one whose format cannot make a name: not shown.
+    a.api.put(Recording {
+        sid: rt(7),
+        status: Some("processing".into()),
+        container_format: Some("mka".into()),
+        ..Default::default()
+    });
+    a.api.put(Recording {
+        sid: rt(8),
+        status: Some("completed".into()),
+        container_format: Some("mp4/../x".into()),
+        ..Default::default()
+    });
+
+    assert_eq!(
+        a.ls(fs::ROOT).await.unwrap(),
+        ["recordings", "compositions", "rooms"]
+    );
+    assert_eq!(
+        a.ls(fs::RECORDINGS).await.unwrap(),
+        [format!("{}.mka", rt(1)), format!("{}.mkv", rt(3))]
+    );
+    assert_eq!(
+        a.ls(fs::COMPOSITIONS).await.unwrap(),
+        [format!("{}.mp4", cj(1))]
+    );
+    assert_eq!(a.ls(fs::ROOMS).await.unwrap(), [ROOM_A, ROOM_B]);
+    let room = a.lookup(fs::ROOMS, ROOM_A).await.unwrap();
+    assert_eq!(room.kind, Kind::Dir);
+    assert_eq!(
+        a.ls(room.ino).await.unwrap(),
+        [format!("{}.mka", rt(1)), format!("{}.mp4", cj(1))]
+    );
+
+    // Before an open, the listed (stored) size, not final; after, the exact plaintext size.
+    let attr = a
+        .lookup(fs::RECORDINGS, &format!("{}.mka", rt(1)))
+        .await
+        .unwrap();
+    assert_eq!(
+        (attr.kind, attr.perm, attr.exact),
+        (Kind::File, 0o444, false)
+    );
+    assert_eq!(attr.size, 5008, "ciphertext: 5000 + 8 bytes of padding");
+    let created = std::time::UNIX_EPOCH + Duration::from_secs(1_793_613_600); // 2026-11-02T10:00Z
+    assert_eq!(attr.mtime, created);
+    let opened = a.fs.open(attr.ino).await.unwrap();
+    assert!(!opened.direct_io);
+    let attr = a.fs.getattr(attr.ino).unwrap();
+    assert_eq!((attr.size, attr.exact), (plain.len() as u64, true));
+    a.fs.release(opened.fh);
+    // The same file in its room directory is the same inode.
+    let in_room = a.lookup(room.ino, &format!("{}.mka", rt(1))).await.unwrap();
+    assert_eq!(in_room.ino, attr.ino);
+    // A composition's time is its completion.
+    let c = a
+        .lookup(fs::COMPOSITIONS, &format!("{}.mp4", cj(1)))
+        .await
+        .unwrap();
+    assert_eq!(a.read_all(c.ino, 4096).await.unwrap(), comp);
+    let dirs = a.fs.getattr(fs::RECORDINGS).unwrap();
+    assert_eq!((dirs.kind, dirs.perm), (Kind::Dir, 0o555));
+}
+
+#[tokio::test]
+async fn getattr_and_known_lookups_make_no_request() {
+    let a = account(Options::default());
+    for n in 1..=20 {
+        a.recording(n, ROOM_A, 100);
+    }
+    let names = a.ls(fs::RECORDINGS).await.unwrap();
+    let calls = a.api.calls();
+    let gets = a.storage.gets();
+    for name in &names {
+        let attr = a.lookup(fs::RECORDINGS, name).await.unwrap();
+        a.fs.getattr(attr.ino).unwrap();
+    }
+    assert_eq!(a.api.calls(), calls, "no API call per file");
+    assert_eq!(a.storage.gets(), gets, "no storage GET per file");
+}
+
+#[tokio::test]
+async fn lookup_by_name_and_by_unlisted_sid() {
+    let a = account(Options {
+        since: Some("2026-11-10T00:00:00Z".into()),
+        ..Default::default()
+    });
+    a.recording(20, ROOM_A, 100); // created on the 21st: listed
+    let old = a.recording(2, ROOM_A, 700); // created on the 3rd: not listed
+    assert_eq!(
+        a.ls(fs::RECORDINGS).await.unwrap(),
+        [format!("{}.mka", rt(20))]
+    );
+    let before = a.api.calls().resources;
+    // Named by SID, it is fetched as one resource, and reads.
+    let attr = a
+        .lookup(fs::RECORDINGS, &format!("{}.mka", rt(2)))
+        .await
+        .unwrap();
+    assert_eq!(a.api.calls().resources, before + 1);
+    assert_eq!(a.read_all(attr.ino, 100).await.unwrap(), old);
+    // Found once, it stays: no second request, and it shows in the directory.
+    a.lookup(fs::RECORDINGS, &format!("{}.mka", rt(2)))
+        .await
+        .unwrap();
+    assert_eq!(a.api.calls().resources, before + 1);
+    assert!(
+        a.ls(fs::RECORDINGS)
+            .await
+            .unwrap()
+            .contains(&format!("{}.mka", rt(2)))
+    );
+
+    // Names that cannot be: ENOENT, and no request for them.
+    for name in [
+        format!("{}.mp4", rt(20)), // a recording is no mp4
+        format!("{}.mkv", rt(20)), // its container is mka
+        format!("{}.mka", cj(1)),  // a composition in recordings/
+        rt(20),                    // no extension
+        "RTnothex0000000000000000000000000.mka".into(),
+        "..".into(),
+        ".stats".into(),
+    ] {
+        assert_eq!(
+            errno(a.lookup(fs::RECORDINGS, &name).await),
+            libc::ENOENT,
+            "{name}"
+        );
+    }
+    // A SID the account does not have: one request, then ENOENT.
+    assert_eq!(
+        errno(a.lookup(fs::RECORDINGS, &format!("{}.mka", rt(99))).await),
+        libc::ENOENT
+    );
+    // Not a directory / is a directory.
+    assert_eq!(errno(a.lookup(attr.ino, "x").await), libc::ENOTDIR);
+    assert_eq!(errno(a.fs.open(fs::RECORDINGS).await), libc::EISDIR);
+    assert_eq!(errno(a.fs.getattr(12345)), libc::ENOENT);
+}
+
+/// The kernel reads a directory in chunks; a listing refreshed between two of them
+/// must neither skip nor repeat an entry of what the handle started reading.
+#[tokio::test]
+async fn readdir_in_chunks_with_a_refresh_between_them() {
+    let a = account(Options {
+        refresh: Duration::ZERO, // every read from the start lists again
+        ..Default::default()
+    });
+    for n in 1..=10 {
+        a.recording(n, ROOM_A, 64);
+    }
+    let fh = a.fs.opendir(fs::RECORDINGS).unwrap();
+    let first = a.fs.readdir(fs::RECORDINGS, fh, 0).await.unwrap();
+    let snapshot: Vec<String> = first.iter().map(|e| e.name.clone()).collect();
+    assert_eq!(snapshot.len(), 12, ". .. and ten files");
+    let mut seen: Vec<String> = first.iter().take(5).map(|e| e.name.clone()).collect();
+
+    // Between chunks: three files gone, four new, and a fresh listing made by another
+    // reader (a second `ls` reading from the start).
+    for n in [2, 3, 4] {
+        a.api.remove(&rt(n));
+    }
+    for n in 11..=14 {
+        a.recording(n, ROOM_A, 64);
+    }
+    let other = a.ls(fs::RECORDINGS).await.unwrap();
+    assert_eq!(other.len(), 11, "the other reader sees the new listing");
+
+    let mut offset = 5;
+    loop {
+        let entries = a.fs.readdir(fs::RECORDINGS, fh, offset).await.unwrap();
+        let chunk: Vec<_> = entries.iter().skip(offset as usize).take(2).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        offset += chunk.len() as u64;
+        seen.extend(chunk.into_iter().map(|e| e.name.clone()));
+    }
+    assert_eq!(seen, snapshot, "no entry lost or repeated");
+    let unique: HashSet<_> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len());
+
+    // Reading the same handle from the start again (rewinddir) takes a new snapshot.
+    let again = a.fs.readdir(fs::RECORDINGS, fh, 0).await.unwrap();
+    assert_eq!(again.len(), 13);
+    a.fs.releasedir(fh);
+    assert_eq!(
+        errno(a.fs.readdir(fs::RECORDINGS, fh, 0).await),
+        libc::EBADF
+    );
+}
+
+#[tokio::test]
+async fn every_extended_attribute() {
+    let a = account(Options::default());
+    a.recording(3, ROOM_A, 100);
+    a.composition(1, ROOM_B, 100);
+    a.storage.put(&rt(5), plaintext(5, 300), Vec::new()); // stored unencrypted
+    a.api.put(Recording {
+        sid: rt(5),
+        status: Some("completed".into()),
+        container_format: Some("mka".into()),
+        ..Default::default()
+    });
+    let names = |ino| {
+        let list = a.fs.listxattr(ino).unwrap();
+        String::from_utf8(list).unwrap()
+    };
+    let get = |ino, name: &str| {
+        let a = &a;
+        let name = name.to_owned();
+        async move {
+            let v =
+                a.fs.getxattr(ino, &format!("user.twilio.{name}"))
+                    .await
+                    .unwrap();
+            String::from_utf8(v).unwrap()
+        }
+    };
+    let rec = a
+        .lookup(fs::RECORDINGS, &format!("{}.mkv", rt(3)))
+        .await
+        .unwrap();
+    assert_eq!(
+        names(rec.ino),
+        "user.twilio.sid\0user.twilio.room_sid\0user.twilio.status\0user.twilio.type\0\
+         user.twilio.codec\0user.twilio.duration\0user.twilio.track_name\0\
+         user.twilio.date_created\0user.twilio.encrypted\0"
+    );
+    let want = [
+        ("sid", rt(3)),
+        ("room_sid", ROOM_A.into()),
+        ("status", "completed".into()),
+        ("type", "video".into()),
+        ("codec", "VP8".into()),
+        ("duration", "3".into()),
+        ("track_name", "track-3".into()),
+        ("date_created", "2026-11-04T10:00:00Z".into()),
+        ("encrypted", "true".into()),
+    ];
+    for (name, value) in want {
+        assert_eq!(get(rec.ino, name).await, value, "{name}");
+    }
+    let comp = a
+        .lookup(fs::COMPOSITIONS, &format!("{}.mp4", cj(1)))
+        .await
+        .unwrap();
+    assert_eq!(get(comp.ino, "type").await, "composition");
+    assert_eq!(get(comp.ino, "codec").await, "mp4");
+    assert_eq!(get(comp.ino, "track_name").await, "");
+    let plain = a
+        .lookup(fs::RECORDINGS, &format!("{}.mka", rt(5)))
+        .await
+        .unwrap();
+    assert_eq!(get(plain.ino, "encrypted").await, "false");
+    assert_eq!(a.read_all(plain.ino, 77).await.unwrap(), plaintext(5, 300));
+    // Unknown names, other namespaces, directories and .stats have none.
+    for (ino, name) in [
+        (rec.ino, "user.twilio.nope"),
+        (rec.ino, "user.other"),
+        (rec.ino, "security.selinux"),
+        (fs::RECORDINGS, "user.twilio.sid"),
+        (fs::STATS, "user.twilio.sid"),
+    ] {
+        assert_eq!(
+            errno(a.fs.getxattr(ino, name).await),
+            libc::ENODATA,
+            "{name}"
+        );
+    }
+    assert!(a.fs.listxattr(fs::RECORDINGS).unwrap().is_empty());
+    assert!(a.fs.listxattr(fs::STATS).unwrap().is_empty());
+    assert_eq!(Error::XattrRange.errno(), libc::ERANGE);
+}
+
+#[tokio::test]
+async fn stats_opens_by_name_and_counts_what_happens() {
+    let a = account(Options::default());
+    let plain = a.recording(1, ROOM_A, 10 * WINDOW as usize);
+    assert!(!a.ls(fs::ROOT).await.unwrap().contains(&".stats".to_owned()));
+    let stats = a.lookup(fs::ROOT, ".stats").await.unwrap();
+    assert_eq!((stats.ino, stats.exact), (fs::STATS, false));
+    let read_stats = || async {
+        let o = a.fs.open(fs::STATS).await.unwrap();
+        assert!(o.direct_io);
+        let text = a.fs.read(fs::STATS, o.fh, 0, 1 << 16).await.unwrap();
+        a.fs.release(o.fh);
+        serde_json::from_slice::<serde_json::Value>(&text).unwrap()
+    };
+    let before = read_stats().await;
+    assert_eq!(before["bytes_served"], 0);
+    assert_eq!(before["open_handles"], 0);
+    let f = a
+        .lookup(fs::RECORDINGS, &format!("{}.mka", rt(1)))
+        .await
+        .unwrap();
+    let fh = a.fs.open(f.ino).await.unwrap().fh;
+    assert_eq!(read_stats().await["open_handles"], 1);
+    let mut got = Vec::new();
+    while got.len() < plain.len() {
+        got.extend_from_slice(&a.fs.read(f.ino, fh, got.len() as u64, 700).await.unwrap());
+    }
+    assert_eq!(got, plain);
+    a.fs.release(fh);
+    let after = read_stats().await;
+    assert_eq!(after["bytes_served"], plain.len() as u64);
+    assert_eq!(after["open_handles"], 0);
+    assert_eq!(after["errors"], 0);
+    assert!(after["cache"]["misses"].as_u64().unwrap() >= 1);
+    // Read whole by one handle, every window left the cache.
+    assert_eq!(after["cache"]["released"], 10);
+    assert_eq!(after["cache"]["windows"], 0);
+    // A read at an offset of the snapshot, and past its end.
+    let o = a.fs.open(fs::STATS).await.unwrap();
+    let whole = a.fs.read(fs::STATS, o.fh, 0, 1 << 16).await.unwrap();
+    let tail = a.fs.read(fs::STATS, o.fh, 10, 5).await.unwrap();
+    assert_eq!(&tail[..], &whole[10..15]);
+    assert!(
+        a.fs.read(fs::STATS, o.fh, 1 << 20, 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn reads_at_odd_offsets_equal_the_plaintext() {
+    let a = account(Options::default());
+    let lens = [
+        0usize,
+        1,
+        15,
+        16,
+        17,
+        1023,
+        1024,
+        1025,
+        3 * 1024 + 5,
+        20_000,
+    ];
+    let mut files = Vec::new();
+    for (i, len) in lens.into_iter().enumerate() {
+        let n = i as u64 + 1;
+        let plain = a.recording(n, ROOM_A, len);
+        let name = format!(
+            "{}.{}",
+            rt(n),
+            if n.is_multiple_of(3) { "mkv" } else { "mka" }
+        );
+        files.push((plain, name));
+    }
+    for (plain, name) in &files {
+        let ino = a.lookup(fs::RECORDINGS, name).await.unwrap().ino;
+        let fh = a.fs.open(ino).await.unwrap().fh;
+        let len = plain.len() as u64;
+        let offsets = [
+            0,
+            1,
+            13,
+            15,
+            16,
+            17,
+            1000,
+            1023,
+            1024,
+            1025,
+            2047,
+            len / 2,
+            len,
+            len + 1,
+        ];
+        for off in offsets {
+            for size in [1u32, 7, 16, 100, 1024, 1025, 4096, 131_072] {
+                let got = a.fs.read(ino, fh, off, size).await.unwrap();
+                let from = (off as usize).min(plain.len());
+                let to = (off as usize + size as usize).min(plain.len());
+                assert_eq!(&got[..], &plain[from..to], "{name} [{off} + {size})");
+            }
+        }
+        a.fs.release(fh);
+        // Whole, as cp reads it, and in odd chunks.
+        assert_eq!(&a.read_all(ino, 131_072).await.unwrap(), plain, "{name}");
+        assert_eq!(&a.read_all(ino, 333).await.unwrap(), plain, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_readers_of_one_file_get_the_same_bytes() {
+    let a = Arc::new(account(Options::default()));
+    let plain = Arc::new(a.recording(1, ROOM_A, 50_000));
+    let ino = a
+        .lookup(fs::RECORDINGS, &format!("{}.mka", rt(1)))
+        .await
+        .unwrap()
+        .ino;
+    let mut tasks = Vec::new();
+    for r in 0..8u64 {
+        let (a, plain) = (a.clone(), plain.clone());
+        tasks.push(tokio::spawn(async move {
+            let fh = a.fs.open(ino).await.unwrap().fh;
+            let mut x = r + 1;
+            for _ in 0..50 {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let off = (x >> 33) % 50_000;
+                let got = a.fs.read(ino, fh, off, 3000).await.unwrap();
+                let to = (off as usize + 3000).min(50_000);
+                assert_eq!(&got[..], &plain[off as usize..to]);
+            }
+            a.fs.release(fh);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(a.fs.stats().errors, 0);
+}
+
+/// Every error kind a reader can meet, and its errno.
+#[tokio::test]
+async fn the_errno_of_every_error_kind() {
+    let a = account(Options {
+        answer_within: Duration::from_millis(500),
+        ..Default::default()
+    });
+    let size = 4 * WINDOW as usize;
+    let name = |n| format!("{}.mka", rt(n));
+
+    // A key that does not fit: sealed for another account.
+    let other = &common::mount::keys().private[1];
+    a.recording(1, ROOM_A, size);
+    a.storage
+        .put_sealed(&rt(1), &plaintext(1, size), other, false);
+    // Damaged: the last block's padding changed.
+    a.recording(2, ROOM_A, size);
+    let stored = a.storage.object(&rt(2)).unwrap();
+    let mut data = stored.data.to_vec();
+    let n = data.len();
+    data[n - 17] ^= 1;
+    a.storage.put(&rt(2), data, stored.headers);
+    // The S3 Encryption Client v2 format.
+    a.recording(4, ROOM_A, size);
+    a.storage.put(
+        &rt(4),
+        vec![0u8; 64],
+        vec![
+            ("x-amz-meta-x-amz-key-v2".into(), "AAAA".into()),
+            ("x-amz-meta-x-amz-iv".into(), "AAAAAAAAAAAAAAAA".into()),
+            (
+                "x-amz-meta-x-amz-cek-alg".into(),
+                "AES/GCM/NoPadding".into(),
+            ),
+            ("x-amz-meta-x-amz-wrap-alg".into(), "kms".into()),
+        ],
+    );
+    // Deleted while mounted: listed, then gone from storage.
+    a.recording(5, ROOM_A, size);
+    a.ls(fs::RECORDINGS).await.unwrap();
+    a.storage.remove(&rt(5));
+
+    let open = |n| {
+        let a = &a;
+        async move {
+            let ino = a.lookup(fs::RECORDINGS, &name(n)).await.unwrap().ino;
+            a.fs.open(ino).await
+        }
+    };
+    assert_eq!(errno(open(1).await), libc::EACCES, "key that does not fit");
+    assert_eq!(errno(open(2).await), libc::EIO, "damaged");
+    assert_eq!(errno(open(4).await), libc::EOPNOTSUPP, "v2");
+    assert_eq!(errno(open(5).await), libc::ENOENT, "deleted while mounted");
+
+    // Failures met by a read after a good open (window 0 came with the open).
+    let plain = a.recording(7, ROOM_A, size);
+    let ino = a.lookup(fs::RECORDINGS, &name(7)).await.unwrap().ino;
+    let read_with = |make: StorageFault| {
+        let a = &a;
+        async move {
+            let fh = a.fs.open(ino).await.unwrap().fh;
+            a.faulty.fail(Some(1), make);
+            let r = a.fs.read(ino, fh, 2 * WINDOW + 3, 100).await;
+            a.faulty.clear();
+            a.fs.release(fh);
+            r
+        }
+    };
+    let cases: [(StorageFault, i32, &str); 9] = [
+        (
+            |sid| {
+                ObjectError::Twilio(twilio::Error::NoMedia {
+                    sid: sid.into(),
+                    state: "not completed, or deleted".into(),
+                })
+            },
+            libc::ENOENT,
+            "/Media says the media is gone",
+        ),
+        (
+            |_| ObjectError::Twilio(api_error(404)),
+            libc::ENOENT,
+            "API 404",
+        ),
+        (
+            |_| ObjectError::Twilio(api_error(401)),
+            libc::EACCES,
+            "API 401",
+        ),
+        (
+            |_| ObjectError::Twilio(api_error(403)),
+            libc::EACCES,
+            "API 403",
+        ),
+        (
+            |_| {
+                ObjectError::Twilio(twilio::Error::Unauthorized {
+                    code: 20003,
+                    source_name: "the environment".into(),
+                    username: "SK1".into(),
+                    detail: String::new(),
+                })
+            },
+            libc::EACCES,
+            "credentials revoked",
+        ),
+        (
+            |sid| ObjectError::Status {
+                sid: sid.into(),
+                status: 404,
+                code: Some("NoSuchKey".into()),
+                message: None,
+                url: "memory://x".into(),
+            },
+            libc::ENOENT,
+            "storage 404",
+        ),
+        (
+            |sid| ObjectError::Status {
+                sid: sid.into(),
+                status: 403,
+                code: Some("AccessDenied".into()),
+                message: None,
+                url: "memory://x".into(),
+            },
+            libc::EIO,
+            "storage keeps refusing fresh URLs",
+        ),
+        (
+            |sid| ObjectError::RetriesExhausted {
+                sid: sid.into(),
+                attempts: 9,
+                elapsed: Duration::from_secs(30),
+                last: "HTTP 503".into(),
+            },
+            libc::EIO,
+            "storage failing past the budget",
+        ),
+        (
+            |_| ObjectError::Twilio(api_error(500)),
+            libc::EIO,
+            "API failing past the budget",
+        ),
+    ];
+    for (make, want, what) in cases {
+        assert_eq!(errno(read_with(make).await), want, "{what}");
+    }
+    // No answer within the bound: EIO, and the same file reads once storage answers.
+    let fh = a.fs.open(ino).await.unwrap().fh;
+    a.faulty.delay(Duration::from_secs(5));
+    let started = std::time::Instant::now();
+    let err = a.fs.read(ino, fh, 3 * WINDOW, 10).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Read(ReadError::TimedOut { .. })),
+        "{err:?}"
+    );
+    assert_eq!(err.errno(), libc::EIO);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    a.faulty.clear();
+    assert_eq!(
+        &a.fs.read(ino, fh, 3 * WINDOW, 10).await.unwrap()[..],
+        &plain[3 * WINDOW as usize..][..10]
+    );
+    a.fs.release(fh);
+
+    // Listings: the API's answer decides a directory's errno.
+    let fresh = account(Options::default());
+    fresh.recording(1, ROOM_A, 10);
+    let listing: [(ApiFault, i32); 4] = [
+        (|_| api_error(401), libc::EACCES),
+        (|_| api_error(403), libc::EACCES),
+        (|_| api_error(404), libc::ENOENT),
+        (|_| api_error(503), libc::EIO),
+    ];
+    for (make, want) in listing {
+        fresh.faulty_api.fail(ApiCall::List, Some(1), make);
+        assert_eq!(errno(fresh.ls(fs::RECORDINGS).await), want);
+    }
+    assert_eq!(
+        fresh.ls(fs::RECORDINGS).await.unwrap().len(),
+        1,
+        "then it lists"
+    );
+    // A lookup of an unlisted SID whose resource fails.
+    fresh
+        .faulty_api
+        .fail(ApiCall::Resource, Some(1), |_| api_error(403));
+    assert_eq!(
+        errno(fresh.lookup(fs::RECORDINGS, &name(9)).await),
+        libc::EACCES
+    );
+    // A handle that is not open.
+    assert_eq!(
+        errno(fresh.fs.read(fs::STATS, 999, 0, 10).await),
+        libc::EBADF
+    );
+    let f = fresh.lookup(fs::RECORDINGS, &name(1)).await.unwrap();
+    assert_eq!(errno(fresh.fs.read(f.ino, 999, 0, 10).await), libc::EBADF);
+    assert!(
+        a.fs.stats().errors >= 13,
+        "every failed open and read is counted"
+    );
+}
+
+fn api_error(status: u16) -> twilio::Error {
+    twilio::Error::Api {
+        what: "/v1/Recordings".into(),
+        status,
+        code: None,
+        message: "x".into(),
+        more_info: None,
+    }
+}
+
+/// Runs every other test of this file again where `/dev/fuse` is `/dev/null` (a
+/// private mount namespace): none of them may need FUSE.
+#[test]
+fn runs_without_dev_fuse() {
+    if std::env::var_os("TMFS_NO_FUSE_CHILD").is_some() {
+        // In the namespace: prove /dev/fuse is not a FUSE device here.
+        let fuse = std::fs::metadata("/dev/fuse").unwrap();
+        let null = std::fs::metadata("/dev/null").unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(fuse.rdev(), null.rdev(), "/dev/fuse is /dev/null here");
+        return;
+    }
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root || !common::require_tool("unshare") {
+        assert!(
+            !common::in_ci(),
+            "CI runs as root: this check must run there"
+        );
+        eprintln!("SKIPPED: needs root and unshare to hide /dev/fuse");
+        return;
+    }
+    let me = std::env::current_exe().unwrap();
+    let hide_and_run = format!(
+        "set -e; mount --bind /dev/null /dev/fuse; \"{}\" --exact runs_without_dev_fuse; exec \"{}\" --skip runs_without_dev_fuse",
+        me.display(),
+        me.display()
+    );
+    let out = std::process::Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &hide_and_run,
+        ])
+        .env("TMFS_NO_FUSE_CHILD", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the tests failed without /dev/fuse:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("test result: ok"), "{text}");
+    assert!(
+        text.contains("the_errno_of_every_error_kind ... ok"),
+        "the other tests ran: {text}"
+    );
+}
