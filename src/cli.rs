@@ -1,4 +1,9 @@
-//! The command line: clap definitions close to the flags, and dispatch to [`crate::cmd`].
+//! The command line: clap definitions close to the flags, and the value parsers that
+//! check them while parsing.
+//!
+//! It owns what a user types and sees in `--help`, man pages and completions, nothing
+//! else: it must not import [`crate::cmd`], which runs the commands and imports these
+//! types.
 //!
 //! Secrets never come from arguments (they show in `ps`): credentials and passphrases
 //! come from the environment or files.
@@ -6,8 +11,6 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-
-use crate::cmd;
 
 /// The end of `--help` and of the man page: fstab, systemd, files, environment.
 const AFTER_LONG_HELP: &str = "\
@@ -555,58 +558,6 @@ pub fn parse_date(text: &str) -> Result<String, String> {
     crate::twilio::parse_date(&full)
         .map(|_| full.clone())
         .ok_or_else(|| format!("{text:?} is not a date such as 2026-01-31 or 2026-01-31T12:00:00Z"))
-}
-
-/// Sets up logging to stderr: warnings by default, more with -v, RUST_LOG wins.
-pub fn init_logging(verbose: u8) {
-    // fuser warns about its own unmount after ours (MNT_DETACH) already happened.
-    let default = match verbose {
-        0 => "warn,fuser=error",
-        1 => "info,fuser=error",
-        2 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    // Colours only on a terminal: a log file gets plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
-}
-
-/// Runs one parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::DecryptFile(args) => cmd::decrypt_file::run(args),
-        Command::Ls(args) => cmd::ls::run(args),
-        Command::Get(args) => cmd::get::run(args),
-        Command::Mount(args) => cmd::mount::run(args),
-        Command::Demo(args) => cmd::demo::run(args),
-        Command::Emulator(args) => cmd::emulator::run(args),
-        Command::Doctor(args) => cmd::doctor::run(args),
-        Command::Generate(args) => cmd::generate::run(args),
-    }
-}
-
-/// The command line to parse: this process's arguments, with the mount-helper form
-/// (`twilio-media-fs SOURCE MOUNTPOINT -o OPTIONS`, from fstab) rewritten to `mount`
-/// ([`crate::fstab::rewrite`]).
-pub fn effective_args(
-    args: impl IntoIterator<Item = std::ffi::OsString>,
-) -> Result<Vec<std::ffi::OsString>, crate::fstab::OptionError> {
-    use clap::CommandFactory;
-    let command = Cli::command();
-    let is_subcommand = |name: &str| {
-        name == "help"
-            || command
-                .get_subcommands()
-                .any(|c| c.get_name() == name || c.get_all_aliases().any(|a| a == name))
-    };
-    crate::fstab::rewrite(args.into_iter().collect(), is_subcommand)
 }
 
 #[cfg(test)]

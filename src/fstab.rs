@@ -15,7 +15,10 @@
 //! message naming the option. Secrets never appear here: credentials come from the file
 //! `credentials=` names.
 //!
-//! Pure: no I/O. The values are checked with the same parsers as the flags.
+//! Pure: no I/O. The values are checked with the same parsers as the flags
+//! ([`crate::cli`]). It must not import the clap definitions themselves: which words are
+//! subcommands comes in as a predicate (from `cmd::argv`), so that `cli` and this module
+//! never import each other.
 
 use std::ffi::OsString;
 use std::fmt;

@@ -8,9 +8,9 @@
 //!   asking for their passphrases.
 //! - [`harden`]: no core dumps, no same-user ptrace or /proc reads of this process.
 //! - [`names`]: file names from SIDs, checked (pure).
-//! - [`cli`]: the command-line definitions (clap) and their dispatch.
+//! - [`cli`]: the command-line definitions (clap) and their value parsers; no dispatch.
 //! - [`fstab`]: the mount-helper form `twilio-media-fs SOURCE DIR -o OPTS` (pure).
-//! - [`cmd`]: one module per subcommand.
+//! - [`cmd`]: dispatch to one module per subcommand, where flags become configs.
 //! - [`retry`]: the retry schedule (full-jitter backoff, attempts, time budget).
 //! - [`twilio`]: the Twilio Video REST client: credentials, listings, `/Media` URLs.
 //! - [`object`]: ranged GETs of one stored object on its pre-signed URL.

@@ -243,7 +243,7 @@ fn daemonize() -> anyhow::Result<()> {
     let write_fd = fds[1];
     let exe = std::env::current_exe().context("cannot find this program's path")?;
     // The same command line as this one (the fstab form already rewritten to `mount`).
-    let args = crate::cli::effective_args(std::env::args_os())?;
+    let args = crate::cmd::argv::effective_args(std::env::args_os())?;
     let mut cmd = std::process::Command::new(exe);
     cmd.args(args.into_iter().skip(1))
         .arg("--foreground")
