@@ -3,7 +3,9 @@
 //!
 //! It owns what a user types and sees in `--help`, man pages and completions, nothing
 //! else: it must not import [`crate::cmd`], which runs the commands and imports these
-//! types.
+//! types, nor load keys or credentials (turning flags into the library's configs
+//! happens in `cmd`). Flag groups that several subcommands take ([`KeyArgs`],
+//! [`ApiArgs`], [`RetryArgs`]) are defined once and flattened into each.
 //!
 //! Secrets never come from arguments (they show in `ps`): credentials and passphrases
 //! come from the environment or files.
@@ -215,22 +217,14 @@ pub struct EmulatorArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(mut_args = KeyArgs::mut_key(|key| key.required(true)))]
 pub struct DecryptFileArgs {
     /// The encrypted file as downloaded (`-` reads standard input).
     #[arg(value_name = "ENCRYPTED")]
     pub input: PathBuf,
 
-    /// RSA private key (PEM: PKCS#1, PKCS#8 or encrypted PKCS#8). Repeat for several
-    /// keys; each is tried in turn. The passphrase of an encrypted key comes from
-    /// TWILIO_MEDIA_FS_KEY_PASSPHRASE or a prompt. The file must be readable by you
-    /// only (chmod 600), as ssh requires of its keys.
-    #[arg(short = 'k', long = "key", value_name = "KEY.pem", required = true)]
-    pub keys: Vec<PathBuf>,
-
-    /// Use private key files that group or others can read or write. Refused by
-    /// default, as ssh does: `chmod 600 KEY.pem` is the fix.
-    #[arg(long)]
-    pub insecure_key_permissions: bool,
+    #[command(flatten)]
+    pub keys: KeyArgs,
 
     /// Response headers saved with the download (`curl -D FILE`, `wget -S 2>FILE`).
     #[arg(
@@ -261,6 +255,42 @@ pub struct DecryptFileArgs {
     pub output: PathBuf,
 }
 
+/// The private keys to decrypt with: `-k KEY.pem` (repeatable) and
+/// `--insecure-key-permissions`. A subcommand that flattens it may say what the keys are
+/// for in its own words ([`KeyArgs::mut_key`]); the flags stay the same.
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// RSA private key (PEM: PKCS#1, PKCS#8 or encrypted PKCS#8). Repeat for several
+    /// keys; each is tried in turn. The passphrase of an encrypted key comes from
+    /// TWILIO_MEDIA_FS_KEY_PASSPHRASE or a prompt. The file must be readable by you
+    /// only (chmod 600), as ssh requires of its keys.
+    #[arg(id = KEYS_ID, short = 'k', long = "key", value_name = "KEY.pem")]
+    pub paths: Vec<PathBuf>,
+
+    /// Use private key files that group or others can read or write. Refused by
+    /// default, as ssh does: `chmod 600 KEY.pem` is the fix.
+    #[arg(id = "insecure_key_permissions", long = "insecure-key-permissions")]
+    pub insecure_permissions: bool,
+}
+
+/// The id of `-k/--key`.
+const KEYS_ID: &str = "keys";
+
+impl KeyArgs {
+    /// For `#[command(mut_args = ..)]` on a subcommand that flattens [`KeyArgs`]: changes
+    /// `-k/--key` (its help, whether it is required) and leaves it where it is among the
+    /// flags (`mut_arg` would move it last).
+    fn mut_key(change: impl Fn(clap::Arg) -> clap::Arg) -> impl FnMut(clap::Arg) -> clap::Arg {
+        move |arg| {
+            if arg.get_id() == KEYS_ID {
+                change(arg)
+            } else {
+                arg
+            }
+        }
+    }
+}
+
 /// How to reach Twilio. Credentials never come from arguments: they come from
 /// TWILIO_API_KEY + TWILIO_API_SECRET (with TWILIO_ACCOUNT_SID), or TWILIO_ACCOUNT_SID +
 /// TWILIO_AUTH_TOKEN, or ~/.config/twilio-media-fs/config.toml.
@@ -276,6 +306,13 @@ pub struct ApiArgs {
     #[arg(long, value_name = "FILE")]
     pub credentials: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub retry: RetryArgs,
+}
+
+/// How long one request may take, and how long to keep retrying failing ones.
+#[derive(Debug, Args)]
+pub struct RetryArgs {
     /// Longest one HTTP request may take, body included (500ms, 10s, 1m). A request
     /// that takes longer is abandoned and tried again, a download resuming where it
     /// stopped.
@@ -288,28 +325,6 @@ pub struct ApiArgs {
     /// plus --timeout plus 1 s.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub retry_budget: std::time::Duration,
-}
-
-impl ApiArgs {
-    /// A client with the credentials from `--credentials`, else the environment or the
-    /// config file.
-    pub fn client(&self) -> anyhow::Result<crate::twilio::TwilioClient> {
-        Ok(crate::twilio::TwilioClient::new(self.client_config()?)?)
-    }
-
-    /// The configuration [`Self::client`] builds its client from.
-    pub fn client_config(&self) -> anyhow::Result<crate::twilio::ClientConfig> {
-        let credentials = match &self.credentials {
-            Some(path) => crate::twilio::Credentials::from_file(path)?,
-            None => crate::twilio::Credentials::from_env()?,
-        };
-        let mut config = crate::twilio::ClientConfig::new(credentials);
-        config.api_url = self.api_url.clone();
-        config.request_timeout = self.timeout;
-        config.connect_timeout = config.connect_timeout.min(self.timeout);
-        config.retry.total_budget = self.retry_budget;
-        Ok(config)
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -344,6 +359,9 @@ pub struct LsArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(mut_args = KeyArgs::mut_key(|key| key.help(
+    "RSA private key(s), as for decrypt-file; not needed for unencrypted media"
+)))]
 pub struct GetArgs {
     /// Recording (RT…) or composition (CJ…) SIDs.
     #[arg(value_name = "SID", required = true)]
@@ -355,14 +373,8 @@ pub struct GetArgs {
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
 
-    /// RSA private key(s), as for decrypt-file; not needed for unencrypted media.
-    #[arg(short = 'k', long = "key", value_name = "KEY.pem")]
-    pub keys: Vec<PathBuf>,
-
-    /// Use private key files that group or others can read or write. Refused by
-    /// default, as ssh does: `chmod 600 KEY.pem` is the fix.
-    #[arg(long)]
-    pub insecure_key_permissions: bool,
+    #[command(flatten)]
+    pub keys: KeyArgs,
 
     /// Ranged requests in flight at once per object.
     #[arg(long, value_name = "N", default_value_t = 8)]
@@ -373,18 +385,15 @@ pub struct GetArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(mut_args = KeyArgs::mut_key(|key| key.help(
+    "RSA private key(s), as for decrypt-file; repeat when the account rotated keys"
+)))]
 pub struct MountArgs {
     /// An existing empty directory.
     pub mountpoint: PathBuf,
 
-    /// RSA private key(s), as for decrypt-file; repeat when the account rotated keys.
-    #[arg(short = 'k', long = "key", value_name = "KEY.pem")]
-    pub keys: Vec<PathBuf>,
-
-    /// Use private key files that group or others can read or write. Refused by
-    /// default, as ssh does: `chmod 600 KEY.pem` is the fix.
-    #[arg(long)]
-    pub insecure_key_permissions: bool,
+    #[command(flatten)]
+    pub keys: KeyArgs,
 
     /// Stay attached to the terminal and log to stderr (default: run in the background).
     #[arg(short, long)]
@@ -433,15 +442,12 @@ pub struct MountArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(mut_args = KeyArgs::mut_key(|key| key.help(
+    "RSA private key(s) to check against the account's public key; repeat for several"
+)))]
 pub struct DoctorArgs {
-    /// RSA private key(s) to check against the account's public key; repeat for several.
-    #[arg(short = 'k', long = "key", value_name = "KEY.pem")]
-    pub keys: Vec<PathBuf>,
-
-    /// Use private key files that group or others can read or write. Refused by
-    /// default, as ssh does: `chmod 600 KEY.pem` is the fix.
-    #[arg(long)]
-    pub insecure_key_permissions: bool,
+    #[command(flatten)]
+    pub keys: KeyArgs,
 
     /// The Twilio Accounts API, which holds the public keys. Default: beside --api-url
     /// (https://accounts.twilio.com for https://video.twilio.com; a host that does not
@@ -595,8 +601,8 @@ mod tests {
         let Command::Mount(args) = cli.command else {
             panic!("mount");
         };
-        assert_eq!(args.api.timeout, Duration::from_millis(500));
-        assert_eq!(args.api.retry_budget, Duration::from_secs(5));
+        assert_eq!(args.api.retry.timeout, Duration::from_millis(500));
+        assert_eq!(args.api.retry.retry_budget, Duration::from_secs(5));
         assert!(Cli::try_parse_from(["twilio-media-fs", "ls", "--timeout", "0"]).is_err());
     }
 }

@@ -7,6 +7,7 @@
 //! dispatching here makes no import circle.
 
 pub mod argv;
+pub mod config;
 pub mod decrypt_file;
 pub mod demo;
 pub mod doctor;

@@ -21,10 +21,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use fuser::{Config, MountOption, SessionACL};
 
+use super::config::{load_keys, twilio_client};
 use crate::cache::WindowCache;
 use crate::cli::MountArgs;
 use crate::fs::{FsConfig, TwilioFs, fuse::Fuse};
-use crate::keyfile;
 use crate::object::ObjectClient;
 
 /// The environment variable that carries the readiness pipe to the background child.
@@ -45,13 +45,10 @@ pub fn run(args: MountArgs) -> anyhow::Result<()> {
 
 fn foreground(args: &MountArgs, ready: &ReadyPipe) -> anyhow::Result<()> {
     limit_malloc_retention();
-    let keys = Arc::new(keyfile::load(
-        &args.keys,
-        keyfile::KeyPermissions::from_flag(args.insecure_key_permissions),
-    )?);
+    let keys = Arc::new(load_keys(&args.keys)?);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let fs = runtime.block_on(async {
-        let twilio = Arc::new(args.api.client()?);
+        let twilio = Arc::new(twilio_client(&args.api)?);
         // One request now, so that bad credentials fail the mount, not the first `ls`.
         twilio
             .recording_settings()
