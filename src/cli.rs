@@ -133,8 +133,8 @@ pub enum Command {
     #[command(hide = true)]
     Generate(GenerateArgs),
 
-    /// Mount a local demo account (the emulator, sample media, a fresh key): try the
-    /// filesystem with no Twilio account. Ctrl-C unmounts.
+    /// Mount a local demo account (the emulator, sample media, a fresh key) as `mount`
+    /// does, with its defaults: try the filesystem with no Twilio account. Ctrl-C unmounts.
     Demo(DemoArgs),
 
     /// Serve a local stand-in for video.twilio.com and its media storage.

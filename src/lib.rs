@@ -17,6 +17,8 @@
 //! - [`reader`]: one object's read path: windows, envelope, key check.
 //! - [`prefetch`]: sequential detection and read-ahead sizing per open handle.
 //! - [`fs`]: the filesystem (tree, attributes, reads, `.stats`) and its FUSE glue.
+//! - [`app`]: a mount's settings with their one set of defaults, and `build_fs`, the one
+//!   place a filesystem is wired from a client, keys and settings (`mount`, `demo`, tests).
 //! - [`stats`]: the counters of storage fetches a mount shows in `.stats`.
 //! - [`emulator`]: a local stand-in for Twilio's API and media storage (tests, demos).
 //!
@@ -30,6 +32,7 @@
 //!    and strips the PKCS#7 padding.
 //! 5. Plaintext stays in memory; nothing decrypted is written to disk by the filesystem.
 
+pub mod app;
 pub mod cache;
 pub mod cli;
 pub mod cmd;
