@@ -3,7 +3,9 @@
 //!
 //! `mount` and `demo` both build their filesystem here, and integration tests can too,
 //! so the three cannot drift apart: the same object client, window cache, read deadline
-//! and `.stats` counters, from the same defaults.
+//! and `.stats` counters, from the same defaults. The `mount` flags' defaults are made
+//! from the constants below (see `crate::cli`), so `--help` always tells what a mount
+//! without flags does.
 //!
 //! A plain library module: it must not see clap or any flag (the `cmd` layer turns flags
 //! into [`MountSettings`]), must not load keys or credentials (it is handed a client and

@@ -11,8 +11,12 @@
 //! come from the environment or files.
 
 use std::path::PathBuf;
+use std::sync::LazyLock;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::app;
 
 /// The end of `--help` and of the man page: fstab, systemd, files, environment.
 const AFTER_LONG_HELP: &str = "\
@@ -45,6 +49,15 @@ Environment:
   TWILIO_MEDIA_FS_API_URL, TWILIO_MEDIA_FS_ACCOUNTS_URL  other API endpoints (the emulator)
   TWILIO_MEDIA_FS_KEY_PASSPHRASE  the passphrase of encrypted private keys
   RUST_LOG  the log filter (overrides -v)";
+
+/// Flag defaults as `--help` shows them, written from the library's own defaults
+/// ([`crate::app`], [`crate::retry::RetryPolicy`]) so that the two cannot disagree.
+static DEFAULT_CACHE_SIZE: LazyLock<String> =
+    LazyLock::new(|| format_size(app::DEFAULT_CACHE_SIZE));
+static DEFAULT_WINDOW: LazyLock<String> = LazyLock::new(|| format_size(app::DEFAULT_WINDOW));
+static DEFAULT_REFRESH: LazyLock<String> = LazyLock::new(|| format_duration(app::DEFAULT_REFRESH));
+static DEFAULT_RETRY_BUDGET: LazyLock<String> =
+    LazyLock::new(|| format_duration(crate::retry::RetryPolicy::default().total_budget));
 
 #[derive(Debug, Parser)]
 #[command(
@@ -317,14 +330,19 @@ pub struct RetryArgs {
     /// that takes longer is abandoned and tried again, a download resuming where it
     /// stopped.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
-    pub timeout: std::time::Duration,
+    pub timeout: Duration,
 
     /// How long to keep retrying a failing request (5xx, 429, refused or reset
     /// connections, cut or stalled bodies, timeouts) before giving up: a read from the
     /// mount then fails with EIO. Every read of the mount answers within this budget
     /// plus --timeout plus 1 s.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
-    pub retry_budget: std::time::Duration,
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = DEFAULT_RETRY_BUDGET.as_str(),
+        value_parser = parse_duration
+    )]
+    pub retry_budget: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -418,16 +436,31 @@ pub struct MountArgs {
     pub gid: Option<u32>,
 
     /// Memory for decrypted windows, shared by all open files (KiB, MiB, GiB).
-    #[arg(long, value_name = "SIZE", default_value = "512MiB", value_parser = parse_size)]
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = DEFAULT_CACHE_SIZE.as_str(),
+        value_parser = parse_size
+    )]
     pub cache_size: u64,
 
     /// Bytes decrypted per window: a read fetches whole windows.
-    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_window)]
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = DEFAULT_WINDOW.as_str(),
+        value_parser = parse_window
+    )]
     pub window: u64,
 
     /// List directories again after this long (30s, 5m, 1h; a plain number is seconds).
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
-    pub refresh: std::time::Duration,
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = DEFAULT_REFRESH.as_str(),
+        value_parser = parse_duration
+    )]
+    pub refresh: Duration,
 
     /// Only this room's media (RM…); repeat for several.
     #[arg(long = "room", value_name = "RM")]
@@ -526,8 +559,19 @@ pub fn parse_window(text: &str) -> Result<u64, String> {
     Ok(n)
 }
 
+/// A size as [`parse_size`] reads it back, in the largest binary unit that divides it:
+/// `512MiB`, `1GiB`, `1000`.
+pub fn format_size(n: u64) -> String {
+    for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if n != 0 && n.trailing_zeros() >= shift {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    n.to_string()
+}
+
 /// Parses a duration: a number with `ms`, `s`, `m` or `h` (a plain number is seconds).
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let (number, unit) = t
         .find(|c: char| !c.is_ascii_digit())
@@ -543,12 +587,22 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         _ => return Err(format!("{text:?}: use ms, s, m or h")),
     };
     millis
-        .map(std::time::Duration::from_millis)
+        .map(Duration::from_millis)
         .ok_or_else(|| format!("{text:?} is too long"))
 }
 
+/// A duration as [`parse_duration`] reads it back: whole seconds as `60s`, anything
+/// else in milliseconds.
+pub fn format_duration(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
 /// A duration that is not zero (a zero timeout would fail every request).
-pub fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
     match parse_duration(text)? {
         d if d.is_zero() => Err("must be more than zero".into()),
         d => Ok(d),
@@ -584,6 +638,50 @@ mod tests {
         assert!(parse_duration(&format!("{}h", u64::MAX / 1000)).is_err());
         assert!(parse_timeout("0s").is_err());
         assert_eq!(parse_timeout("1s"), Ok(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn sizes_and_durations_format_as_they_parse() {
+        for n in [
+            0,
+            1,
+            1000,
+            1 << 10,
+            3 << 20,
+            512 << 20,
+            1 << 30,
+            5 << 40,
+            (1 << 20) + 16,
+        ] {
+            assert_eq!(parse_size(&format_size(n)), Ok(n), "{n}");
+        }
+        assert_eq!(format_size(512 << 20), "512MiB");
+        assert_eq!(format_size(1 << 30), "1GiB");
+        for d in [
+            Duration::ZERO,
+            Duration::from_secs(60),
+            Duration::from_millis(1500),
+        ] {
+            assert_eq!(parse_duration(&format_duration(d)), Ok(d), "{d:?}");
+        }
+        assert_eq!(format_duration(Duration::from_secs(60)), "60s");
+    }
+
+    /// A command line without timeout flags configures the client as the library would.
+    #[test]
+    fn api_flag_defaults_are_the_client_defaults() {
+        let Command::Ls(args) = Cli::try_parse_from(["twilio-media-fs", "ls"])
+            .unwrap()
+            .command
+        else {
+            panic!("ls");
+        };
+        let library = crate::twilio::ClientConfig::new(crate::twilio::Credentials::auth_token(
+            "AC00000000000000000000000000000000",
+            zeroize::Zeroizing::new("token".into()),
+        ));
+        assert_eq!(args.api.retry.timeout, library.request_timeout);
+        assert_eq!(args.api.retry.retry_budget, library.retry.total_budget);
     }
 
     #[test]
