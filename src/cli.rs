@@ -1,13 +1,22 @@
-//! The command line: clap definitions close to the flags, and dispatch to [`crate::cmd`].
+//! The command line: clap definitions close to the flags, and the value parsers that
+//! check them while parsing.
+//!
+//! It owns what a user types and sees in `--help`, man pages and completions, nothing
+//! else: it must not import [`crate::cmd`], which runs the commands and imports these
+//! types, nor load keys or credentials (turning flags into the library's configs
+//! happens in `cmd`). Flag groups that several subcommands take ([`KeyArgs`],
+//! [`ApiArgs`], [`RetryArgs`]) are defined once and flattened into each.
 //!
 //! Secrets never come from arguments (they show in `ps`): credentials and passphrases
 //! come from the environment or files.
 
 use std::path::PathBuf;
+use std::sync::LazyLock;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::cmd;
+use crate::app;
 
 /// The end of `--help` and of the man page: fstab, systemd, files, environment.
 const AFTER_LONG_HELP: &str = "\
@@ -40,6 +49,15 @@ Environment:
   TWILIO_MEDIA_FS_API_URL, TWILIO_MEDIA_FS_ACCOUNTS_URL  other API endpoints (the emulator)
   TWILIO_MEDIA_FS_KEY_PASSPHRASE  the passphrase of encrypted private keys
   RUST_LOG  the log filter (overrides -v)";
+
+/// Flag defaults as `--help` shows them, written from the library's own defaults
+/// ([`crate::app`], [`crate::retry::RetryPolicy`]) so that the two cannot disagree.
+static DEFAULT_CACHE_SIZE: LazyLock<String> =
+    LazyLock::new(|| format_size(app::DEFAULT_CACHE_SIZE));
+static DEFAULT_WINDOW: LazyLock<String> = LazyLock::new(|| format_size(app::DEFAULT_WINDOW));
+static DEFAULT_REFRESH: LazyLock<String> = LazyLock::new(|| format_duration(app::DEFAULT_REFRESH));
+static DEFAULT_RETRY_BUDGET: LazyLock<String> =
+    LazyLock::new(|| format_duration(crate::retry::RetryPolicy::default().total_budget));
 
 #[derive(Debug, Parser)]
 #[command(
@@ -128,8 +146,8 @@ pub enum Command {
     #[command(hide = true)]
     Generate(GenerateArgs),
 
-    /// Mount a local demo account (the emulator, sample media, a fresh key): try the
-    /// filesystem with no Twilio account. Ctrl-C unmounts.
+    /// Mount a local demo account (the emulator, sample media, a fresh key) as `mount`
+    /// does, with its defaults: try the filesystem with no Twilio account. Ctrl-C unmounts.
     Demo(DemoArgs),
 
     /// Serve a local stand-in for video.twilio.com and its media storage.
@@ -212,22 +230,14 @@ pub struct EmulatorArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(mut_args = KeyArgs::mut_key(|key| key.required(true)))]
 pub struct DecryptFileArgs {
     /// The encrypted file as downloaded (`-` reads standard input).
     #[arg(value_name = "ENCRYPTED")]
     pub input: PathBuf,
 
-    /// RSA private key (PEM: PKCS#1, PKCS#8 or encrypted PKCS#8). Repeat for several
-    /// keys; each is tried in turn. The passphrase of an encrypted key comes from
-    /// TWILIO_MEDIA_FS_KEY_PASSPHRASE or a prompt. The file must be readable by you
-    /// only (chmod 600), as ssh requires of its keys.
-    #[arg(short = 'k', long = "key", value_name = "KEY.pem", required = true)]
-    pub keys: Vec<PathBuf>,
-
-    /// Use private key files that group or others can read or write. Refused by
-    /// default, as ssh does: `chmod 600 KEY.pem` is the fix.
-    #[arg(long)]
-    pub insecure_key_permissions: bool,
+    #[command(flatten)]
+    pub keys: KeyArgs,
 
     /// Response headers saved with the download (`curl -D FILE`, `wget -S 2>FILE`).
     #[arg(
@@ -258,6 +268,42 @@ pub struct DecryptFileArgs {
     pub output: PathBuf,
 }
 
+/// The private keys to decrypt with: `-k KEY.pem` (repeatable) and
+/// `--insecure-key-permissions`. A subcommand that flattens it may say what the keys are
+/// for in its own words ([`KeyArgs::mut_key`]); the flags stay the same.
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// RSA private key (PEM: PKCS#1, PKCS#8 or encrypted PKCS#8). Repeat for several
+    /// keys; each is tried in turn. The passphrase of an encrypted key comes from
+    /// TWILIO_MEDIA_FS_KEY_PASSPHRASE or a prompt. The file must be readable by you
+    /// only (chmod 600), as ssh requires of its keys.
+    #[arg(id = KEYS_ID, short = 'k', long = "key", value_name = "KEY.pem")]
+    pub paths: Vec<PathBuf>,
+
+    /// Use private key files that group or others can read or write. Refused by
+    /// default, as ssh does: `chmod 600 KEY.pem` is the fix.
+    #[arg(id = "insecure_key_permissions", long = "insecure-key-permissions")]
+    pub insecure_permissions: bool,
+}
+
+/// The id of `-k/--key`.
+const KEYS_ID: &str = "keys";
+
+impl KeyArgs {
+    /// For `#[command(mut_args = ..)]` on a subcommand that flattens [`KeyArgs`]: changes
+    /// `-k/--key` (its help, whether it is required) and leaves it where it is among the
+    /// flags (`mut_arg` would move it last).
+    fn mut_key(change: impl Fn(clap::Arg) -> clap::Arg) -> impl FnMut(clap::Arg) -> clap::Arg {
+        move |arg| {
+            if arg.get_id() == KEYS_ID {
+                change(arg)
+            } else {
+                arg
+            }
+        }
+    }
+}
+
 /// How to reach Twilio. Credentials never come from arguments: they come from
 /// TWILIO_API_KEY + TWILIO_API_SECRET (with TWILIO_ACCOUNT_SID), or TWILIO_ACCOUNT_SID +
 /// TWILIO_AUTH_TOKEN, or ~/.config/twilio-media-fs/config.toml.
@@ -273,40 +319,30 @@ pub struct ApiArgs {
     #[arg(long, value_name = "FILE")]
     pub credentials: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub retry: RetryArgs,
+}
+
+/// How long one request may take, and how long to keep retrying failing ones.
+#[derive(Debug, Args)]
+pub struct RetryArgs {
     /// Longest one HTTP request may take, body included (500ms, 10s, 1m). A request
     /// that takes longer is abandoned and tried again, a download resuming where it
     /// stopped.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
-    pub timeout: std::time::Duration,
+    pub timeout: Duration,
 
     /// How long to keep retrying a failing request (5xx, 429, refused or reset
     /// connections, cut or stalled bodies, timeouts) before giving up: a read from the
     /// mount then fails with EIO. Every read of the mount answers within this budget
     /// plus --timeout plus 1 s.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
-    pub retry_budget: std::time::Duration,
-}
-
-impl ApiArgs {
-    /// A client with the credentials from `--credentials`, else the environment or the
-    /// config file.
-    pub fn client(&self) -> anyhow::Result<crate::twilio::TwilioClient> {
-        Ok(crate::twilio::TwilioClient::new(self.client_config()?)?)
-    }
-
-    /// The configuration [`Self::client`] builds its client from.
-    pub fn client_config(&self) -> anyhow::Result<crate::twilio::ClientConfig> {
-        let credentials = match &self.credentials {
-            Some(path) => crate::twilio::Credentials::from_file(path)?,
-            None => crate::twilio::Credentials::from_env()?,
-        };
-        let mut config = crate::twilio::ClientConfig::new(credentials);
-        config.api_url = self.api_url.clone();
-        config.request_timeout = self.timeout;
-        config.connect_timeout = config.connect_timeout.min(self.timeout);
-        config.retry.total_budget = self.retry_budget;
-        Ok(config)
-    }
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = DEFAULT_RETRY_BUDGET.as_str(),
+        value_parser = parse_duration
+    )]
+    pub retry_budget: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -341,6 +377,9 @@ pub struct LsArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(mut_args = KeyArgs::mut_key(|key| key.help(
+    "RSA private key(s), as for decrypt-file; not needed for unencrypted media"
+)))]
 pub struct GetArgs {
     /// Recording (RT…) or composition (CJ…) SIDs.
     #[arg(value_name = "SID", required = true)]
@@ -352,14 +391,8 @@ pub struct GetArgs {
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
 
-    /// RSA private key(s), as for decrypt-file; not needed for unencrypted media.
-    #[arg(short = 'k', long = "key", value_name = "KEY.pem")]
-    pub keys: Vec<PathBuf>,
-
-    /// Use private key files that group or others can read or write. Refused by
-    /// default, as ssh does: `chmod 600 KEY.pem` is the fix.
-    #[arg(long)]
-    pub insecure_key_permissions: bool,
+    #[command(flatten)]
+    pub keys: KeyArgs,
 
     /// Ranged requests in flight at once per object.
     #[arg(long, value_name = "N", default_value_t = 8)]
@@ -370,18 +403,15 @@ pub struct GetArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(mut_args = KeyArgs::mut_key(|key| key.help(
+    "RSA private key(s), as for decrypt-file; repeat when the account rotated keys"
+)))]
 pub struct MountArgs {
     /// An existing empty directory.
     pub mountpoint: PathBuf,
 
-    /// RSA private key(s), as for decrypt-file; repeat when the account rotated keys.
-    #[arg(short = 'k', long = "key", value_name = "KEY.pem")]
-    pub keys: Vec<PathBuf>,
-
-    /// Use private key files that group or others can read or write. Refused by
-    /// default, as ssh does: `chmod 600 KEY.pem` is the fix.
-    #[arg(long)]
-    pub insecure_key_permissions: bool,
+    #[command(flatten)]
+    pub keys: KeyArgs,
 
     /// Stay attached to the terminal and log to stderr (default: run in the background).
     #[arg(short, long)]
@@ -406,16 +436,31 @@ pub struct MountArgs {
     pub gid: Option<u32>,
 
     /// Memory for decrypted windows, shared by all open files (KiB, MiB, GiB).
-    #[arg(long, value_name = "SIZE", default_value = "512MiB", value_parser = parse_size)]
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = DEFAULT_CACHE_SIZE.as_str(),
+        value_parser = parse_size
+    )]
     pub cache_size: u64,
 
     /// Bytes decrypted per window: a read fetches whole windows.
-    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_window)]
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = DEFAULT_WINDOW.as_str(),
+        value_parser = parse_window
+    )]
     pub window: u64,
 
     /// List directories again after this long (30s, 5m, 1h; a plain number is seconds).
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
-    pub refresh: std::time::Duration,
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = DEFAULT_REFRESH.as_str(),
+        value_parser = parse_duration
+    )]
+    pub refresh: Duration,
 
     /// Only this room's media (RM…); repeat for several.
     #[arg(long = "room", value_name = "RM")]
@@ -430,15 +475,12 @@ pub struct MountArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(mut_args = KeyArgs::mut_key(|key| key.help(
+    "RSA private key(s) to check against the account's public key; repeat for several"
+)))]
 pub struct DoctorArgs {
-    /// RSA private key(s) to check against the account's public key; repeat for several.
-    #[arg(short = 'k', long = "key", value_name = "KEY.pem")]
-    pub keys: Vec<PathBuf>,
-
-    /// Use private key files that group or others can read or write. Refused by
-    /// default, as ssh does: `chmod 600 KEY.pem` is the fix.
-    #[arg(long)]
-    pub insecure_key_permissions: bool,
+    #[command(flatten)]
+    pub keys: KeyArgs,
 
     /// The Twilio Accounts API, which holds the public keys. Default: beside --api-url
     /// (https://accounts.twilio.com for https://video.twilio.com; a host that does not
@@ -517,8 +559,19 @@ pub fn parse_window(text: &str) -> Result<u64, String> {
     Ok(n)
 }
 
+/// A size as [`parse_size`] reads it back, in the largest binary unit that divides it:
+/// `512MiB`, `1GiB`, `1000`.
+pub fn format_size(n: u64) -> String {
+    for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if n != 0 && n.trailing_zeros() >= shift {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    n.to_string()
+}
+
 /// Parses a duration: a number with `ms`, `s`, `m` or `h` (a plain number is seconds).
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let (number, unit) = t
         .find(|c: char| !c.is_ascii_digit())
@@ -534,12 +587,22 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         _ => return Err(format!("{text:?}: use ms, s, m or h")),
     };
     millis
-        .map(std::time::Duration::from_millis)
+        .map(Duration::from_millis)
         .ok_or_else(|| format!("{text:?} is too long"))
 }
 
+/// A duration as [`parse_duration`] reads it back: whole seconds as `60s`, anything
+/// else in milliseconds.
+pub fn format_duration(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
 /// A duration that is not zero (a zero timeout would fail every request).
-pub fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
     match parse_duration(text)? {
         d if d.is_zero() => Err("must be more than zero".into()),
         d => Ok(d),
@@ -555,58 +618,6 @@ pub fn parse_date(text: &str) -> Result<String, String> {
     crate::twilio::parse_date(&full)
         .map(|_| full.clone())
         .ok_or_else(|| format!("{text:?} is not a date such as 2026-01-31 or 2026-01-31T12:00:00Z"))
-}
-
-/// Sets up logging to stderr: warnings by default, more with -v, RUST_LOG wins.
-pub fn init_logging(verbose: u8) {
-    // fuser warns about its own unmount after ours (MNT_DETACH) already happened.
-    let default = match verbose {
-        0 => "warn,fuser=error",
-        1 => "info,fuser=error",
-        2 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    // Colours only on a terminal: a log file gets plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
-}
-
-/// Runs one parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::DecryptFile(args) => cmd::decrypt_file::run(args),
-        Command::Ls(args) => cmd::ls::run(args),
-        Command::Get(args) => cmd::get::run(args),
-        Command::Mount(args) => cmd::mount::run(args),
-        Command::Demo(args) => cmd::demo::run(args),
-        Command::Emulator(args) => cmd::emulator::run(args),
-        Command::Doctor(args) => cmd::doctor::run(args),
-        Command::Generate(args) => cmd::generate::run(args),
-    }
-}
-
-/// The command line to parse: this process's arguments, with the mount-helper form
-/// (`twilio-media-fs SOURCE MOUNTPOINT -o OPTIONS`, from fstab) rewritten to `mount`
-/// ([`crate::fstab::rewrite`]).
-pub fn effective_args(
-    args: impl IntoIterator<Item = std::ffi::OsString>,
-) -> Result<Vec<std::ffi::OsString>, crate::fstab::OptionError> {
-    use clap::CommandFactory;
-    let command = Cli::command();
-    let is_subcommand = |name: &str| {
-        name == "help"
-            || command
-                .get_subcommands()
-                .any(|c| c.get_name() == name || c.get_all_aliases().any(|a| a == name))
-    };
-    crate::fstab::rewrite(args.into_iter().collect(), is_subcommand)
 }
 
 #[cfg(test)]
@@ -630,6 +641,50 @@ mod tests {
     }
 
     #[test]
+    fn sizes_and_durations_format_as_they_parse() {
+        for n in [
+            0,
+            1,
+            1000,
+            1 << 10,
+            3 << 20,
+            512 << 20,
+            1 << 30,
+            5 << 40,
+            (1 << 20) + 16,
+        ] {
+            assert_eq!(parse_size(&format_size(n)), Ok(n), "{n}");
+        }
+        assert_eq!(format_size(512 << 20), "512MiB");
+        assert_eq!(format_size(1 << 30), "1GiB");
+        for d in [
+            Duration::ZERO,
+            Duration::from_secs(60),
+            Duration::from_millis(1500),
+        ] {
+            assert_eq!(parse_duration(&format_duration(d)), Ok(d), "{d:?}");
+        }
+        assert_eq!(format_duration(Duration::from_secs(60)), "60s");
+    }
+
+    /// A command line without timeout flags configures the client as the library would.
+    #[test]
+    fn api_flag_defaults_are_the_client_defaults() {
+        let Command::Ls(args) = Cli::try_parse_from(["twilio-media-fs", "ls"])
+            .unwrap()
+            .command
+        else {
+            panic!("ls");
+        };
+        let library = crate::twilio::ClientConfig::new(crate::twilio::Credentials::auth_token(
+            "AC00000000000000000000000000000000",
+            zeroize::Zeroizing::new("token".into()),
+        ));
+        assert_eq!(args.api.retry.timeout, library.request_timeout);
+        assert_eq!(args.api.retry.retry_budget, library.retry.total_budget);
+    }
+
+    #[test]
     fn timeout_and_retry_budget_flags() {
         let cli = Cli::try_parse_from([
             "twilio-media-fs",
@@ -644,8 +699,8 @@ mod tests {
         let Command::Mount(args) = cli.command else {
             panic!("mount");
         };
-        assert_eq!(args.api.timeout, Duration::from_millis(500));
-        assert_eq!(args.api.retry_budget, Duration::from_secs(5));
+        assert_eq!(args.api.retry.timeout, Duration::from_millis(500));
+        assert_eq!(args.api.retry.retry_budget, Duration::from_secs(5));
         assert!(Cli::try_parse_from(["twilio-media-fs", "ls", "--timeout", "0"]).is_err());
     }
 }

@@ -15,7 +15,10 @@
 //! message naming the option. Secrets never appear here: credentials come from the file
 //! `credentials=` names.
 //!
-//! Pure: no I/O. The values are checked with the same parsers as the flags.
+//! Pure: no I/O. The values are checked with the same parsers as the flags
+//! ([`crate::cli`]). It must not import the clap definitions themselves: which words are
+//! subcommands comes in as a predicate (from `cmd::argv`), so that `cli` and this module
+//! never import each other.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -344,7 +347,7 @@ mod tests {
         assert_eq!(m.mountpoint.to_str(), Some("/mnt/twilio"));
         assert!(m.allow_other);
         assert_eq!(
-            m.keys,
+            m.keys.paths,
             vec![std::path::PathBuf::from("/etc/twilio-media-fs/key.pem")]
         );
         assert_eq!(
@@ -373,7 +376,7 @@ mod tests {
         )
         .unwrap();
         let m = mount_args(args);
-        let keys: Vec<_> = m.keys.iter().map(|k| k.to_str().unwrap()).collect();
+        let keys: Vec<_> = m.keys.paths.iter().map(|k| k.to_str().unwrap()).collect();
         assert_eq!(keys, ["/a.pem", "/b.pem", "/c.pem"]);
         assert_eq!(m.cache_size, 1 << 30);
         assert_eq!(m.window, 64 << 10);
@@ -383,8 +386,8 @@ mod tests {
         assert_eq!((m.uid, m.gid), (Some(1000), Some(100)));
         assert_eq!(m.api.api_url, "http://127.0.0.1:9/x");
         assert_eq!(m.fsname, "other", "fsname= wins over SOURCE");
-        assert_eq!(m.api.timeout, std::time::Duration::from_millis(500));
-        assert_eq!(m.api.retry_budget, std::time::Duration::from_secs(5));
+        assert_eq!(m.api.retry.timeout, std::time::Duration::from_millis(500));
+        assert_eq!(m.api.retry.retry_budget, std::time::Duration::from_secs(5));
         assert!(!m.allow_other);
     }
 
@@ -526,7 +529,7 @@ mod tests {
             let expected_keys: Vec<String> = opts.iter()
                 .flat_map(|(_, f)| f.chunks(2).filter(|c| c[0] == "--key").map(|c| c[1].clone()))
                 .collect();
-            let keys: Vec<String> = m.keys.iter().map(|k| k.to_string_lossy().into_owned()).collect();
+            let keys: Vec<String> = m.keys.paths.iter().map(|k| k.to_string_lossy().into_owned()).collect();
             prop_assert_eq!(keys, expected_keys);
             prop_assert_eq!(m.allow_other, list.contains(&"allow_other"));
             let last = |flag: &str| opts.iter().rev()

@@ -20,8 +20,11 @@
 //!   asking for their passphrases.
 //! - [`harden`]: no core dumps, no same-user ptrace or /proc reads of this process.
 //! - [`names`]: file names from SIDs, checked (pure).
-//! - [`cli`], [`fstab`], [`cmd`]: the command line, the mount-helper form, and one
-//!   module per subcommand.
+//! - [`app`]: a mount's settings with their one set of defaults, and `build_fs`, the one
+//!   place a filesystem is wired from its parts (`mount`, `demo`, tests).
+//! - [`cli`]: the command-line definitions (clap) and their value parsers; no dispatch.
+//! - [`fstab`]: the mount-helper form `twilio-media-fs SOURCE DIR -o OPTS` (pure).
+//! - [`cmd`]: dispatch to one module per subcommand, where flags become configs.
 //!
 //! # The hops of a read
 //! 1. [`fs::fuse`] gets `read(ino, fh, offset, size)` from the kernel and calls
@@ -45,6 +48,7 @@
 //!
 //! Plaintext stays in memory; nothing decrypted is written to disk by the filesystem.
 
+pub mod app;
 pub mod cli;
 pub mod cmd;
 pub mod crypto;

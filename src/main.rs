@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     twilio_media_fs::harden::harden_process();
     // `mount` (fstab) runs `twilio-media-fs SOURCE MOUNTPOINT -o OPTIONS`: rewritten to
     // the `mount` subcommand before clap sees it.
-    let args = match twilio_media_fs::cli::effective_args(std::env::args_os()) {
+    let args = match twilio_media_fs::cmd::argv::effective_args(std::env::args_os()) {
         Ok(args) => args,
         Err(err) => {
             eprintln!("twilio-media-fs: error: {err}");
@@ -18,8 +18,8 @@ fn main() -> ExitCode {
         }
     };
     let cli = Cli::parse_from(args);
-    twilio_media_fs::cli::init_logging(cli.verbose);
-    match twilio_media_fs::cli::run(cli) {
+    twilio_media_fs::cmd::init_logging(cli.verbose);
+    match twilio_media_fs::cmd::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             // The whole chain on one line: "what failed: why: the root cause".

@@ -1,5 +1,5 @@
-//! The filesystem driven directly, with no kernel and no `/dev/fuse`: [`TwilioFs`] over
-//! the read core, an in-memory account ([`MemoryApi`]) and in-memory storage
+//! The filesystem driven directly, with no kernel and no `/dev/fuse`: [`TwilioFs`] as
+//! `mount` builds it ([`app::build`]), over an in-memory account ([`MemoryApi`]) and in-memory storage
 //! ([`MemoryStorage`]), with failures injected on either side ([`FaultyApi`],
 //! [`FaultySource`]). What the kernel would ask (lookup, getattr, opendir and readdir in
 //! chunks, open, read, getxattr, listxattr) is called as plain async functions, and
@@ -14,11 +14,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use twilio_media_fs::app::{self, Backend, MountSettings};
 use twilio_media_fs::crypto::PrivateKeys;
 use twilio_media_fs::faults::{ApiCall, FaultyApi, FaultySource};
-use twilio_media_fs::fs::{self, Error, FsConfig, Kind, TwilioFs};
+use twilio_media_fs::fs::{self, Error, Kind, TwilioFs};
 use twilio_media_fs::object::{MemoryStorage, ObjectError};
-use twilio_media_fs::read::{ReadConfig, ReadCore, ReadError, WindowCache};
+use twilio_media_fs::read::ReadError;
 use twilio_media_fs::twilio::{self, Composition, GroupingSids, MemoryApi, Recording};
 
 /// Plaintext bytes per window: small, so that files of a few KiB span many windows.
@@ -60,24 +61,22 @@ fn account(o: Options) -> Account {
     let faulty_api = Arc::new(FaultyApi::new(api.clone()));
     let storage = Arc::new(MemoryStorage::new());
     let faulty = Arc::new(FaultySource::new(storage.clone()));
-    let core = ReadCore::new(
-        ReadConfig {
-            window: WINDOW,
-            answer_within: o.answer_within,
-        },
-        faulty.clone(),
-        Arc::new(keys),
-        Arc::new(WindowCache::new(64 * WINDOW as usize)),
-        Arc::default(),
-    );
-    let config = FsConfig {
+    let settings = MountSettings {
         uid: 0,
         gid: 0,
+        window: WINDOW,
+        cache_size: 64 * WINDOW,
         refresh: o.refresh,
         rooms: Vec::new(),
         since: o.since,
     };
-    let fs = Arc::new(TwilioFs::new(config, faulty_api.clone(), Arc::new(core)));
+    let backend = Backend {
+        api: faulty_api.clone(),
+        source: faulty.clone(),
+        io: Arc::default(),
+        answer_within: o.answer_within,
+    };
+    let fs = app::build(&settings, backend, Arc::new(keys));
     Account {
         api,
         faulty_api,

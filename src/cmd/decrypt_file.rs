@@ -11,10 +11,10 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::config::load_keys;
 use super::output::Output;
 use crate::cli::DecryptFileArgs;
 use crate::crypto::{CryptoError, Envelope, StreamDecryptor, parse_saved_headers, window};
-use crate::keyfile;
 
 const CHUNK: usize = 1 << 20;
 
@@ -23,10 +23,7 @@ pub fn run(args: DecryptFileArgs) -> anyhow::Result<()> {
     if args.length.is_some() {
         envelope.plaintext_len = args.length;
     }
-    let keys = keyfile::load(
-        &args.keys,
-        keyfile::KeyPermissions::from_flag(args.insecure_key_permissions),
-    )?;
+    let keys = load_keys(&args.keys)?;
     let (mut input, size, tail) = open_input(&args.input, &envelope.iv)?;
     if let Some(size) = size {
         check_size(size, envelope.plaintext_len)?;

@@ -1,6 +1,10 @@
 //! `demo`: the whole thing with no Twilio account. Starts the emulator in this process
 //! with a fresh key pair and its sample media, mounts it, says what to try, and
 //! unmounts on Ctrl-C.
+//!
+//! The filesystem is the one `mount` builds ([`crate::app::build_fs`]), with `mount`'s
+//! defaults; only the account (the emulator) and the key (a fresh one) differ. It must
+//! not wire a filesystem of its own.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,12 +12,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use zeroize::Zeroizing;
 
+use crate::app::{MountSettings, build_fs};
 use crate::cli::DemoArgs;
 use crate::crypto::{PrivateKeys, seal};
 use crate::emulator::{EmulatorConfig, EmulatorCredentials, spawn};
-use crate::fs::{FsConfig, TwilioFs};
-use crate::object::ObjectClient;
-use crate::read::{ReadConfig, ReadCore, WindowCache};
 use crate::twilio::{ClientConfig, Credentials, TwilioClient};
 
 pub fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -41,29 +43,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
     ));
     config.api_url = emulator.url.clone();
     let twilio = Arc::new(TwilioClient::new(config)?);
-    let objects = ObjectClient::new(twilio.clone());
-    let io_stats = objects.stats();
-    let core = ReadCore::new(
-        ReadConfig {
-            window: 1 << 20,
-            answer_within: twilio.answer_bound(),
-        },
-        Arc::new(objects),
-        Arc::new(keys),
-        Arc::new(WindowCache::new(256 << 20)),
-        io_stats,
-    );
-    let fs = Arc::new(TwilioFs::new(
-        FsConfig {
-            uid: unsafe { libc::getuid() },
-            gid: unsafe { libc::getgid() },
-            refresh: std::time::Duration::from_secs(60),
-            rooms: Vec::new(),
-            since: None,
-        },
-        twilio,
-        Arc::new(core),
-    ));
+    // What `mount` with no flags builds.
+    let fs = build_fs(&MountSettings::default(), twilio, Arc::new(keys));
     let shown = mountpoint.display().to_string();
     let sample = emulator
         .emulator

@@ -23,9 +23,9 @@ use std::sync::Arc;
 use anyhow::bail;
 use rsa::traits::PublicKeyParts;
 
+use super::config::{client_config, load_keys};
 use crate::cli::DoctorArgs;
 use crate::crypto::PrivateKeys;
-use crate::keyfile;
 use crate::object::{ObjectClient, ObjectSource};
 use crate::read::{ObjectReader, ReadError, WindowCache};
 use crate::twilio::{
@@ -181,7 +181,7 @@ struct Api {
 
 async fn api_checks(args: &DoctorArgs, r: &mut Report) -> Option<Api> {
     const CREDS: &str = "credentials";
-    let client = args.api.client_config().and_then(|mut config| {
+    let client = client_config(&args.api).and_then(|mut config| {
         config.accounts_url = args.accounts_url.clone();
         Ok(TwilioClient::new(config)?)
     });
@@ -310,7 +310,7 @@ fn settings_check(name: &str, s: &StorageSettings, key_sids: &mut Vec<String>) -
 
 fn key_check(args: &DoctorArgs, r: &mut Report) -> Option<Arc<PrivateKeys>> {
     const NAME: &str = "private keys";
-    if args.keys.is_empty() {
+    if args.keys.paths.is_empty() {
         r.checks.push(Check::fail(
             NAME,
             "none given",
@@ -318,10 +318,7 @@ fn key_check(args: &DoctorArgs, r: &mut Report) -> Option<Arc<PrivateKeys>> {
         ));
         return None;
     }
-    match keyfile::load(
-        &args.keys,
-        keyfile::KeyPermissions::from_flag(args.insecure_key_permissions),
-    ) {
+    match load_keys(&args.keys) {
         Ok(keys) => {
             let list: Vec<String> = keys
                 .public_keys()

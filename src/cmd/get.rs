@@ -12,10 +12,10 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use futures_util::{StreamExt, TryStreamExt, stream};
 
+use super::config::{load_keys, twilio_client};
 use super::output::Output;
 use crate::cli::GetArgs;
 use crate::crypto::PrivateKeys;
-use crate::keyfile;
 use crate::object::ObjectClient;
 use crate::read::{ObjectReader, WindowCache};
 use crate::twilio::{MediaRef, TwilioClient};
@@ -28,13 +28,10 @@ pub fn run(args: GetArgs) -> anyhow::Result<()> {
     if args.sids.len() > 1 && args.output.as_deref().is_some_and(|o| o.as_os_str() == "-") {
         bail!("-o - (standard output) takes a single SID");
     }
-    let keys = Arc::new(keyfile::load(
-        &args.keys,
-        keyfile::KeyPermissions::from_flag(args.insecure_key_permissions),
-    )?);
+    let keys = Arc::new(load_keys(&args.keys)?);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let twilio = Arc::new(args.api.client()?);
+        let twilio = Arc::new(twilio_client(&args.api)?);
         let objects = Arc::new(ObjectClient::new(twilio.clone()));
         for sid in &args.sids {
             get_one(&twilio, &objects, &keys, sid, &args)

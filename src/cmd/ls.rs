@@ -5,13 +5,14 @@ use std::io::Write;
 use anyhow::Context;
 use serde::Serialize;
 
+use super::config::twilio_client;
 use crate::cli::{ListWhat, LsArgs};
 use crate::twilio::{CompositionFilter, RecordingFilter, RoomFilter, TwilioClient};
 
 pub fn run(args: LsArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let twilio = args.api.client()?;
+        let twilio = twilio_client(&args.api)?;
         let mut out = std::io::stdout().lock();
         match args.what {
             ListWhat::Recordings => recordings(&twilio, &args, &mut out).await,

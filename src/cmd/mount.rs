@@ -8,6 +8,10 @@
 //! `fusermount3 -u`: exit 0). Unmounting is lazy (`MNT_DETACH`), which also avoids the
 //! hang of fuser issue #407. Under systemd (`Type=notify`, `NOTIFY_SOCKET` set) the
 //! foreground process says `READY=1` once mounted.
+//!
+//! It owns the FUSE session (mount options, readiness, signals, unmounting) and turning
+//! the `mount` flags into [`MountSettings`]. It must not wire the filesystem itself:
+//! [`crate::app::build_fs`] does, for `demo` too.
 
 use std::ffi::CString;
 use std::io::{Read, Write};
@@ -21,11 +25,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use fuser::{Config, MountOption, SessionACL};
 
+use super::config::{load_keys, twilio_client};
+use crate::app::{MountSettings, build_fs};
 use crate::cli::MountArgs;
-use crate::fs::{FsConfig, TwilioFs, fuse::Fuse};
-use crate::keyfile;
-use crate::object::ObjectClient;
-use crate::read::{ReadConfig, ReadCore, WindowCache};
+use crate::fs::{TwilioFs, fuse::Fuse};
 
 /// The environment variable that carries the readiness pipe to the background child.
 const READY_FD_ENV: &str = "TWILIO_MEDIA_FS_READY_FD";
@@ -45,35 +48,16 @@ pub fn run(args: MountArgs) -> anyhow::Result<()> {
 
 fn foreground(args: &MountArgs, ready: &ReadyPipe) -> anyhow::Result<()> {
     limit_malloc_retention();
-    let keys = Arc::new(keyfile::load(
-        &args.keys,
-        keyfile::KeyPermissions::from_flag(args.insecure_key_permissions),
-    )?);
+    let keys = Arc::new(load_keys(&args.keys)?);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let fs = runtime.block_on(async {
-        let twilio = Arc::new(args.api.client()?);
+        let twilio = Arc::new(twilio_client(&args.api)?);
         // One request now, so that bad credentials fail the mount, not the first `ls`.
         twilio
             .recording_settings()
             .await
             .context("cannot reach the Twilio API with these credentials")?;
-        let source = Arc::new(ObjectClient::new(twilio.clone()));
-        let io_stats = source.stats();
-        let config = FsConfig {
-            uid: args.uid.unwrap_or_else(|| unsafe { libc::getuid() }),
-            gid: args.gid.unwrap_or_else(|| unsafe { libc::getgid() }),
-            refresh: args.refresh,
-            rooms: args.rooms.clone(),
-            since: args.since.clone(),
-        };
-        let read = ReadConfig {
-            window: args.window,
-            answer_within: twilio.answer_bound(),
-        };
-        let cache = Arc::new(WindowCache::new(args.cache_size as usize));
-        let core = Arc::new(ReadCore::new(read, source, keys, cache, io_stats));
-        let fs = TwilioFs::new(config, twilio, core);
-        anyhow::Ok(Arc::new(fs))
+        anyhow::Ok(build_fs(&settings(args), twilio, keys))
     })?;
     serve(
         &runtime,
@@ -89,6 +73,21 @@ fn foreground(args: &MountArgs, ready: &ReadyPipe) -> anyhow::Result<()> {
             ));
         },
     )
+}
+
+/// What the flags ask of the filesystem; a flag not given keeps [`MountSettings`]'s
+/// default.
+pub fn settings(args: &MountArgs) -> MountSettings {
+    let defaults = MountSettings::default();
+    MountSettings {
+        uid: args.uid.unwrap_or(defaults.uid),
+        gid: args.gid.unwrap_or(defaults.gid),
+        window: args.window,
+        cache_size: args.cache_size,
+        refresh: args.refresh,
+        rooms: args.rooms.clone(),
+        since: args.since.clone(),
+    }
 }
 
 /// Tells systemd (a `Type=notify` unit, such as packaging/twilio-media-fs@.service) how
@@ -246,7 +245,7 @@ fn daemonize() -> anyhow::Result<()> {
     let write_fd = fds[1];
     let exe = std::env::current_exe().context("cannot find this program's path")?;
     // The same command line as this one (the fstab form already rewritten to `mount`).
-    let args = crate::cli::effective_args(std::env::args_os())?;
+    let args = crate::cmd::argv::effective_args(std::env::args_os())?;
     let mut cmd = std::process::Command::new(exe);
     cmd.args(args.into_iter().skip(1))
         .arg("--foreground")
@@ -321,5 +320,59 @@ impl ReadyPipe {
                 *f = null;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn mount_args(args: &[&str]) -> MountArgs {
+        let argv = ["twilio-media-fs", "mount", "/mnt"].iter().chain(args);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Mount(m) => m,
+            other => panic!("not a mount: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn no_flags_are_the_library_defaults() {
+        assert_eq!(settings(&mount_args(&[])), MountSettings::default());
+    }
+
+    #[test]
+    fn each_flag_sets_its_setting() {
+        let room = "RM0123456789abcdef0123456789abcdef";
+        let args = mount_args(&[
+            "--uid",
+            "7",
+            "--gid",
+            "8",
+            "--window",
+            "64KiB",
+            "--cache-size",
+            "1GiB",
+            "--refresh",
+            "5m",
+            "--room",
+            room,
+            "--since",
+            "2026-01-31",
+        ]);
+        assert_eq!(
+            settings(&args),
+            MountSettings {
+                uid: 7,
+                gid: 8,
+                window: 64 << 10,
+                cache_size: 1 << 30,
+                refresh: Duration::from_secs(300),
+                rooms: vec![room.to_owned()],
+                since: Some("2026-01-31T00:00:00Z".to_owned()),
+            }
+        );
     }
 }

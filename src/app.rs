@@ -1,0 +1,125 @@
+//! The app builder: a mount's settings, with their one set of defaults, and [`build`],
+//! the one place a filesystem is wired from its parts ([`build_fs`] for Twilio over
+//! HTTP; tests hand [`build`] a [`Backend`] of in-memory doubles).
+//!
+//! `mount` and `demo` both build their filesystem here, and integration tests can too,
+//! so the three cannot drift apart: the same object client, window cache, read deadline
+//! and `.stats` counters, from the same defaults. The `mount` flags' defaults are made
+//! from the constants below (see `crate::cli`), so `--help` always tells what a mount
+//! without flags does.
+//!
+//! A plain library module: it must not see clap or any flag (the `cmd` layer turns flags
+//! into [`MountSettings`]), must not load keys or credentials (it is handed a client and
+//! keys), and does not mount: the FUSE session, its mount options and signals belong to
+//! `cmd::mount`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::crypto::PrivateKeys;
+use crate::fs::{FsConfig, TwilioFs};
+use crate::object::{ObjectClient, ObjectSource};
+use crate::read::{ReadConfig, ReadCore, WindowCache};
+use crate::stats::IoStats;
+use crate::twilio::{Api, TwilioClient};
+
+/// Plaintext bytes decrypted per window: a read fetches whole windows.
+pub const DEFAULT_WINDOW: u64 = 1 << 20;
+
+/// Memory for decrypted windows, shared by all open files (a sixteenth of it bounds the
+/// windows prefetched at once).
+pub const DEFAULT_CACHE_SIZE: u64 = 512 << 20;
+
+/// How old a directory listing may get before it is listed again.
+pub const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
+
+/// What a mount shows and how it reads: everything of the filesystem that a user
+/// chooses, none of how it is mounted (mount point, mount options).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountSettings {
+    /// Owner shown for files and directories.
+    pub uid: u32,
+    /// Group shown for files and directories.
+    pub gid: u32,
+    /// Plaintext bytes per window, a multiple of 16.
+    pub window: u64,
+    /// Bytes of decrypted windows kept in memory, shared by all open files.
+    pub cache_size: u64,
+    /// List directories again after this long.
+    pub refresh: Duration,
+    /// Only these rooms' media (RM…); empty: all.
+    pub rooms: Vec<String>,
+    /// Only media created at or after this date (RFC 3339).
+    pub since: Option<String>,
+}
+
+impl Default for MountSettings {
+    /// Files owned by whoever runs the mount, the default window, cache and refresh, the
+    /// whole account.
+    fn default() -> Self {
+        Self {
+            // SAFETY: getuid and getgid cannot fail and have no preconditions.
+            uid: unsafe { libc::getuid() },
+            gid: unsafe { libc::getgid() },
+            window: DEFAULT_WINDOW,
+            cache_size: DEFAULT_CACHE_SIZE,
+            refresh: DEFAULT_REFRESH,
+            rooms: Vec::new(),
+            since: None,
+        }
+    }
+}
+
+/// Where a filesystem's data comes from: the API, the storage, the counters of that
+/// storage's fetches, and how long a reader may wait for it.
+pub struct Backend {
+    pub api: Arc<dyn Api>,
+    pub source: Arc<dyn ObjectSource>,
+    /// What `.stats` shows of the storage: the object client's own counters.
+    pub io: Arc<IoStats>,
+    /// Past this, an open or a read fails rather than hang.
+    pub answer_within: Duration,
+}
+
+impl Backend {
+    /// Twilio over HTTP: objects fetched with `twilio`'s connection pool and retry
+    /// policy, every open and read answering within its bound
+    /// ([`TwilioClient::answer_bound`]).
+    pub fn http(twilio: Arc<TwilioClient>) -> Self {
+        let objects = ObjectClient::new(twilio.clone());
+        Self {
+            io: objects.stats(),
+            answer_within: twilio.answer_bound(),
+            source: Arc::new(objects),
+            api: twilio,
+        }
+    }
+}
+
+/// The filesystem for `settings`, over `backend`, decrypting with `keys`. Makes no
+/// request: the first listing happens on the first `readdir` or `lookup`.
+pub fn build(settings: &MountSettings, backend: Backend, keys: Arc<PrivateKeys>) -> Arc<TwilioFs> {
+    let read = ReadConfig {
+        window: settings.window,
+        answer_within: backend.answer_within,
+    };
+    let cache = Arc::new(WindowCache::new(settings.cache_size as usize));
+    let core = ReadCore::new(read, backend.source, keys, cache, backend.io);
+    let config = FsConfig {
+        uid: settings.uid,
+        gid: settings.gid,
+        refresh: settings.refresh,
+        rooms: settings.rooms.clone(),
+        since: settings.since.clone(),
+    };
+    Arc::new(TwilioFs::new(config, backend.api, Arc::new(core)))
+}
+
+/// [`build`] over Twilio's HTTP API ([`Backend::http`]): what `mount` and `demo` run.
+pub fn build_fs(
+    settings: &MountSettings,
+    twilio: Arc<TwilioClient>,
+    keys: Arc<PrivateKeys>,
+) -> Arc<TwilioFs> {
+    build(settings, Backend::http(twilio), keys)
+}
