@@ -1,17 +1,25 @@
-//! When to try a failed request again, and how long to wait first.
+//! When to try a failed request again, how long to wait first, and the one loop that
+//! does it.
 //!
-//! This module owns the retry *schedule* only: full-jitter exponential backoff
+//! The *schedule* is full-jitter exponential backoff
 //! (`delay = random(0, min(max_delay, base_delay · 2^(n−1)))`, the scheme AWS recommends
 //! because it spreads a burst of failing clients out instead of having them retry in
 //! lock-step), a cap on attempts, and a total time budget: the last delay is cut to end
 //! with the budget, so that retrying stops only once it is spent. A server's
 //! `Retry-After` wins over the computed delay when it asks for longer, as long as it
-//! fits the budget.
-//!
-//! It must not do I/O or decide *what* is retryable: the Twilio client and the object
-//! client classify their own failures and ask [`Backoff::next_delay`] whether, and after
-//! how long, to try again. The computation itself ([`Backoff::next_delay_at`]) takes the
+//! fits the budget. The computation itself ([`Backoff::next_delay_at`]) takes the
 //! elapsed time and the random draw as arguments so that it is tested without clocks.
+//!
+//! The *loop* is [`run`]: it makes attempts of a [`Retried`] operation until one says
+//! [`Outcome::Done`] or [`Outcome::Fail`], sleeping the schedule's delay after each
+//! [`Outcome::Retry`]. Both the Twilio client and the object client go through it; what
+//! differs between them is said by the attempt's outcome (an attempt that made progress
+//! starts the budget again; [`Outcome::Again`] repeats at once, outside the budget) and
+//! by two hooks of the operation (what to log before a delay, which error to return
+//! once the budget is spent).
+//!
+//! This module must not do network I/O or decide *what* is retryable: the callers
+//! classify their own failures. Its only effect is the sleep between attempts.
 
 use std::time::{Duration, Instant};
 
@@ -132,6 +140,87 @@ impl Backoff {
     }
 }
 
+/// What one attempt of a [`Retried`] operation came to.
+#[derive(Debug)]
+pub enum Outcome<T, E, W> {
+    /// It worked: [`run`] returns `Ok`.
+    Done(T),
+    /// A failure that another attempt would not fix: [`run`] returns `Err` at once.
+    Fail(E),
+    /// A failure worth another attempt, after a backoff delay, while the budget lasts.
+    Retry {
+        /// Why: handed to [`Retried::retrying`] and [`Retried::exhausted`].
+        why: W,
+        /// The server's `Retry-After`, when it sent one.
+        retry_after: Option<Duration>,
+        /// The attempt got somewhere before it failed (bytes arrived): the budget
+        /// bounds time without progress, so it starts again.
+        progressed: bool,
+    },
+    /// Try again at once, without a delay and without spending the budget: the
+    /// attempt fixed what failed (a new URL for an expired one). The caller bounds how
+    /// often it answers this.
+    Again,
+}
+
+/// One operation that [`run`] repeats: an attempt, and what to do between attempts.
+///
+/// A type, not closures, so that the attempt and the hooks share the operation's state
+/// (a read's progress, a flag that a warning was given) without a lock, and so that the
+/// attempt's future is declared `Send` for the multi-threaded runtime.
+pub trait Retried: Send {
+    /// What a successful attempt gives.
+    type Output;
+    /// What a failed operation gives.
+    type Error;
+    /// Why an attempt is retried: the cause to log, and to report once retries end.
+    type Why: Send;
+
+    /// Makes one attempt.
+    fn attempt(
+        &mut self,
+    ) -> impl Future<Output = Outcome<Self::Output, Self::Error, Self::Why>> + Send;
+
+    /// Called before waiting `delay` after a failure, to log it. `backoff` tells how
+    /// long retries have gone on ([`Backoff::elapsed`]).
+    fn retrying(&mut self, why: &Self::Why, delay: Duration, backoff: &Backoff);
+
+    /// The attempts or the time budget are spent: the error to return for the last
+    /// failure ([`Backoff::failures`] and [`Backoff::elapsed`] describe the attempts).
+    fn exhausted(&mut self, why: Self::Why, backoff: &Backoff) -> Self::Error;
+}
+
+/// Makes attempts of `op` until one is [`Outcome::Done`] or [`Outcome::Fail`], or
+/// until a retryable failure finds the attempts or the time budget of `policy` spent.
+/// Sleeps the schedule's delay after each [`Outcome::Retry`], none after
+/// [`Outcome::Again`].
+pub async fn run<R: Retried>(policy: RetryPolicy, op: &mut R) -> Result<R::Output, R::Error> {
+    let mut backoff = Backoff::new(policy);
+    loop {
+        let (why, retry_after) = match op.attempt().await {
+            Outcome::Done(value) => return Ok(value),
+            Outcome::Fail(error) => return Err(error),
+            Outcome::Again => continue,
+            Outcome::Retry {
+                why,
+                retry_after,
+                progressed,
+            } => {
+                if progressed {
+                    // Each restart of the budget needs new progress: it ends.
+                    backoff = Backoff::new(policy);
+                }
+                (why, retry_after)
+            }
+        };
+        let Some(delay) = backoff.next_delay(retry_after) else {
+            return Err(op.exhausted(why, &backoff));
+        };
+        op.retrying(&why, delay, &backoff);
+        tokio::time::sleep(delay).await;
+    }
+}
+
 /// Parses a `Retry-After` header given in seconds (the HTTP-date form is not used by
 /// Twilio or S3 and is ignored).
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
@@ -230,6 +319,190 @@ mod tests {
         // The cap is now 5 s, but only 0.3 s of the budget is left.
         let got = b.next_delay_at(Duration::from_millis(29_700), None, 1.0);
         assert_eq!(got, Some(300 * MS));
+    }
+
+    /// A policy whose delays are at most a millisecond, for driving [`run`] on the real
+    /// clock: the tests check which attempts happen, not how long they wait.
+    fn quick(max_attempts: u32) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts,
+            base_delay: MS,
+            max_delay: MS,
+            total_budget: Duration::from_secs(30),
+        }
+    }
+
+    /// What the hooks of one [`run`] saw.
+    #[derive(Debug, Default, PartialEq)]
+    struct Seen {
+        /// `(why, delay)` of each `on_retry`.
+        retries: Vec<(&'static str, Duration)>,
+        /// `(why, failures)` of `exhausted`.
+        exhausted: Option<(&'static str, u32)>,
+        /// Attempts made.
+        attempts: usize,
+    }
+
+    type Step = Outcome<&'static str, String, &'static str>;
+
+    fn retry(why: &'static str) -> Step {
+        Outcome::Retry {
+            why,
+            retry_after: None,
+            progressed: false,
+        }
+    }
+
+    /// An operation that plays scripted outcomes in order, and records what [`run`]
+    /// did with them.
+    struct Script {
+        steps: std::vec::IntoIter<Step>,
+        seen: Seen,
+    }
+
+    impl Retried for Script {
+        type Output = &'static str;
+        type Error = String;
+        type Why = &'static str;
+
+        async fn attempt(&mut self) -> Step {
+            self.seen.attempts += 1;
+            self.steps.next().expect("the script ran out")
+        }
+
+        fn retrying(&mut self, why: &&'static str, delay: Duration, _: &Backoff) {
+            self.seen.retries.push((why, delay));
+        }
+
+        fn exhausted(&mut self, why: &'static str, backoff: &Backoff) -> String {
+            self.seen.exhausted = Some((why, backoff.failures()));
+            format!("gave up: {why}")
+        }
+    }
+
+    async fn drive(policy: RetryPolicy, steps: Vec<Step>) -> (Result<&'static str, String>, Seen) {
+        let mut script = Script {
+            steps: steps.into_iter(),
+            seen: Seen::default(),
+        };
+        let result = run(policy, &mut script).await;
+        (result, script.seen)
+    }
+
+    #[tokio::test]
+    async fn run_returns_the_first_done_or_fail() {
+        let (got, seen) = drive(quick(5), vec![Outcome::Done("ok")]).await;
+        assert_eq!(got, Ok("ok"));
+        assert_eq!(
+            seen,
+            Seen {
+                attempts: 1,
+                ..Seen::default()
+            }
+        );
+
+        let (got, seen) = drive(quick(5), vec![retry("503"), Outcome::Fail("404".into())]).await;
+        assert_eq!(got, Err("404".to_string()));
+        assert_eq!(seen.attempts, 2);
+        assert_eq!(seen.retries.len(), 1);
+        assert_eq!(seen.exhausted, None);
+    }
+
+    #[tokio::test]
+    async fn run_retries_until_done_with_delays_under_the_cap() {
+        let (got, seen) = drive(quick(5), vec![retry("a"), retry("b"), Outcome::Done("ok")]).await;
+        assert_eq!(got, Ok("ok"));
+        assert_eq!(seen.attempts, 3);
+        assert_eq!(
+            seen.retries.iter().map(|r| r.0).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert!(seen.retries.iter().all(|r| r.1 <= MS));
+    }
+
+    #[tokio::test]
+    async fn run_gives_up_with_the_last_failure() {
+        let script = (0..3).map(|i| retry(["a", "b", "c"][i])).collect();
+        let (got, seen) = drive(quick(3), script).await;
+        assert_eq!(got, Err("gave up: c".to_string()));
+        assert_eq!(seen.attempts, 3);
+        assert_eq!(seen.retries.len(), 2);
+        assert_eq!(seen.exhausted, Some(("c", 3)));
+        // A policy without retries gives up after the first failure.
+        let (got, seen) = drive(RetryPolicy::none(), vec![retry("a")]).await;
+        assert_eq!(got, Err("gave up: a".to_string()));
+        assert_eq!(seen.exhausted, Some(("a", 1)));
+    }
+
+    #[tokio::test]
+    async fn run_gives_up_once_the_budget_is_spent() {
+        let policy = RetryPolicy {
+            total_budget: 40 * MS,
+            ..quick(1000)
+        };
+        let started = Instant::now();
+        let (got, seen) = drive(policy, (0..1000).map(|_| retry("down")).collect()).await;
+        assert_eq!(got, Err("gave up: down".to_string()));
+        assert!(started.elapsed() >= 40 * MS, "{:?}", started.elapsed());
+        assert!(
+            seen.attempts > 1 && seen.attempts < 1000,
+            "{}",
+            seen.attempts
+        );
+    }
+
+    /// `Again` repeats at once and costs no attempt of the policy.
+    #[tokio::test]
+    async fn again_is_outside_the_budget() {
+        let script = vec![
+            Outcome::Again,
+            Outcome::Again,
+            retry("a"),
+            Outcome::Again,
+            retry("b"),
+        ];
+        let (got, seen) = drive(quick(2), script).await;
+        assert_eq!(got, Err("gave up: b".to_string()));
+        assert_eq!(seen.attempts, 5);
+        assert_eq!(seen.retries.len(), 1);
+        assert_eq!(seen.exhausted, Some(("b", 2)));
+    }
+
+    /// An attempt that made progress starts the budget again: a slow download that
+    /// keeps moving is not cut off by the attempt cap.
+    #[tokio::test]
+    async fn progress_starts_the_budget_again() {
+        let moving = || Outcome::Retry {
+            why: "cut",
+            retry_after: None,
+            progressed: true,
+        };
+        let script = vec![moving(), moving(), moving(), Outcome::Done("ok")];
+        let (got, seen) = drive(quick(2), script).await;
+        assert_eq!(got, Ok("ok"));
+        assert_eq!(seen.retries.len(), 3);
+        // Without progress, the second failure is the last.
+        let script = vec![moving(), retry("stuck"), retry("stuck")];
+        let (got, seen) = drive(quick(2), script).await;
+        assert_eq!(got, Err("gave up: stuck".to_string()));
+        assert_eq!(seen.exhausted, Some(("stuck", 2)));
+    }
+
+    #[tokio::test]
+    async fn run_waits_as_long_as_retry_after_asks() {
+        let script = vec![
+            Outcome::Retry {
+                why: "429",
+                retry_after: Some(20 * MS),
+                progressed: false,
+            },
+            Outcome::Done("ok"),
+        ];
+        let started = Instant::now();
+        let (got, seen) = drive(quick(5), script).await;
+        assert_eq!(got, Ok("ok"));
+        assert_eq!(seen.retries, [("429", 20 * MS)]);
+        assert!(started.elapsed() >= 20 * MS);
     }
 
     #[test]
