@@ -4,9 +4,10 @@
 //! Every API request goes through [`TwilioClient::get`]: it takes a permit of the
 //! concurrency semaphore (Twilio counts concurrent requests per account and answers 429
 //! beyond the limit), reads the whole body, and retries connect errors, timeouts, 5xx and
-//! 429 on the shared [`RetryPolicy`]. Listings follow `meta.next_page_url`, moved onto
-//! the configured API origin so the credentials only ever go where `--api-url` points,
-//! and stop with an error if a page URL repeats or there are absurdly many pages.
+//! 429 on the shared [`RetryPolicy`] (in [`crate::retry::run`], like storage GETs).
+//! Listings follow `meta.next_page_url`, moved onto the configured API origin so the
+//! credentials only ever go where `--api-url` points, and stop with an error if a page
+//! URL repeats or there are absurdly many pages.
 //!
 //! This module must not follow redirects (the `/Media` redirect is read, not followed,
 //! and the same no-redirect client serves the object module), nor put credentials or
@@ -31,7 +32,7 @@ use super::types::{
     Composition, CompositionSettings, PublicKeyCredential, Recording, RecordingSettings, Room,
     media_redirect_target, parse_page, tolerant_json,
 };
-use crate::retry::{Backoff, RetryPolicy, parse_retry_after};
+use crate::retry::{self, Backoff, Outcome, Retried, RetryPolicy, parse_retry_after};
 
 /// Twilio's Video API.
 pub const DEFAULT_API_URL: &str = "https://video.twilio.com";
@@ -173,10 +174,10 @@ struct Answer {
     body: Bytes,
 }
 
-/// The Twilio Video REST client. Cheap to share behind an `Arc`.
 /// How long API retries go on before a warning says so.
 const STILL_RETRYING_AFTER: Duration = Duration::from_secs(3);
 
+/// The Twilio Video REST client. Cheap to share behind an `Arc`.
 pub struct TwilioClient {
     base: Url,
     accounts: Url,
@@ -538,58 +539,13 @@ impl TwilioClient {
 
     /// One authenticated GET with retries. Returns whatever non-retryable answer came.
     async fn get(&self, url: &Url, what: &str) -> Result<Answer> {
-        let mut backoff = Backoff::new(self.retry);
-        let mut warned = false;
-        loop {
-            let attempt = self.get_once(url).await;
-            let throttled = matches!(&attempt, Ok(a) if a.status == StatusCode::TOO_MANY_REQUESTS);
-            let (cause, retry_after) = match attempt {
-                Ok(a) if is_retryable(a.status) => {
-                    let cause = api_error(what, a.status, &a.body).to_string();
-                    let after = a
-                        .headers
-                        .get(RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(parse_retry_after);
-                    (cause, after)
-                }
-                Ok(a) => {
-                    tracing::debug!(what, status = a.status.as_u16(), "twilio api");
-                    return Ok(a);
-                }
-                Err((detail, false)) => {
-                    return Err(Error::Transport {
-                        what: what.to_string(),
-                        detail,
-                    });
-                }
-                Err((detail, true)) => (detail, None),
-            };
-            match backoff.next_delay(retry_after) {
-                Some(delay) => {
-                    tracing::debug!(what, %cause, ?delay, "retrying");
-                    // Retries are silent while they are short; a user staring at a
-                    // command that has not answered for seconds is told why. 429 is
-                    // Twilio pacing a busy account, not a fault: it stays at debug.
-                    if !warned && !throttled && backoff.elapsed() >= STILL_RETRYING_AFTER {
-                        warned = true;
-                        tracing::warn!(
-                            "{what}: {cause}; still retrying, for up to {:.0} s in all (--retry-budget)",
-                            self.retry.total_budget.as_secs_f64()
-                        );
-                    }
-                    tokio::time::sleep(delay).await;
-                }
-                None => {
-                    return Err(Error::RetriesExhausted {
-                        what: what.to_string(),
-                        attempts: backoff.failures(),
-                        elapsed: backoff.elapsed(),
-                        last: cause,
-                    });
-                }
-            }
-        }
+        let mut get = ApiGet {
+            client: self,
+            url,
+            what,
+            warned: false,
+        };
+        retry::run(self.retry, &mut get).await
     }
 
     /// One attempt; `Err((cause, retryable))`.
@@ -619,6 +575,90 @@ impl TwilioClient {
             headers,
             body,
         })
+    }
+}
+
+/// One API GET as [`retry::run`] repeats it.
+struct ApiGet<'a> {
+    client: &'a TwilioClient,
+    url: &'a Url,
+    what: &'a str,
+    /// The "still retrying" warning was given.
+    warned: bool,
+}
+
+/// Why an [`ApiGet`] tries again.
+struct ApiFailure {
+    /// The error or status, as the user would see it.
+    cause: String,
+    /// A 429: Twilio pacing the account, which is no reason for a warning.
+    throttled: bool,
+}
+
+impl Retried for ApiGet<'_> {
+    type Output = Answer;
+    type Error = Error;
+    type Why = ApiFailure;
+
+    async fn attempt(&mut self) -> Outcome<Answer, Error, ApiFailure> {
+        let what = self.what;
+        match self.client.get_once(self.url).await {
+            Ok(a) if is_retryable(a.status) => {
+                let retry_after = a
+                    .headers
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after);
+                Outcome::Retry {
+                    why: ApiFailure {
+                        cause: api_error(what, a.status, &a.body).to_string(),
+                        throttled: a.status == StatusCode::TOO_MANY_REQUESTS,
+                    },
+                    retry_after,
+                    progressed: false,
+                }
+            }
+            Ok(a) => {
+                tracing::debug!(what, status = a.status.as_u16(), "twilio api");
+                Outcome::Done(a)
+            }
+            Err((detail, false)) => Outcome::Fail(Error::Transport {
+                what: what.to_string(),
+                detail,
+            }),
+            Err((cause, true)) => Outcome::Retry {
+                why: ApiFailure {
+                    cause,
+                    throttled: false,
+                },
+                retry_after: None,
+                progressed: false,
+            },
+        }
+    }
+
+    fn retrying(&mut self, failure: &ApiFailure, delay: Duration, backoff: &Backoff) {
+        let (what, cause) = (self.what, &failure.cause);
+        tracing::debug!(what, %cause, ?delay, "retrying");
+        // Retries are silent while they are short; a user staring at a command that
+        // has not answered for seconds is told why. 429 is Twilio pacing a busy
+        // account, not a fault: it stays at debug.
+        if !self.warned && !failure.throttled && backoff.elapsed() >= STILL_RETRYING_AFTER {
+            self.warned = true;
+            tracing::warn!(
+                "{what}: {cause}; still retrying, for up to {:.0} s in all (--retry-budget)",
+                self.client.retry.total_budget.as_secs_f64()
+            );
+        }
+    }
+
+    fn exhausted(&mut self, failure: ApiFailure, backoff: &Backoff) -> Error {
+        Error::RetriesExhausted {
+            what: self.what.to_string(),
+            attempts: backoff.failures(),
+            elapsed: backoff.elapsed(),
+            last: failure.cause,
+        }
     }
 }
 
