@@ -15,6 +15,11 @@
 //!   delay. An attempt that brought bytes starts the retry budget again: the budget
 //!   bounds time without progress, not the length of a slow download.
 //!
+//! The work is split three ways: `status` says what an answer means from its status
+//! and headers (pure, table-tested); `ObjectClient::get_once` makes one GET and reads
+//! the body that answer calls for (data into the buffer, or an error's); `fetch`
+//! repeats it and owns the URL's lifecycle (resolve, invalidate, refresh from `/Media`).
+//!
 //! The envelope headers (`x-amz-meta-x-amz-key`, …) come with every GET, ranged or not,
 //! so the first answer's headers are returned with the data: there is no HEAD (the URL
 //! is signed for GET only). Storage GETs do not take the API semaphore: they go to S3,
@@ -25,8 +30,10 @@
 //! This module must not decrypt, cache data, or show a signed URL's query string.
 
 mod memory;
+mod status;
 
 pub use memory::{MemoryStorage, StoredObject};
+pub use status::{ContentRange, parse_content_range, parse_s3_error};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,12 +41,14 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
-use reqwest::StatusCode;
-use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_MATCH, RANGE, RETRY_AFTER};
+use reqwest::header::{
+    CONTENT_LENGTH, CONTENT_RANGE, ETAG, HeaderName, IF_MATCH, RANGE, RETRY_AFTER,
+};
 
 use crate::retry::{Backoff, RetryPolicy, parse_retry_after};
 use crate::stats::IoStats;
 use crate::twilio::{self, MediaRef, TwilioClient, describe_reqwest};
+use status::{Asked, Classified, ErrorStatus};
 
 /// How many times one read asks `/Media` again after a 403.
 pub const MAX_REFRESHES: u32 = 2;
@@ -143,53 +152,6 @@ pub struct ObjectClient {
     stats: Arc<IoStats>,
 }
 
-/// `bytes first-last/total` (`total` may be `*`), or `bytes */total` of a 416.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ContentRange {
-    /// The first and last byte sent (inclusive), absent in `bytes */N`.
-    pub range: Option<(u64, u64)>,
-    /// The full length, unless `*`.
-    pub total: Option<u64>,
-}
-
-/// Parses a `Content-Range` header value.
-pub fn parse_content_range(value: &str) -> Option<ContentRange> {
-    let rest = value.trim().strip_prefix("bytes")?.trim_start();
-    let (range, total) = rest.split_once('/')?;
-    let total = match total.trim() {
-        "*" => None,
-        t => Some(t.parse::<u64>().ok()?),
-    };
-    let range = match range.trim() {
-        "*" => None,
-        r => {
-            let (a, b) = r.split_once('-')?;
-            let (a, b) = (a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?);
-            if b < a || total.is_some_and(|t| b >= t) {
-                return None;
-            }
-            Some((a, b))
-        }
-    };
-    if range.is_none() && total.is_none() {
-        return None;
-    }
-    Some(ContentRange { range, total })
-}
-
-/// `<Code>` and `<Message>` of an S3 XML error body.
-pub fn parse_s3_error(body: &str) -> (Option<String>, Option<String>) {
-    let tag = |name: &str| {
-        let open = format!("<{name}>");
-        let close = format!("</{name}>");
-        let start = body.find(&open)? + open.len();
-        let len = body[start..].find(&close)?;
-        let text = body[start..start + len].trim();
-        (!text.is_empty()).then(|| text.chars().take(200).collect::<String>())
-    };
-    (tag("Code"), tag("Message"))
-}
-
 /// What one attempt ended with.
 enum Step {
     /// The read is complete.
@@ -225,6 +187,60 @@ impl Progress {
     fn done(&self) -> bool {
         self.total.is_some() && self.pos() >= self.stop()
     }
+
+    /// The next GET: from `pos()` to the end of the read.
+    fn asked(&self) -> Asked<'_> {
+        let pos = self.pos();
+        // Ask for at least one byte: `end == start` still wants the length and headers.
+        let last = self.end.max(pos + 1) - 1;
+        let last = self.total.map_or(last, |t| last.min(t.saturating_sub(1)));
+        Asked {
+            pos,
+            last,
+            total: self.total,
+            etag: self.etag.as_deref(),
+        }
+    }
+
+    /// Reads a data body: skips `skip` bytes, keeps what falls in `[pos(), stop())`,
+    /// and stops there. Returns how many bytes arrived (skipped ones included), or why
+    /// the body broke off.
+    async fn read_body(&mut self, response: reqwest::Response, skip: u64) -> Result<u64, String> {
+        let stop = self.stop();
+        let mut skip = skip;
+        let mut received: u64 = 0;
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let mut chunk = chunk.map_err(|e| {
+                format!(
+                    "body cut short at byte {}: {}",
+                    self.pos(),
+                    describe_reqwest(&e)
+                )
+            })?;
+            received += chunk.len() as u64;
+            if skip > 0 {
+                let n = skip.min(chunk.len() as u64);
+                let _ = chunk.split_to(n as usize);
+                skip -= n;
+            }
+            let want = stop.saturating_sub(self.pos());
+            let take = want.min(chunk.len() as u64) as usize;
+            self.buf.extend_from_slice(&chunk[..take]);
+            if self.pos() >= stop {
+                break;
+            }
+        }
+        Ok(received)
+    }
+}
+
+/// A header's value, when it is text.
+fn header_text(headers: &reqwest::header::HeaderMap, name: HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 impl ObjectClient {
@@ -305,7 +321,7 @@ impl ObjectClient {
             let url = self.twilio.media_url(media).await?;
             *attempts += 1;
             let attempt_from = p.pos();
-            match self.attempt(media, url.url(), &mut p).await? {
+            match self.get_once(media, url.url(), &mut p).await? {
                 Step::Done => break,
                 Step::Refresh(cause) => {
                     refreshes += 1;
@@ -368,27 +384,18 @@ impl ObjectClient {
         })
     }
 
-    /// One GET from `p.pos()`. Appends what arrives to `p.buf`.
-    async fn attempt(
+    /// One GET from `p.pos()`: what its answer means ([`status::classify`]), then its
+    /// body, appended to `p.buf`.
+    async fn get_once(
         &self,
         media: &MediaRef,
         url: &reqwest::Url,
         p: &mut Progress,
     ) -> Result<Step, ObjectError> {
         let sid = &media.sid;
-        let pos = p.pos();
-        // Ask for at least one byte: `end == start` still wants the length and headers.
-        let last = p.end.max(pos + 1) - 1;
-        let last = p.total.map_or(last, |t| last.min(t.saturating_sub(1)));
-        let mut request = self
-            .twilio
-            .http()
-            .get(url.clone())
-            .header(RANGE, format!("bytes={pos}-{last}"));
-        if let Some(etag) = &p.etag {
-            request = request.header(IF_MATCH, etag);
-        }
-        let response = match request.send().await {
+        let asked = p.asked();
+        let pos = asked.pos;
+        let response = match self.send(url, &asked).await {
             Ok(r) => r,
             Err(e) if e.is_builder() => {
                 return Err(ObjectError::Transport {
@@ -399,136 +406,63 @@ impl ObjectClient {
             Err(e) => return Ok(Step::Retry(describe_reqwest(&e), None)),
         };
         let status = response.status();
-        let header = |name| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
-                .map(str::to_string)
-        };
+        let header = |name| header_text(response.headers(), name);
         let content_range = header(CONTENT_RANGE);
         let content_length = header(CONTENT_LENGTH).and_then(|v| v.trim().parse::<u64>().ok());
-        let retry_after = header(RETRY_AFTER).and_then(|v| parse_retry_after(&v));
-
-        // How many bytes of the body to skip before `pos`, and how many it holds.
-        let (skip, body_len) =
-            match status {
-                StatusCode::PARTIAL_CONTENT => {
-                    let cr = content_range
-                        .as_deref()
-                        .and_then(parse_content_range)
-                        .and_then(|cr| Some((cr.range?, cr.total)));
-                    let Some(((first, last_sent), total)) = cr else {
-                        return Err(self.protocol(
-                            sid,
-                            format!("206 with a bad Content-Range {content_range:?}"),
-                        ));
-                    };
-                    if first != pos || last_sent > last {
-                        return Err(self.protocol(
-                            sid,
-                            format!("asked for bytes {pos}-{last}, got {first}-{last_sent}"),
-                        ));
-                    }
-                    match (total, p.total) {
-                        (Some(t), None) => p.total = Some(t),
-                        (Some(t), Some(known)) if t != known => {
-                            return Err(self.protocol(sid, format!(
-                            "the object's length changed from {known} to {t} between requests"
-                        )));
-                        }
-                        (None, None) if last_sent < last => {
-                            // Short answer without a total: that must be the end.
-                            p.total = Some(last_sent + 1);
-                        }
-                        _ => {}
-                    }
-                    (0, Some(last_sent - first + 1))
+        let classified = status::classify(&asked, status, content_range.as_deref(), content_length);
+        let (skip, body_len, whole) = match classified {
+            Classified::Data {
+                skip,
+                body_len,
+                total,
+                whole,
+            } => {
+                p.total = total;
+                (skip, body_len, whole)
+            }
+            Classified::AtEnd { total } => {
+                // Empty, like a read at EOF, not an error.
+                p.total = Some(total);
+                if p.headers.is_none() {
+                    p.headers = Some(lower_headers(response.headers()));
                 }
-                StatusCode::OK => {
-                    match (content_length, p.total) {
-                        (Some(t), None) => p.total = Some(t),
-                        (Some(t), Some(known)) if t != known => {
-                            return Err(self.protocol(sid, format!(
-                            "the object's length changed from {known} to {t} between requests"
-                        )));
-                        }
-                        _ => {}
-                    }
-                    (pos, content_length)
-                }
-                StatusCode::RANGE_NOT_SATISFIABLE => {
-                    let total = content_range
-                        .as_deref()
-                        .and_then(parse_content_range)
-                        .and_then(|cr| cr.total)
-                        .or(p.total);
-                    if total == Some(pos) {
-                        // A read that starts exactly at the end (or resumed there): empty,
-                        // like a read at EOF, not an error.
-                        p.total = total;
-                        if p.headers.is_none() {
-                            p.headers = Some(lower_headers(response.headers()));
-                        }
-                        return Ok(Step::Done);
-                    }
-                    return Err(ObjectError::OutOfRange {
-                        sid: sid.clone(),
-                        start: pos,
-                        total,
-                    });
-                }
-                StatusCode::PRECONDITION_FAILED if p.etag.is_some() => {
-                    return Err(self.protocol(
-                        sid,
-                        format!(
-                            "the object changed while being read (ETag no longer {})",
-                            p.etag.as_deref().unwrap_or("")
-                        ),
-                    ));
-                }
-                StatusCode::FORBIDDEN => {
-                    let body = response.text().await.unwrap_or_default();
-                    let (code, message) = parse_s3_error(&body);
-                    let cause = format!(
+                return Ok(Step::Done);
+            }
+            Classified::OutOfRange { total } => {
+                return Err(ObjectError::OutOfRange {
+                    sid: sid.clone(),
+                    start: pos,
+                    total,
+                });
+            }
+            Classified::Protocol(detail) => return Err(self.protocol(sid, detail)),
+            Classified::Error(kind) => {
+                let retry_after = header(RETRY_AFTER).and_then(|v| parse_retry_after(&v));
+                let (code, message) = parse_s3_error(&response.text().await.unwrap_or_default());
+                return match kind {
+                    ErrorStatus::Expired => Ok(Step::Refresh(format!(
                         "HTTP 403{}{}",
                         code.map(|c| format!(": {c}")).unwrap_or_default(),
                         message.map(|m| format!(": {m}")).unwrap_or_default()
-                    );
-                    return Ok(Step::Refresh(cause));
-                }
-                s if twilio::is_retryable(s) => {
-                    let body = response.text().await.unwrap_or_default();
-                    let (code, _) = parse_s3_error(&body);
-                    let cause = format!(
-                        "HTTP {}{}",
-                        s.as_u16(),
-                        code.map(|c| format!(" ({c})")).unwrap_or_default()
-                    );
-                    return Ok(Step::Retry(cause, retry_after));
-                }
-                s => {
-                    let body = response.text().await.unwrap_or_default();
-                    let (code, message) = parse_s3_error(&body);
-                    return Err(ObjectError::Status {
+                    ))),
+                    ErrorStatus::Retryable => Ok(Step::Retry(
+                        format!(
+                            "HTTP {}{}",
+                            status.as_u16(),
+                            code.map(|c| format!(" ({c})")).unwrap_or_default()
+                        ),
+                        retry_after,
+                    )),
+                    ErrorStatus::Fatal => Err(ObjectError::Status {
                         sid: sid.clone(),
-                        status: s.as_u16(),
+                        status: status.as_u16(),
                         code,
                         message,
                         url: twilio::redact_url(url.as_str()),
-                    });
-                }
-            };
-        if let Some(total) = p.total
-            && pos > total
-        {
-            // Only a server that ignores ranges gets here (others answer 416).
-            return Err(ObjectError::OutOfRange {
-                sid: sid.clone(),
-                start: pos,
-                total: Some(total),
-            });
-        }
+                    }),
+                };
+            }
+        };
         if p.headers.is_none() {
             p.etag = header(ETAG).filter(|e| !e.starts_with("W/"));
             p.headers = Some(lower_headers(response.headers()));
@@ -536,42 +470,13 @@ impl ObjectClient {
         if p.done() {
             return Ok(Step::Done);
         }
-
-        // Read the body: skip `skip` bytes, keep what falls in [pos, stop).
-        let stop = p.stop();
-        let mut skip = skip;
-        let mut received: u64 = 0;
-        let mut stream = response.bytes_stream();
-        while let Some(chunk) = stream.next().await {
-            let mut chunk = match chunk {
-                Ok(c) => c,
-                Err(e) => {
-                    return Ok(Step::Retry(
-                        format!(
-                            "body cut short at byte {}: {}",
-                            p.pos(),
-                            describe_reqwest(&e)
-                        ),
-                        None,
-                    ));
-                }
-            };
-            received += chunk.len() as u64;
-            if skip > 0 {
-                let n = skip.min(chunk.len() as u64);
-                let _ = chunk.split_to(n as usize);
-                skip -= n;
-            }
-            let want = stop.saturating_sub(p.pos());
-            let take = want.min(chunk.len() as u64) as usize;
-            p.buf.extend_from_slice(&chunk[..take]);
-            if p.pos() >= stop {
-                break;
-            }
-        }
+        let received = match p.read_body(response, skip).await {
+            Ok(received) => received,
+            Err(cause) => return Ok(Step::Retry(cause, None)),
+        };
         if p.total.is_none() {
-            // A 200 without Content-Length: the body's end is the object's end.
-            if status == StatusCode::OK {
+            if whole {
+                // A 200 without Content-Length: the body's end is the object's end.
                 p.total = Some(received);
             } else {
                 return Err(self.protocol(sid, "no object length in the answer".into()));
@@ -585,6 +490,23 @@ impl ObjectClient {
             format!("body cut short: {received}{promised} bytes received"),
             None,
         ))
+    }
+
+    /// Sends the GET `asked` for: a `Range`, and `If-Match` on a resumed read.
+    async fn send(
+        &self,
+        url: &reqwest::Url,
+        asked: &Asked<'_>,
+    ) -> reqwest::Result<reqwest::Response> {
+        let mut request = self
+            .twilio
+            .http()
+            .get(url.clone())
+            .header(RANGE, format!("bytes={}-{}", asked.pos, asked.last));
+        if let Some(etag) = asked.etag {
+            request = request.header(IF_MATCH, etag);
+        }
+        request.send().await
     }
 
     fn protocol(&self, sid: &str, detail: String) -> ObjectError {
@@ -624,55 +546,79 @@ impl ObjectSource for ObjectClient {
 mod tests {
     use super::*;
 
-    #[test]
-    fn content_ranges() {
-        assert_eq!(
-            parse_content_range("bytes 0-99/1000"),
-            Some(ContentRange {
-                range: Some((0, 99)),
-                total: Some(1000)
-            })
-        );
-        assert_eq!(
-            parse_content_range("bytes 5-5/*"),
-            Some(ContentRange {
-                range: Some((5, 5)),
-                total: None
-            })
-        );
-        assert_eq!(
-            parse_content_range("bytes */1234"),
-            Some(ContentRange {
-                range: None,
-                total: Some(1234)
-            })
-        );
-        for bad in [
-            "",
-            "bytes",
-            "bytes */*",
-            "bytes 9-5/10",
-            "bytes 0-10/10",
-            "items 0-1/2",
-            "bytes 0-/10",
-            "bytes -1-5/10",
-        ] {
-            assert_eq!(parse_content_range(bad), None, "{bad}");
+    /// A response whose body arrives in these chunks, then breaks off if `cut`.
+    fn response(chunks: &[&'static [u8]], cut: bool) -> reqwest::Response {
+        let mut items: Vec<std::io::Result<Bytes>> =
+            chunks.iter().map(|c| Ok(Bytes::from_static(c))).collect();
+        if cut {
+            items.push(Err(std::io::Error::other("reset")));
+        }
+        let body = reqwest::Body::wrap_stream(futures_util::stream::iter(items));
+        reqwest::Response::from(axum::http::Response::new(body))
+    }
+
+    fn progress(start: u64, end: u64, total: Option<u64>) -> Progress {
+        Progress {
+            start,
+            end,
+            buf: BytesMut::new(),
+            total,
+            headers: None,
+            etag: None,
         }
     }
 
+    #[tokio::test]
+    async fn a_body_is_appended_up_to_the_stop() {
+        let mut p = progress(0, 100, Some(6));
+        let got = p.read_body(response(&[b"abc", b"def"], false), 0).await;
+        assert_eq!(got, Ok(6));
+        assert_eq!(&p.buf[..], b"abcdef");
+        // The read ends before the body: the rest is not read.
+        let mut p = progress(0, 4, None);
+        let got = p
+            .read_body(response(&[b"abc", b"def", b"ghi"], false), 0)
+            .await;
+        assert_eq!(got, Ok(6));
+        assert_eq!(&p.buf[..], b"abcd");
+    }
+
+    /// A 200 that ignored the range: the body is skipped up to `pos`, across chunks.
+    #[tokio::test]
+    async fn a_whole_object_body_is_skipped_to_the_start() {
+        let mut p = progress(5, 9, None);
+        let got = p
+            .read_body(response(&[b"012", b"345", b"678", b"9ab"], false), 5)
+            .await;
+        assert_eq!(got, Ok(9));
+        assert_eq!(&p.buf[..], b"5678");
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_short_keeps_what_arrived() {
+        let mut p = progress(10, 100, Some(100));
+        let got = p.read_body(response(&[b"abc"], true), 0).await;
+        let cause = got.unwrap_err();
+        assert!(cause.starts_with("body cut short at byte 13: "), "{cause}");
+        assert_eq!(&p.buf[..], b"abc");
+        // Fewer bytes than promised is no error here: the caller compares.
+        let mut p = progress(0, 100, Some(100));
+        assert_eq!(p.read_body(response(&[b"ab"], false), 0).await, Ok(2));
+    }
+
     #[test]
-    fn s3_errors() {
-        let body = "<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code>\
-                    <Message>Request has expired</Message><RequestId>x</RequestId></Error>";
-        assert_eq!(
-            parse_s3_error(body),
-            (
-                Some("AccessDenied".into()),
-                Some("Request has expired".into())
-            )
-        );
-        assert_eq!(parse_s3_error("not xml"), (None, None));
+    fn the_next_request_starts_where_the_last_stopped() {
+        let mut p = progress(100, 200, None);
+        assert_eq!((p.asked().pos, p.asked().last), (100, 199));
+        p.buf.extend_from_slice(&[0; 30]);
+        p.total = Some(150);
+        p.etag = Some("\"e\"".into());
+        let asked = p.asked();
+        assert_eq!((asked.pos, asked.last, asked.total), (130, 149, Some(150)));
+        assert_eq!(asked.etag, Some("\"e\""));
+        // An empty read still asks for a byte, to learn the length and headers.
+        let p = progress(7, 7, None);
+        assert_eq!((p.asked().pos, p.asked().last), (7, 7));
     }
 
     #[test]
