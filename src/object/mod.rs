@@ -17,8 +17,9 @@
 //!
 //! The work is split three ways: `status` says what an answer means from its status
 //! and headers (pure, table-tested); `ObjectClient::get_once` makes one GET and reads
-//! the body that answer calls for (data into the buffer, or an error's); `fetch`
-//! repeats it and owns the URL's lifecycle (resolve, invalidate, refresh from `/Media`).
+//! the body that answer calls for (data into the buffer, or an error's); a `RangeRead`
+//! repeats it through [`crate::retry::run`] and owns the URL's lifecycle (resolve,
+//! invalidate, refresh from `/Media`).
 //!
 //! The envelope headers (`x-amz-meta-x-amz-key`, …) come with every GET, ranged or not,
 //! so the first answer's headers are returned with the data: there is no HEAD (the URL
@@ -45,7 +46,7 @@ use reqwest::header::{
     CONTENT_LENGTH, CONTENT_RANGE, ETAG, HeaderName, IF_MATCH, RANGE, RETRY_AFTER,
 };
 
-use crate::retry::{Backoff, RetryPolicy, parse_retry_after};
+use crate::retry::{self, Backoff, Outcome, Retried, RetryPolicy, parse_retry_after};
 use crate::stats::IoStats;
 use crate::twilio::{self, MediaRef, TwilioClient, describe_reqwest};
 use status::{Asked, Classified, ErrorStatus};
@@ -160,6 +161,110 @@ enum Step {
     Retry(String, Option<Duration>),
     /// The URL expired: ask `/Media` again.
     Refresh(String),
+}
+
+/// Why a [`RangeRead`] waits before another attempt: it decides the debug line and,
+/// once the budget is spent, the error.
+enum RetryCause {
+    /// The GET failed, or its body broke off at `pos`.
+    Failed { cause: String, pos: u64 },
+    /// The storage refused even the URLs `/Media` gave anew (`url`, redacted).
+    Refused { cause: String, url: String },
+}
+
+/// One `get_range` as [`retry::run`] repeats it: each attempt resolves the URL (from
+/// the cache, mostly) and makes one GET from where the last one stopped.
+struct RangeRead<'a> {
+    client: &'a ObjectClient,
+    media: &'a MediaRef,
+    p: Progress,
+    /// How many times `/Media` was asked again after a 403.
+    refreshes: u32,
+    /// GETs made.
+    attempts: u32,
+}
+
+impl Retried for RangeRead<'_> {
+    type Output = ();
+    type Error = ObjectError;
+    type Why = RetryCause;
+
+    async fn attempt(&mut self) -> Outcome<(), ObjectError, RetryCause> {
+        let (client, media) = (self.client, self.media);
+        let url = match client.twilio.media_url(media).await {
+            Ok(url) => url,
+            Err(e) => return Outcome::Fail(e.into()),
+        };
+        self.attempts += 1;
+        let attempt_from = self.p.pos();
+        match client.get_once(media, url.url(), &mut self.p).await {
+            Ok(Step::Done) => Outcome::Done(()),
+            Err(e) => Outcome::Fail(e),
+            Ok(Step::Retry(cause, retry_after)) => Outcome::Retry {
+                why: RetryCause::Failed {
+                    cause,
+                    pos: self.p.pos(),
+                },
+                retry_after,
+                // A body cut or stalled after some bytes.
+                progressed: self.p.pos() > attempt_from,
+            },
+            Ok(Step::Refresh(cause)) => {
+                self.refreshes += 1;
+                client.twilio.invalidate_url(&media.sid, &url);
+                if self.refreshes <= MAX_REFRESHES {
+                    tracing::debug!(sid = %media.sid, %cause, "storage refused the URL: resolving again");
+                    return Outcome::Again;
+                }
+                // Refused again and again: URLs that expire faster than a read goes
+                // (short lifetimes, slow or stalled bodies), or a storage that refuses
+                // for now. Keep asking for new URLs, on the retry budget.
+                Outcome::Retry {
+                    why: RetryCause::Refused {
+                        cause,
+                        url: url.redacted(),
+                    },
+                    retry_after: None,
+                    progressed: false,
+                }
+            }
+        }
+    }
+
+    fn retrying(&mut self, why: &RetryCause, delay: Duration, _: &Backoff) {
+        let sid = &self.media.sid;
+        match why {
+            RetryCause::Failed { cause, pos } => {
+                tracing::debug!(sid = %sid, pos = *pos, %cause, ?delay, "retrying storage GET");
+            }
+            RetryCause::Refused { cause, .. } => {
+                tracing::debug!(sid = %sid, %cause, ?delay, "storage refused new URLs: retrying");
+            }
+        }
+    }
+
+    fn exhausted(&mut self, why: RetryCause, backoff: &Backoff) -> ObjectError {
+        let sid = self.media.sid.clone();
+        match why {
+            RetryCause::Failed { cause, .. } => ObjectError::RetriesExhausted {
+                sid,
+                attempts: backoff.failures(),
+                elapsed: backoff.elapsed(),
+                last: cause,
+            },
+            RetryCause::Refused { cause, url } => ObjectError::Status {
+                sid,
+                status: 403,
+                code: None,
+                message: Some(format!(
+                    "still refused after asking /Media for a new URL {} times in {:.1} s: {cause}",
+                    self.refreshes,
+                    backoff.elapsed().as_secs_f64()
+                )),
+                url,
+            },
+        }
+    }
 }
 
 /// The state of one `get_range` across attempts.
@@ -307,7 +412,7 @@ impl ObjectClient {
         let end = end.max(start);
         // Never trust a caller's `end` (it may be u64::MAX) for the allocation size.
         let capacity = (end - start).min(64 << 20) as usize;
-        let mut p = Progress {
+        let p = Progress {
             start,
             end,
             buf: BytesMut::with_capacity(capacity),
@@ -315,67 +420,17 @@ impl ObjectClient {
             headers: None,
             etag: None,
         };
-        let mut backoff = Backoff::new(self.retry);
-        let mut refreshes = 0;
-        loop {
-            let url = self.twilio.media_url(media).await?;
-            *attempts += 1;
-            let attempt_from = p.pos();
-            match self.get_once(media, url.url(), &mut p).await? {
-                Step::Done => break,
-                Step::Refresh(cause) => {
-                    refreshes += 1;
-                    self.twilio.invalidate_url(&media.sid, &url);
-                    if refreshes <= MAX_REFRESHES {
-                        tracing::debug!(sid = %media.sid, %cause, "storage refused the URL: resolving again");
-                        continue;
-                    }
-                    // Refused again and again: URLs that expire faster than a read goes
-                    // (short lifetimes, slow or stalled bodies), or a storage that
-                    // refuses for now. Keep asking for new URLs, on the retry budget.
-                    match backoff.next_delay(None) {
-                        Some(delay) => {
-                            tracing::debug!(sid = %media.sid, %cause, ?delay, "storage refused new URLs: retrying");
-                            tokio::time::sleep(delay).await;
-                        }
-                        None => {
-                            return Err(ObjectError::Status {
-                                sid: media.sid.clone(),
-                                status: 403,
-                                code: None,
-                                message: Some(format!(
-                                    "still refused after asking /Media for a new URL {refreshes} times in {:.1} s: {cause}",
-                                    backoff.elapsed().as_secs_f64()
-                                )),
-                                url: url.redacted(),
-                            });
-                        }
-                    }
-                }
-                Step::Retry(cause, retry_after) => {
-                    if p.pos() > attempt_from {
-                        // The attempt got somewhere (a body cut or stalled after some
-                        // bytes): the budget is for time without progress, so it
-                        // starts again. Each such restart needs new bytes: it ends.
-                        backoff = Backoff::new(self.retry);
-                    }
-                    match backoff.next_delay(retry_after) {
-                        Some(delay) => {
-                            tracing::debug!(sid = %media.sid, pos = p.pos(), %cause, ?delay, "retrying storage GET");
-                            tokio::time::sleep(delay).await;
-                        }
-                        None => {
-                            return Err(ObjectError::RetriesExhausted {
-                                sid: media.sid.clone(),
-                                attempts: backoff.failures(),
-                                elapsed: backoff.elapsed(),
-                                last: cause,
-                            });
-                        }
-                    }
-                }
-            }
-        }
+        let mut read = RangeRead {
+            client: self,
+            media,
+            p,
+            refreshes: 0,
+            attempts: 0,
+        };
+        let result = retry::run(self.retry, &mut read).await;
+        *attempts = read.attempts;
+        result?;
+        let p = read.p;
         let total_len = p.total.unwrap_or(p.pos());
         Ok(Fetched {
             data: p.buf.freeze(),
