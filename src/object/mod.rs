@@ -17,9 +17,9 @@
 //!
 //! The work is split three ways: `status` says what an answer means from its status
 //! and headers (pure, table-tested); `ObjectClient::get_once` makes one GET and reads
-//! the body that answer calls for (data into the buffer, or an error's); a `RangeRead`
-//! repeats it through [`crate::retry::run`] and owns the URL's lifecycle (resolve,
-//! invalidate, refresh from `/Media`).
+//! the body that answer calls for (data into the buffer, or at most 64 KiB of an
+//! error); a `RangeRead` repeats it through [`crate::retry::run`] and owns the URL's
+//! lifecycle (resolve, invalidate, refresh from `/Media`).
 //!
 //! The envelope headers (`x-amz-meta-x-amz-key`, …) come with every GET, ranged or not,
 //! so the first answer's headers are returned with the data: there is no HEAD (the URL
@@ -53,6 +53,11 @@ use status::{Asked, Classified, ErrorStatus};
 
 /// How many times one read asks `/Media` again after a 403.
 pub const MAX_REFRESHES: u32 = 2;
+
+/// The most of an error body that is read: S3's XML errors are a few hundred bytes,
+/// and what a misbehaving server or proxy sends need not be read whole to report a
+/// status.
+const ERROR_BODY_LIMIT: usize = 64 << 10;
 
 /// The bytes asked for, and what came with them.
 #[derive(Debug, Clone)]
@@ -340,6 +345,24 @@ impl Progress {
     }
 }
 
+/// The start of an error body, as text: at most [`ERROR_BODY_LIMIT`] bytes are read.
+/// A body that breaks off counts as empty, as `Response::text` had it.
+async fn error_body(response: reqwest::Response) -> String {
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while body.len() < ERROR_BODY_LIMIT {
+        match stream.next().await {
+            Some(Ok(chunk)) => {
+                let room = ERROR_BODY_LIMIT - body.len();
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            Some(Err(_)) => return String::new(),
+            None => break,
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
+}
+
 /// A header's value, when it is text.
 fn header_text(headers: &reqwest::header::HeaderMap, name: HeaderName) -> Option<String> {
     headers
@@ -493,7 +516,7 @@ impl ObjectClient {
             Classified::Protocol(detail) => return Err(self.protocol(sid, detail)),
             Classified::Error(kind) => {
                 let retry_after = header(RETRY_AFTER).and_then(|v| parse_retry_after(&v));
-                let (code, message) = parse_s3_error(&response.text().await.unwrap_or_default());
+                let (code, message) = parse_s3_error(&error_body(response).await);
                 return match kind {
                     ErrorStatus::Expired => Ok(Step::Refresh(format!(
                         "HTTP 403{}{}",
@@ -674,6 +697,25 @@ mod tests {
         // An empty read still asks for a byte, to learn the length and headers.
         let p = progress(7, 7, None);
         assert_eq!((p.asked().pos, p.asked().last), (7, 7));
+    }
+
+    #[tokio::test]
+    async fn error_bodies_are_read_up_to_the_limit() {
+        let xml: &'static [u8] = b"<Error><Code>SlowDown</Code></Error>";
+        assert_eq!(
+            error_body(response(&[xml], false)).await,
+            String::from_utf8_lossy(xml)
+        );
+        static BIG: [u8; 100_000] = [b'x'; 100_000];
+        let body = error_body(response(&[&BIG[..40_000], &BIG[40_000..]], false)).await;
+        assert_eq!(body.len(), ERROR_BODY_LIMIT);
+        // A body that never ends is not read to its end.
+        let chunks = futures_util::stream::repeat(Bytes::from_static(&BIG[..1000]));
+        let endless = reqwest::Body::wrap_stream(chunks.map(Ok::<_, std::io::Error>));
+        let endless = reqwest::Response::from(axum::http::Response::new(endless));
+        assert_eq!(error_body(endless).await.len(), ERROR_BODY_LIMIT);
+        // Like `Response::text`, a body that breaks off reads as empty.
+        assert_eq!(error_body(response(&[xml], true)).await, "");
     }
 
     #[test]
