@@ -892,3 +892,105 @@ fn runs_without_dev_fuse() {
         "the other tests ran: {text}"
     );
 }
+
+/// The same filesystem over the real HTTP client and object client against the
+/// emulator, with the API wrapped: `/Media` URLs expired on demand are refused by the
+/// emulator's storage and renewed, and the bytes stay the plaintext; credentials that
+/// stop working while a file is read make the read EACCES.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_urls_and_revoked_credentials_over_real_storage() {
+    use twilio_media_fs::emulator::{self, EmulatorCredentials};
+    use twilio_media_fs::object::ObjectClient;
+    use twilio_media_fs::twilio::{ClientConfig, Credentials, TwilioClient};
+
+    let emu = emulator::spawn(common::mount::emulator_config())
+        .await
+        .unwrap();
+    let creds = EmulatorCredentials::default();
+    let mut config = ClientConfig::new(Credentials::auth_token(
+        creds.account_sid.clone(),
+        zeroize::Zeroizing::new(creds.auth_token.clone()),
+    ));
+    config.api_url = emu.url.clone();
+    let twilio = Arc::new(TwilioClient::new(config).unwrap());
+    let api = Arc::new(FaultyApi::new(twilio.clone()));
+    let objects =
+        ObjectClient::with_urls(api.clone(), twilio.http().clone(), twilio.retry_policy());
+    let io = objects.stats();
+    let backend = Backend {
+        api: api.clone(),
+        source: Arc::new(objects),
+        io,
+        answer_within: twilio.answer_bound(),
+    };
+    let mut keys = PrivateKeys::new();
+    keys.add("k1.pem", common::mount::keys().private[0].clone());
+    let settings = MountSettings {
+        uid: 0,
+        gid: 0,
+        ..MountSettings::default()
+    };
+    let fs = app::build(&settings, backend, Arc::new(keys));
+
+    let sample = emu
+        .emulator
+        .objects()
+        .into_iter()
+        .find(|o| o.status == "completed" && o.encrypted && o.extension == "mp4")
+        .expect("an encrypted composition among the samples");
+    let plain = emu.emulator.plaintext(&sample.sid).unwrap();
+    let name = format!("{}.mp4", sample.sid);
+    let ino = fs.lookup(fs::COMPOSITIONS, &name).await.unwrap().ino;
+
+    // Every URL handed out for the next three /Media calls is refused by storage.
+    let denied_before = emu.emulator.stats().access_denied;
+    api.expire_urls(2);
+    let fh = fs.open(ino).await.unwrap().fh;
+    let mut got = Vec::new();
+    loop {
+        let chunk = fs.read(ino, fh, got.len() as u64, 131_072).await.unwrap();
+        if chunk.is_empty() {
+            break;
+        }
+        got.extend_from_slice(&chunk);
+    }
+    assert_eq!(got, plain, "byte-identical through refused URLs");
+    assert_eq!(api.injected(), 2, "both spoiled URLs were handed out");
+    assert!(
+        emu.emulator.stats().access_denied >= denied_before + 2,
+        "storage refused them"
+    );
+    assert!(
+        fs.stats().retries >= 2,
+        "and the object client renewed them"
+    );
+
+    // Credentials revoked mid-read: /Media answers 401, the read is EACCES.
+    api.fail(ApiCall::MediaUrl, None, |_| twilio::Error::Unauthorized {
+        code: 20003,
+        source_name: "the environment".into(),
+        username: "AC1".into(),
+        detail: String::new(),
+    });
+    // A fresh object whose URL is not cached yet.
+    let other = emu
+        .emulator
+        .objects()
+        .into_iter()
+        .find(|o| {
+            o.status == "completed" && o.encrypted && o.sid != sample.sid && o.extension == "mka"
+        })
+        .expect("an encrypted recording among the samples");
+    let ino = fs
+        .lookup(fs::RECORDINGS, &format!("{}.mka", other.sid))
+        .await
+        .unwrap()
+        .ino;
+    assert_eq!(errno(fs.open(ino).await), libc::EACCES);
+    api.clear();
+    fs.release(fh);
+    let fh = fs.open(ino).await.unwrap().fh;
+    let head = fs.read(ino, fh, 0, 100).await.unwrap();
+    let want = emu.emulator.plaintext(&other.sid).unwrap();
+    assert_eq!(&head[..], &want[..100.min(want.len())]);
+}

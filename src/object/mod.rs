@@ -48,7 +48,7 @@ use reqwest::header::{
 
 use crate::retry::{self, Backoff, Outcome, Retried, RetryPolicy, parse_retry_after};
 use crate::stats::IoStats;
-use crate::twilio::{self, MediaRef, TwilioClient, describe_reqwest};
+use crate::twilio::{self, Api, MediaRef, TwilioClient, describe_reqwest};
 use status::{Asked, Classified, ErrorStatus};
 
 /// How many times one read asks `/Media` again after a 403.
@@ -150,12 +150,22 @@ pub trait ObjectSource: Send + Sync {
     ) -> BoxFuture<'_, Result<Fetched, ObjectError>>;
 }
 
-/// Ranged GETs on pre-signed URLs from a [`TwilioClient`], over its connection pool.
-#[derive(Debug, Clone)]
+/// Ranged GETs on the pre-signed URLs an [`Api`] hands out (a [`TwilioClient`], or one
+/// wrapped to inject faults), over one connection pool.
+#[derive(Clone)]
 pub struct ObjectClient {
-    twilio: Arc<TwilioClient>,
+    urls: Arc<dyn Api>,
+    http: reqwest::Client,
     retry: RetryPolicy,
     stats: Arc<IoStats>,
+}
+
+impl std::fmt::Debug for ObjectClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectClient")
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What one attempt ended with.
@@ -196,7 +206,7 @@ impl Retried for RangeRead<'_> {
 
     async fn attempt(&mut self) -> Outcome<(), ObjectError, RetryCause> {
         let (client, media) = (self.client, self.media);
-        let url = match client.twilio.media_url(media).await {
+        let url = match client.urls.media_url(media).await {
             Ok(url) => url,
             Err(e) => return Outcome::Fail(e.into()),
         };
@@ -216,7 +226,7 @@ impl Retried for RangeRead<'_> {
             },
             Ok(Step::Refresh(cause)) => {
                 self.refreshes += 1;
-                client.twilio.invalidate_url(&media.sid, &url);
+                client.urls.invalidate_url(&media.sid, &url);
                 if self.refreshes <= MAX_REFRESHES {
                     tracing::debug!(sid = %media.sid, %cause, "storage refused the URL: resolving again");
                     return Outcome::Again;
@@ -380,8 +390,16 @@ impl ObjectClient {
 
     /// The same, with another retry policy.
     pub fn with_retry(twilio: Arc<TwilioClient>, retry: RetryPolicy) -> Self {
+        let http = twilio.http().clone();
+        Self::with_urls(twilio, http, retry)
+    }
+
+    /// Reads on the URLs `urls` hands out (and invalidates), with `http`'s connection
+    /// pool (it must not follow redirects) and `retry`.
+    pub fn with_urls(urls: Arc<dyn Api>, http: reqwest::Client, retry: RetryPolicy) -> Self {
         Self {
-            twilio,
+            urls,
+            http,
             retry,
             stats: Arc::default(),
         }
@@ -577,8 +595,7 @@ impl ObjectClient {
         asked: &Asked<'_>,
     ) -> reqwest::Result<reqwest::Response> {
         let mut request = self
-            .twilio
-            .http()
+            .http
             .get(url.clone())
             .header(RANGE, format!("bytes={}-{}", asked.pos, asked.last));
         if let Some(etag) = asked.etag {
