@@ -338,13 +338,6 @@ impl TwilioClient {
             .await
     }
 
-    /// Compositions one page at a time (until `doctor` lists through
-    /// [`Self::media_pages`]).
-    pub fn composition_pages(&self, filter: &CompositionFilter) -> Result<Pager<'_, Composition>> {
-        let kind = MediaKind::Composition;
-        Ok(self.typed_pager(&kind.list_path(), kind.query(&filter.into()), kind.plural()))
-    }
-
     /// All rooms matching `filter`.
     pub async fn rooms(&self, filter: &RoomFilter) -> Result<Vec<Room>> {
         self.room_pages(filter)?.collect_all().await
