@@ -33,7 +33,8 @@ use serde::Serialize;
 use serde_json::Value;
 use twilio_media_fs::retry::RetryPolicy;
 use twilio_media_fs::twilio::{
-    ClientConfig, CompositionFilter, Credentials, RecordingFilter, RoomFilter, TwilioClient,
+    ClientConfig, CompositionFilter, Credentials, MediaFilter, MediaKind, MediaRef,
+    RecordingFilter, RoomFilter, TwilioClient,
 };
 use zeroize::Zeroizing;
 
@@ -498,6 +499,34 @@ async fn client_matches_twilio_openapi_spec() {
         .await
         .expect("list Compositions");
     assert_items_of_some_example(&spec, "Compositions", COMPOSITIONS, "compositions", &list);
+    // The path the filesystem takes, one per kind, reads what the typed calls read.
+    for (kind, path, example, fields) in [
+        (
+            MediaKind::Recording,
+            RECORDINGS,
+            &recording,
+            RECORDING_FIELDS,
+        ),
+        (
+            MediaKind::Composition,
+            COMPOSITIONS,
+            &composition,
+            COMPOSITION_FIELDS,
+        ),
+    ] {
+        let list = c
+            .media(kind, &MediaFilter::default())
+            .await
+            .expect("list media");
+        assert_items_of_some_example(&spec, kind.collection(), path, kind.plural(), &list);
+        let media = MediaRef {
+            kind,
+            sid: str_of(example, "sid"),
+        };
+        let m = c.resource(&media).await.expect("fetch media");
+        assert_eq!(m.kind(), kind);
+        assert_decoded(kind.noun(), &m, example, fields);
+    }
     let list = c.rooms(&RoomFilter::default()).await.expect("list Rooms");
     assert_items_of_some_example(&spec, "Rooms", ROOMS, "rooms", &list);
     let list = c

@@ -148,6 +148,80 @@ async fn auth_is_required() {
     assert_eq!(emu.emulator.stats().unauthorized, 2);
 }
 
+/// Recordings and compositions are listed by one handler: each kind still takes only
+/// its own filters, and its paging URLs repeat them in Twilio's order for that kind.
+#[tokio::test]
+async fn each_media_kind_keeps_its_own_filters_and_paging_urls() {
+    let emu = spawn(config()).await.unwrap();
+    let objects = emu.emulator.objects();
+    let room = &objects
+        .iter()
+        .find(|o| o.kind == ObjectKind::Composition)
+        .unwrap()
+        .room_sid;
+    let count = |kind, room: Option<&String>| {
+        objects
+            .iter()
+            .filter(|o| o.kind == kind && room.is_none_or(|r| *r == o.room_sid))
+            .count()
+    };
+    let listed =
+        async |path: String, key: &str| json(&emu, &path).await[key].as_array().unwrap().len();
+    let (rec, comp) = (ObjectKind::Recording, ObjectKind::Composition);
+    let by_room = listed(format!("/v1/Compositions?RoomSid={room}"), "compositions").await;
+    assert_eq!(by_room, count(comp, Some(room)));
+    let by_room = listed(format!("/v1/Recordings?GroupingSid={room}"), "recordings").await;
+    assert_eq!(by_room, count(rec, Some(room)));
+    // A filter of the other kind is ignored.
+    let all = listed(format!("/v1/Recordings?RoomSid={room}"), "recordings").await;
+    assert_eq!(all, count(rec, None));
+    let all = listed(
+        format!("/v1/Compositions?GroupingSid={room}&MediaType=audio"),
+        "compositions",
+    )
+    .await;
+    assert_eq!(all, count(comp, None));
+    // A room's recordings are seen from the room.
+    let body = json(&emu, &format!("/v1/Rooms/{room}/Recordings")).await;
+    let first = &body["recordings"][0];
+    let sid = first["sid"].as_str().unwrap();
+    let url = format!("{}/v1/Rooms/{room}/Recordings/{sid}", emu.url);
+    assert_eq!(first["url"].as_str(), Some(url.as_str()));
+    assert_eq!(first["links"]["media"], format!("{url}/Media"));
+
+    let before = "2030-01-01T00:00:00Z";
+    let body = json(
+        &emu,
+        &format!(
+            "/v1/Recordings?DateCreatedBefore={before}&MediaType=audio&Status=completed&PageSize=1"
+        ),
+    )
+    .await;
+    assert_eq!(
+        body["meta"]["next_page_url"].as_str().unwrap(),
+        format!(
+            "{}/v1/Recordings?Status=completed&MediaType=audio&\
+             DateCreatedBefore=2030-01-01T00%3A00%3A00Z&PageSize=1&Page=1&PageToken=PT1",
+            emu.url
+        )
+    );
+    let body = json(
+        &emu,
+        &format!(
+            "/v1/Compositions?RoomSid={room}&DateCreatedBefore={before}&Status=completed&PageSize=1"
+        ),
+    )
+    .await;
+    assert_eq!(
+        body["meta"]["url"].as_str().unwrap(),
+        format!(
+            "{}/v1/Compositions?Status=completed&DateCreatedBefore=2030-01-01T00%3A00%3A00Z&\
+             RoomSid={room}&PageSize=1&Page=0",
+            emu.url
+        )
+    );
+}
+
 #[tokio::test]
 async fn paging_returns_every_recording_once() {
     let emu = spawn(EmulatorConfig {

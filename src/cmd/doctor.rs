@@ -28,9 +28,7 @@ use crate::cli::DoctorArgs;
 use crate::crypto::PrivateKeys;
 use crate::object::{ObjectClient, ObjectSource};
 use crate::read::{ObjectReader, ReadError, WindowCache};
-use crate::twilio::{
-    self, CompositionFilter, MediaRef, RecordingFilter, StorageSettings, TwilioClient,
-};
+use crate::twilio::{self, Media, MediaFilter, MediaKind, MediaRef, StorageSettings, TwilioClient};
 
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -355,14 +353,10 @@ async fn media_checks(api: &Api, keys: Arc<PrivateKeys>, r: &mut Report) {
     };
     let mut next_id = 0;
     let mut decrypted: Option<(Arc<ObjectReader>, String)> = None;
-    for (label, one) in [("recordings", "recording"), ("compositions", "composition")] {
+    for kind in MediaKind::ALL {
+        let (label, one) = (kind.plural(), kind.noun());
         let name = format!("key pair ({label})");
-        let newest = if one == "recording" {
-            newest_recordings(&api.twilio).await
-        } else {
-            newest_compositions(&api.twilio).await
-        };
-        let newest = match newest {
+        let newest = match newest_media(&api.twilio, kind).await {
             Ok(list) if list.is_empty() => {
                 r.checks.push(Check::skip(
                     name,
@@ -395,7 +389,9 @@ async fn media_checks(api: &Api, keys: Arc<PrivateKeys>, r: &mut Report) {
             check = Some(match reader.meta().await {
                 Ok(meta) => match &meta.key_name {
                     Some(key) => {
-                        if one == "recording" || decrypted.is_none() {
+                        // Decryption is tried on a recording; on a composition only
+                        // when no recording proved the pair.
+                        if decrypted.is_none() {
                             decrypted = Some((reader.clone(), media.sid.clone()));
                         }
                         Check::ok(&name, format!("{key} unwraps the content key of {which}"))
@@ -455,34 +451,20 @@ async fn media_checks(api: &Api, keys: Arc<PrivateKeys>, r: &mut Report) {
     }
 }
 
-/// The completed recordings of the listing's first page, newest first (Twilio lists
-/// newest first; sorted again all the same).
-async fn newest_recordings(twilio: &TwilioClient) -> twilio::Result<Vec<MediaRef>> {
-    let filter = RecordingFilter {
+/// The completed recordings or compositions of the listing's first page, newest first
+/// (Twilio lists newest first; sorted again all the same).
+async fn newest_media(twilio: &TwilioClient, kind: MediaKind) -> twilio::Result<Vec<MediaRef>> {
+    let filter = MediaFilter {
         status: Some("completed".into()),
         ..Default::default()
     };
     let mut page = twilio
-        .recording_pages(&filter)?
+        .media_pages(kind, &filter)?
         .next_page()
         .await?
         .unwrap_or_default();
-    page.sort_by(|a, b| b.date_created.cmp(&a.date_created));
-    Ok(page.iter().map(|r| MediaRef::recording(&r.sid)).collect())
-}
-
-async fn newest_compositions(twilio: &TwilioClient) -> twilio::Result<Vec<MediaRef>> {
-    let filter = CompositionFilter {
-        status: Some("completed".into()),
-        ..Default::default()
-    };
-    let mut page = twilio
-        .composition_pages(&filter)?
-        .next_page()
-        .await?
-        .unwrap_or_default();
-    page.sort_by(|a, b| b.date_created.cmp(&a.date_created));
-    Ok(page.iter().map(|c| MediaRef::composition(&c.sid)).collect())
+    page.sort_by(|a, b| b.date_created().cmp(&a.date_created()));
+    Ok(page.iter().map(Media::media_ref).collect())
 }
 
 fn host(url: &reqwest::Url) -> String {

@@ -15,7 +15,7 @@ use rsa::pkcs8::{DecodePublicKey, EncodePrivateKey, LineEnding};
 
 use crate::cli::EmulatorArgs;
 use crate::crypto::seal;
-use crate::emulator::{Emulator, EmulatorConfig, EmulatorCredentials, ObjectKind};
+use crate::emulator::{Emulator, EmulatorConfig, EmulatorCredentials};
 
 fn read_public_key(path: &Path) -> anyhow::Result<rsa::PublicKey> {
     let pem = std::fs::read_to_string(path)
@@ -107,10 +107,7 @@ fn banner(url: &str, emulator: &Emulator) -> String {
     let objects = emulator.objects();
     let shown = 20;
     for o in objects.iter().take(shown) {
-        let kind = match o.kind {
-            ObjectKind::Recording => "recording",
-            ObjectKind::Composition => "composition",
-        };
+        let kind = o.kind.noun();
         let size = o.size.map_or("-".to_string(), |s| s.to_string());
         let mut notes = Vec::new();
         if !o.encrypted && o.size.is_some() {

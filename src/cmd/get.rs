@@ -93,21 +93,20 @@ async fn get_one(
 
 /// The media reference and file extension of a SID, from its resource.
 async fn describe(twilio: &TwilioClient, sid: &str) -> anyhow::Result<(MediaRef, String)> {
-    let (status, extension, media) = if sid.starts_with("RT") {
-        let r = twilio.recording(sid).await?;
-        (r.status, r.container_format, MediaRef::recording(sid))
-    } else if sid.starts_with("CJ") {
-        let c = twilio.composition(sid).await?;
-        (c.status, c.format, MediaRef::composition(sid))
-    } else {
+    let Some(kind) = crate::twilio::MediaKind::of_sid(sid) else {
         bail!("{sid} is neither a recording (RT…) nor a composition (CJ…)");
     };
-    if let Some(status) = status.as_deref()
+    let media = MediaRef {
+        kind,
+        sid: sid.to_owned(),
+    };
+    let resource = twilio.resource(&media).await?;
+    if let Some(status) = resource.status()
         && !status.eq_ignore_ascii_case("completed")
     {
         bail!("{sid} is {status}: only completed media can be downloaded");
     }
-    let extension = crate::names::extension(extension.as_deref().unwrap_or("bin"))
+    let extension = crate::names::extension(resource.format().unwrap_or("bin"))
         .with_context(|| format!("{sid}: unexpected media format"))?;
     Ok((media, extension.to_owned()))
 }

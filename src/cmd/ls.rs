@@ -1,4 +1,8 @@
 //! `ls`: list recordings, compositions or rooms as a table, or as JSON lines.
+//!
+//! Recordings and compositions are one listing over [`MediaKind`]; the kinds differ
+//! only in two of its columns ([`media_header`]). `--json` prints each resource as the
+//! API sent it.
 
 use std::io::Write;
 
@@ -7,7 +11,7 @@ use serde::Serialize;
 
 use super::config::twilio_client;
 use crate::cli::{ListWhat, LsArgs};
-use crate::twilio::{CompositionFilter, RecordingFilter, RoomFilter, TwilioClient};
+use crate::twilio::{Media, MediaFilter, MediaKind, RoomFilter, TwilioClient};
 
 pub fn run(args: LsArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -15,8 +19,8 @@ pub fn run(args: LsArgs) -> anyhow::Result<()> {
         let twilio = twilio_client(&args.api)?;
         let mut out = std::io::stdout().lock();
         match args.what {
-            ListWhat::Recordings => recordings(&twilio, &args, &mut out).await,
-            ListWhat::Compositions => compositions(&twilio, &args, &mut out).await,
+            ListWhat::Recordings => media(&twilio, MediaKind::Recording, &args, &mut out).await,
+            ListWhat::Compositions => media(&twilio, MediaKind::Composition, &args, &mut out).await,
             ListWhat::Rooms => rooms(&twilio, &args, &mut out).await,
         }
     })
@@ -31,79 +35,58 @@ fn rooms_or_all(args: &LsArgs) -> Vec<Option<String>> {
     }
 }
 
-async fn recordings(
+async fn media(
     twilio: &TwilioClient,
+    kind: MediaKind,
     args: &LsArgs,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let mut table = Table::new(&[
-        "SID", "ROOM", "TYPE", "CODEC", "DURATION", "SIZE", "STATUS", "CREATED",
-    ]);
+    let mut table = Table::new(&media_header(kind));
     for room in rooms_or_all(args) {
-        let filter = RecordingFilter {
+        let filter = MediaFilter {
             status: args.status.clone(),
-            grouping_sid: room,
+            room,
             ..Default::default()
         };
-        for r in twilio.recordings(&filter).await? {
+        for m in twilio.media(kind, &filter).await? {
             if args.json {
-                json_line(out, &r)?;
+                json_line(out, &m)?;
                 continue;
             }
-            table.row(vec![
-                r.sid.clone(),
-                r.room().unwrap_or("-").to_owned(),
-                r.r#type.clone().unwrap_or_default(),
-                r.codec.clone().unwrap_or_default(),
-                duration(r.duration),
-                size(r.size),
-                r.status.clone().unwrap_or_default(),
-                r.date_created.clone().unwrap_or_default(),
-            ]);
+            table.row(media_row(&m));
         }
     }
     table.print(out, args.json)
 }
 
-async fn compositions(
-    twilio: &TwilioClient,
-    args: &LsArgs,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
-    let mut table = Table::new(&[
-        "SID",
-        "ROOM",
-        "FORMAT",
-        "RESOLUTION",
-        "DURATION",
-        "SIZE",
-        "STATUS",
-        "CREATED",
-    ]);
-    for room in rooms_or_all(args) {
-        let filter = CompositionFilter {
-            status: args.status.clone(),
-            room_sid: room,
-            ..Default::default()
-        };
-        for c in twilio.compositions(&filter).await? {
-            if args.json {
-                json_line(out, &c)?;
-                continue;
-            }
-            table.row(vec![
-                c.sid.clone(),
-                c.room_sid.clone().unwrap_or_else(|| "-".into()),
-                c.format.clone().unwrap_or_default(),
-                c.resolution.clone().unwrap_or_default(),
-                duration(c.duration),
-                size(c.size),
-                c.status.clone().unwrap_or_default(),
-                c.date_created.clone().unwrap_or_default(),
-            ]);
-        }
-    }
-    table.print(out, args.json)
+/// The columns of a listing of `kind`: the same six for both, and between ROOM and
+/// DURATION the kind's own two (a recording's track type and codec, a composition's
+/// format and resolution), in the order [`media_row`] fills them.
+fn media_header(kind: MediaKind) -> [&'static str; 8] {
+    let [a, b] = match kind {
+        MediaKind::Recording => ["TYPE", "CODEC"],
+        MediaKind::Composition => ["FORMAT", "RESOLUTION"],
+    };
+    ["SID", "ROOM", a, b, "DURATION", "SIZE", "STATUS", "CREATED"]
+}
+
+/// One row of a listing, under [`media_header`] of its kind.
+fn media_row(m: &Media) -> Vec<String> {
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    let [a, b] = match m {
+        Media::Recording(r) => [text(&r.r#type), text(&r.codec)],
+        Media::Composition(c) => [text(&c.format), text(&c.resolution)],
+    };
+    vec![
+        m.sid().to_owned(),
+        m.room().unwrap_or("-").to_owned(),
+        a,
+        b,
+        duration(m.duration()),
+        size(m.size()),
+        m.status().unwrap_or_default().to_owned(),
+        m.date_created().unwrap_or_default().to_owned(),
+    ]
 }
 
 async fn rooms(twilio: &TwilioClient, args: &LsArgs, out: &mut impl Write) -> anyhow::Result<()> {
@@ -235,6 +218,67 @@ mod tests {
         assert_eq!(size(Some(512)), "512 B");
         assert_eq!(size(Some(1536)), "1.5 KiB");
         assert_eq!(size(Some(3 << 30)), "3.0 GiB");
+    }
+
+    #[test]
+    fn each_kind_shows_its_own_two_columns() {
+        use crate::twilio::{Composition, GroupingSids, Recording};
+        assert_eq!(
+            media_header(MediaKind::Recording),
+            [
+                "SID", "ROOM", "TYPE", "CODEC", "DURATION", "SIZE", "STATUS", "CREATED"
+            ]
+        );
+        assert_eq!(
+            media_header(MediaKind::Composition),
+            [
+                "SID",
+                "ROOM",
+                "FORMAT",
+                "RESOLUTION",
+                "DURATION",
+                "SIZE",
+                "STATUS",
+                "CREATED"
+            ]
+        );
+        let r = Media::from(Recording {
+            sid: "RT1".into(),
+            r#type: Some("audio".into()),
+            codec: Some("OPUS".into()),
+            grouping_sids: Some(GroupingSids {
+                room_sid: Some("RM1".into()),
+                participant_sid: None,
+            }),
+            duration: Some(65),
+            size: Some(1536),
+            status: Some("completed".into()),
+            date_created: Some("2026-11-01T10:00:00Z".into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            media_row(&r),
+            [
+                "RT1",
+                "RM1",
+                "audio",
+                "OPUS",
+                "1:05",
+                "1.5 KiB",
+                "completed",
+                "2026-11-01T10:00:00Z"
+            ]
+        );
+        let c = Media::from(Composition {
+            sid: "CJ1".into(),
+            format: Some("mp4".into()),
+            resolution: Some("640x360".into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            media_row(&c),
+            ["CJ1", "-", "mp4", "640x360", "-", "-", "", ""]
+        );
     }
 
     #[test]

@@ -5,22 +5,29 @@
 //! filters, 404/401/429 errors as Twilio's JSON, and `/Media` answering 302 with
 //! `{"redirect_to": …}`. It must not touch object bytes (that is `storage`) nor decide
 //! what exists (that is `catalog`).
+//!
+//! Recordings and compositions are served by one handler per operation (listing, one
+//! resource, `/Media`, settings), routed once per [`MediaKind`] by [`media_routes`]:
+//! paths, listing keys and the filters each kind takes come from the kind. A room's
+//! recordings (`/v1/Rooms/{RM}/Recordings`) keep handlers of their own.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
-use super::catalog::Media;
-use super::{Emulator, ObjectKind, bump, nth};
+use super::catalog::{Catalog, Media};
+use super::{Emulator, bump, nth};
+use crate::twilio::MediaKind;
 
 type Params = Query<HashMap<String, String>>;
 
@@ -208,72 +215,99 @@ fn filters<'a>(q: &'a HashMap<String, String>, names: &[&'a str]) -> Vec<(&'a st
         .collect()
 }
 
-/// Date filters compare RFC 3339 strings (`2026-11-01T10:00:00Z`), which sort as times.
-fn date_ok(m: &Media, q: &HashMap<String, String>) -> bool {
-    let created = m.date_created();
-    q.get("DateCreatedAfter")
-        .is_none_or(|d| created.as_str() >= d.as_str())
-        && q.get("DateCreatedBefore")
-            .is_none_or(|d| created.as_str() <= d.as_str())
+/// Whether `m` passes the listing filter `name=value`. Dates compare as RFC 3339
+/// strings (`2026-11-01T10:00:00Z`), which sort as times.
+fn passes(cat: &Catalog, m: &Media, name: &str, value: &str) -> bool {
+    match name {
+        "Status" => m.status.eq_ignore_ascii_case(value),
+        "MediaType" => m.media_type.eq_ignore_ascii_case(value),
+        // A room, or one of its participants.
+        "GroupingSid" => value == cat.rooms[m.room].sid || value == m.participant_sid,
+        "RoomSid" => value == cat.rooms[m.room].sid,
+        "SourceSid" => value == m.source_sid,
+        "DateCreatedAfter" => m.date_created().as_str() >= value,
+        "DateCreatedBefore" => m.date_created().as_str() <= value,
+        _ => true,
+    }
 }
 
-fn eq_ci(a: Option<&String>, b: &str) -> bool {
-    a.is_none_or(|a| a.eq_ignore_ascii_case(b))
+/// Whether `m` passes every filter of `names` that the query gives; the query's other
+/// parameters are ignored, as Twilio ignores filters a listing does not take.
+fn passes_all(cat: &Catalog, m: &Media, names: &[&str], q: &HashMap<String, String>) -> bool {
+    names
+        .iter()
+        .all(|&name| q.get(name).is_none_or(|v| passes(cat, m, name, v)))
 }
 
-pub async fn list_recordings(
+/// The routes of one media kind: its listing, one resource, its `/Media` and its
+/// settings, each answered by the handler below with `kind` as its first argument.
+pub fn media_routes(kind: MediaKind) -> Router<Arc<Emulator>> {
+    type Emu = State<Arc<Emulator>>;
+    Router::new()
+        .route(
+            &kind.list_path(),
+            get(move |emu: Emu, headers: HeaderMap, q: Params| list_media(kind, emu, headers, q)),
+        )
+        .route(
+            &kind.resource_path("{sid}"),
+            get(move |emu: Emu, headers: HeaderMap, sid: Path<String>| {
+                get_media(kind, emu, headers, sid)
+            }),
+        )
+        .route(
+            &kind.media_path("{sid}"),
+            get(
+                move |emu: Emu, headers: HeaderMap, sid: Path<String>, q: Params| {
+                    media(kind, emu, headers, sid, q)
+                },
+            ),
+        )
+        .route(
+            kind.settings_path(),
+            get(move |emu: Emu, headers: HeaderMap| settings(kind, emu, headers)),
+        )
+}
+
+/// `GET /v1/Recordings`, `GET /v1/Compositions`.
+pub async fn list_media(
+    kind: MediaKind,
     State(emu): State<Arc<Emulator>>,
     headers: HeaderMap,
     Query(q): Params,
 ) -> Response {
     let base = base_url(&headers);
     let cat = &emu.catalog;
+    let names = kind.list_filters();
     let items = cat
         .media
         .iter()
-        .filter(|m| m.kind == ObjectKind::Recording)
-        .filter(|m| eq_ci(q.get("Status"), m.status))
-        .filter(|m| eq_ci(q.get("MediaType"), m.media_type))
-        .filter(|m| {
-            q.get("GroupingSid")
-                .is_none_or(|g| *g == cat.rooms[m.room].sid || *g == m.participant_sid)
-        })
-        .filter(|m| q.get("SourceSid").is_none_or(|s| *s == m.source_sid))
-        .filter(|m| date_ok(m, &q))
-        .map(|m| cat.recording_json(&base, m))
+        .filter(|m| m.kind == kind && passes_all(cat, m, names, &q))
+        .map(|m| cat.resource_json(&base, m))
         .collect();
-    let f = filters(
-        &q,
-        &[
-            "Status",
-            "SourceSid",
-            "GroupingSid",
-            "MediaType",
-            "DateCreatedAfter",
-            "DateCreatedBefore",
-        ],
-    );
-    page(&base, "/v1/Recordings", "recordings", items, &f, &q)
+    let f = filters(&q, names);
+    page(&base, &kind.list_path(), kind.plural(), items, &f, &q)
 }
 
-fn find(emu: &Emulator, sid: &str, kind: ObjectKind) -> Option<usize> {
+fn find(emu: &Emulator, sid: &str, kind: MediaKind) -> Option<usize> {
     emu.catalog
         .index(sid)
         .filter(|&i| emu.catalog.media[i].kind == kind)
 }
 
-pub async fn get_recording(
+/// `GET /v1/Recordings/{RT}`, `GET /v1/Compositions/{CJ}`.
+pub async fn get_media(
+    kind: MediaKind,
     State(emu): State<Arc<Emulator>>,
     headers: HeaderMap,
     Path(sid): Path<String>,
 ) -> Response {
-    match find(&emu, &sid, ObjectKind::Recording) {
+    match find(&emu, &sid, kind) {
         Some(i) => Json(
             emu.catalog
-                .recording_json(&base_url(&headers), &emu.catalog.media[i]),
+                .resource_json(&base_url(&headers), &emu.catalog.media[i]),
         )
         .into_response(),
-        None => not_found_error(&format!("/Recordings/{sid}")),
+        None => not_found_error(&format!("/{}/{sid}", kind.collection())),
     }
 }
 
@@ -282,7 +316,7 @@ fn media_redirect(
     emu: &Emulator,
     headers: &HeaderMap,
     sid: &str,
-    kind: ObjectKind,
+    kind: MediaKind,
     q: &HashMap<String, String>,
 ) -> Response {
     bump(&emu.counters.media_requests);
@@ -310,60 +344,24 @@ fn media_redirect(
     resp
 }
 
-pub async fn recording_media(
+/// `GET /v1/Recordings/{RT}/Media`, `GET /v1/Compositions/{CJ}/Media`.
+pub async fn media(
+    kind: MediaKind,
     State(emu): State<Arc<Emulator>>,
     headers: HeaderMap,
     Path(sid): Path<String>,
     Query(q): Params,
 ) -> Response {
-    media_redirect(&emu, &headers, &sid, ObjectKind::Recording, &q)
+    media_redirect(&emu, &headers, &sid, kind, &q)
 }
 
-pub async fn list_compositions(
+/// `GET /v1/RecordingSettings/Default`, `GET /v1/CompositionSettings/Default`.
+pub async fn settings(
+    kind: MediaKind,
     State(emu): State<Arc<Emulator>>,
     headers: HeaderMap,
-    Query(q): Params,
 ) -> Response {
-    let base = base_url(&headers);
-    let cat = &emu.catalog;
-    let items = cat
-        .media
-        .iter()
-        .filter(|m| m.kind == ObjectKind::Composition)
-        .filter(|m| eq_ci(q.get("Status"), m.status))
-        .filter(|m| q.get("RoomSid").is_none_or(|r| *r == cat.rooms[m.room].sid))
-        .filter(|m| date_ok(m, &q))
-        .map(|m| cat.composition_json(&base, m))
-        .collect();
-    let f = filters(
-        &q,
-        &["Status", "DateCreatedAfter", "DateCreatedBefore", "RoomSid"],
-    );
-    page(&base, "/v1/Compositions", "compositions", items, &f, &q)
-}
-
-pub async fn get_composition(
-    State(emu): State<Arc<Emulator>>,
-    headers: HeaderMap,
-    Path(sid): Path<String>,
-) -> Response {
-    match find(&emu, &sid, ObjectKind::Composition) {
-        Some(i) => Json(
-            emu.catalog
-                .composition_json(&base_url(&headers), &emu.catalog.media[i]),
-        )
-        .into_response(),
-        None => not_found_error(&format!("/Compositions/{sid}")),
-    }
-}
-
-pub async fn composition_media(
-    State(emu): State<Arc<Emulator>>,
-    headers: HeaderMap,
-    Path(sid): Path<String>,
-    Query(q): Params,
-) -> Response {
-    media_redirect(&emu, &headers, &sid, ObjectKind::Composition, &q)
+    Json(emu.catalog.settings_json(&base_url(&headers), kind)).into_response()
 }
 
 pub async fn list_rooms(
@@ -418,6 +416,14 @@ pub async fn get_room(
     }
 }
 
+/// The filters a room's recordings take, in the order of their paging URLs.
+const ROOM_RECORDING_FILTERS: [&str; 4] = [
+    "Status",
+    "SourceSid",
+    "DateCreatedAfter",
+    "DateCreatedBefore",
+];
+
 pub async fn list_room_recordings(
     State(emu): State<Arc<Emulator>>,
     headers: HeaderMap,
@@ -432,21 +438,11 @@ pub async fn list_room_recordings(
     let items = cat
         .media
         .iter()
-        .filter(|m| m.kind == ObjectKind::Recording && m.room == index)
-        .filter(|m| eq_ci(q.get("Status"), m.status))
-        .filter(|m| q.get("SourceSid").is_none_or(|s| *s == m.source_sid))
-        .filter(|m| date_ok(m, &q))
+        .filter(|m| m.kind == MediaKind::Recording && m.room == index)
+        .filter(|m| passes_all(cat, m, &ROOM_RECORDING_FILTERS, &q))
         .map(|m| cat.room_recording_json(&base, m))
         .collect();
-    let f = filters(
-        &q,
-        &[
-            "Status",
-            "SourceSid",
-            "DateCreatedAfter",
-            "DateCreatedBefore",
-        ],
-    );
+    let f = filters(&q, &ROOM_RECORDING_FILTERS);
     let path = format!("/v1/Rooms/{}/Recordings", room.sid);
     page(&base, &path, "recordings", items, &f, &q)
 }
@@ -454,7 +450,7 @@ pub async fn list_room_recordings(
 /// The recording `sid` if it belongs to room `room`.
 fn room_recording<'a>(emu: &'a Emulator, room: &str, sid: &str) -> Option<&'a Media> {
     let (index, _) = emu.catalog.room(room)?;
-    let i = find(emu, sid, ObjectKind::Recording)?;
+    let i = find(emu, sid, MediaKind::Recording)?;
     let m = &emu.catalog.media[i];
     (m.room == index).then_some(m)
 }
@@ -480,26 +476,7 @@ pub async fn room_recording_media(
         bump(&emu.counters.media_requests);
         return not_found_error(&format!("/Rooms/{room}/Recordings/{sid}/Media"));
     }
-    media_redirect(&emu, &headers, &sid, ObjectKind::Recording, &q)
-}
-
-pub async fn recording_settings(State(emu): State<Arc<Emulator>>, headers: HeaderMap) -> Response {
-    Json(
-        emu.catalog
-            .settings_json(&base_url(&headers), "RecordingSettings"),
-    )
-    .into_response()
-}
-
-pub async fn composition_settings(
-    State(emu): State<Arc<Emulator>>,
-    headers: HeaderMap,
-) -> Response {
-    Json(
-        emu.catalog
-            .settings_json(&base_url(&headers), "CompositionSettings"),
-    )
-    .into_response()
+    media_redirect(&emu, &headers, &sid, MediaKind::Recording, &q)
 }
 
 /// `GET /v1/Credentials/PublicKeys` (the Accounts API): one credential per public key.
@@ -566,4 +543,71 @@ pub async fn storage_outage(State(emu): State<Arc<Emulator>>, Query(q): Params) 
         }
     }
     Json(json!({ "storage_down": emu.storage_down() })).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Both kinds go through one listing: each still takes its own filters only.
+    #[test]
+    fn each_kind_takes_its_own_filters() {
+        let key = crate::crypto::seal::test_key(1).to_public_key();
+        let emu = Emulator::new(super::super::EmulatorConfig {
+            public_keys: vec![key],
+            ..Default::default()
+        })
+        .unwrap();
+        let cat = &emu.catalog;
+        let listed = |kind: MediaKind, q: &HashMap<String, String>| {
+            cat.media
+                .iter()
+                .filter(|m| m.kind == kind && passes_all(cat, m, kind.list_filters(), q))
+                .count()
+        };
+        let all = |kind| listed(kind, &HashMap::new());
+        let comp = cat
+            .media
+            .iter()
+            .find(|m| m.kind == MediaKind::Composition)
+            .unwrap();
+        let room = cat.rooms[comp.room].sid.as_str();
+        let in_room = |kind| {
+            cat.media
+                .iter()
+                .filter(|m| m.kind == kind && m.room == comp.room)
+                .count()
+        };
+        let rec = MediaKind::Recording;
+        let cj = MediaKind::Composition;
+        assert_eq!(listed(cj, &query(&[("RoomSid", room)])), in_room(cj));
+        assert_eq!(listed(rec, &query(&[("GroupingSid", room)])), in_room(rec));
+        // A filter the kind does not take is ignored.
+        assert_eq!(listed(rec, &query(&[("RoomSid", room)])), all(rec));
+        assert_eq!(
+            listed(cj, &query(&[("GroupingSid", room), ("MediaType", "audio")])),
+            all(cj)
+        );
+        // A recording's participant groups it too; statuses compare in any case.
+        let first = cat.media.iter().find(|m| m.kind == rec).unwrap();
+        let by_participant = query(&[("GroupingSid", &first.participant_sid)]);
+        assert!(passes_all(cat, first, rec.list_filters(), &by_participant));
+        let processing = query(&[("Status", "PROCESSING")]);
+        assert_eq!(listed(rec, &processing), 1);
+        assert_eq!(listed(cj, &processing), 0);
+        // Dates bound both ends, inclusively.
+        let created = first.date_created();
+        let on = query(&[
+            ("DateCreatedAfter", &created),
+            ("DateCreatedBefore", &created),
+        ]);
+        assert!(passes_all(cat, first, rec.list_filters(), &on));
+    }
 }

@@ -23,9 +23,10 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::synthetic::Synthetic;
-use super::{EmulatorConfig, ObjectInfo, ObjectKind};
+use super::{EmulatorConfig, ObjectInfo};
 use crate::crypto::window::decrypt_window;
 use crate::crypto::{ContentKey, seal};
+use crate::twilio::MediaKind;
 
 /// `prefix` + 32 lowercase hex digits derived from `name`.
 pub fn sid(prefix: &str, name: &str) -> String {
@@ -162,7 +163,7 @@ impl Room {
 /// A recording or a composition.
 pub struct Media {
     pub sid: String,
-    pub kind: ObjectKind,
+    pub kind: MediaKind,
     pub status: &'static str,
     pub ext: &'static str,
     pub codec: &'static str,
@@ -403,8 +404,8 @@ impl Builder<'_> {
         object: Option<Served>,
     ) -> &Media {
         self.push(Media {
-            sid: sid("RT", name),
-            kind: ObjectKind::Recording,
+            sid: sid(MediaKind::Recording.sid_prefix(), name),
+            kind: MediaKind::Recording,
             status,
             ext,
             codec,
@@ -431,8 +432,8 @@ impl Builder<'_> {
         plain: Bytes,
     ) {
         self.push(Media {
-            sid: sid("CJ", name),
-            kind: ObjectKind::Composition,
+            sid: sid(MediaKind::Composition.sid_prefix(), name),
+            kind: MediaKind::Composition,
             status: "completed",
             ext,
             codec: "",
@@ -644,8 +645,16 @@ impl Catalog {
         Some(buf)
     }
 
+    /// The JSON of a recording or composition, as its own resource.
+    pub fn resource_json(&self, base: &str, m: &Media) -> Value {
+        match m.kind {
+            MediaKind::Recording => self.recording_json(base, m),
+            MediaKind::Composition => self.composition_json(base, m),
+        }
+    }
+
     /// The JSON of a recording (`video.v1.recording`).
-    pub fn recording_json(&self, base: &str, m: &Media) -> Value {
+    fn recording_json(&self, base: &str, m: &Media) -> Value {
         json!({
             "account_sid": self.account_sid,
             "status": m.status,
@@ -653,7 +662,7 @@ impl Catalog {
             "sid": m.sid,
             "source_sid": m.source_sid,
             "size": m.size,
-            "url": format!("{base}/v1/Recordings/{}", m.sid),
+            "url": format!("{base}{}", m.kind.resource_path(&m.sid)),
             "type": m.media_type,
             "duration": m.duration,
             "container_format": m.ext,
@@ -667,7 +676,7 @@ impl Catalog {
             "media_external_location": null,
             "status_callback": null,
             "status_callback_method": "POST",
-            "links": { "media": format!("{base}/v1/Recordings/{}/Media", m.sid) },
+            "links": { "media": format!("{base}{}", m.kind.media_path(&m.sid)) },
         })
     }
 
@@ -700,7 +709,7 @@ impl Catalog {
     }
 
     /// The JSON of a composition (`video.v1.composition`).
-    pub fn composition_json(&self, base: &str, m: &Media) -> Value {
+    fn composition_json(&self, base: &str, m: &Media) -> Value {
         let completed = (m.status == "completed").then(|| datetime(m.created + 120));
         json!({
             "account_sid": self.account_sid,
@@ -722,8 +731,8 @@ impl Catalog {
             "media_external_location": null,
             "status_callback": null,
             "status_callback_method": "POST",
-            "url": format!("{base}/v1/Compositions/{}", m.sid),
-            "links": { "media": format!("{base}/v1/Compositions/{}/Media", m.sid) },
+            "url": format!("{base}{}", m.kind.resource_path(&m.sid)),
+            "links": { "media": format!("{base}{}", m.kind.media_path(&m.sid)) },
         })
     }
 
@@ -763,7 +772,6 @@ impl Catalog {
         })
     }
 
-    /// The JSON of `/v1/RecordingSettings/Default` or `/v1/CompositionSettings/Default`.
     /// A public key credential as the Accounts API shows it
     /// (`accounts.v1.credential.credential_public_key`: no key material), if `sid` is one.
     pub fn public_key_json(&self, base: &str, sid: &str) -> Option<Value> {
@@ -779,7 +787,8 @@ impl Catalog {
         }))
     }
 
-    pub fn settings_json(&self, base: &str, path: &str) -> Value {
+    /// The JSON of `/v1/RecordingSettings/Default` or `/v1/CompositionSettings/Default`.
+    pub fn settings_json(&self, base: &str, kind: MediaKind) -> Value {
         json!({
             "account_sid": self.account_sid,
             "friendly_name": "twilio-media-fs emulator",
@@ -788,7 +797,7 @@ impl Catalog {
             "aws_storage_enabled": false,
             "encryption_key_sid": self.encryption_key_sid,
             "encryption_enabled": self.encryption_enabled,
-            "url": format!("{base}/v1/{path}/Default"),
+            "url": format!("{base}{}", kind.settings_path()),
         })
     }
 }
@@ -867,15 +876,20 @@ fn add_pre_encrypted(b: &mut Builder<'_>, path: &Path, stem: &str) -> anyhow::Re
     });
     let size = plaintext_len.unwrap_or(len.saturating_sub(1));
     let served = Some((object, None, Some(0), size));
-    let (codec, kind) = if ext == "mka" {
-        ("OPUS", "audio")
-    } else {
-        ("VP8", "video")
-    };
-    if matches!(ext, "mka" | "mkv") {
-        b.recording(&name, "completed", (ext, codec, kind), 2, "data", 0, served);
+    if MediaKind::of_extension(ext) == Some(MediaKind::Recording) {
+        b.recording(&name, "completed", track_of(ext), 2, "data", 0, served);
     }
     Ok(())
+}
+
+/// The container, codec and track type of a recording made from a file: `.mka` holds
+/// an Opus track, `.mkv` a VP8 one.
+fn track_of(ext: &'static str) -> (&'static str, &'static str, &'static str) {
+    if ext == "mka" {
+        (ext, "OPUS", "audio")
+    } else {
+        (ext, "VP8", "video")
+    }
 }
 
 /// Adds every `*.mka`/`*.mkv` (recording) and `*.mp4`/`*.webm` (composition) in `dir`,
@@ -897,15 +911,12 @@ fn add_data_dir(b: &mut Builder<'_>, dir: &Path) -> anyhow::Result<()> {
             add_pre_encrypted(b, &path, stem)?;
             continue;
         }
-        let Some(ext) = path.extension().and_then(|e| e.to_str()) else {
+        let ext = path.extension().and_then(|e| e.to_str());
+        let Some(ext) = ext.and_then(crate::names::extension) else {
             continue;
         };
-        let ext: &'static str = match ext.to_ascii_lowercase().as_str() {
-            "mka" => "mka",
-            "mkv" => "mkv",
-            "mp4" => "mp4",
-            "webm" => "webm",
-            _ => continue,
+        let Some(kind) = MediaKind::of_extension(ext) else {
+            continue;
         };
         let file = path
             .file_name()
@@ -917,24 +928,19 @@ fn add_data_dir(b: &mut Builder<'_>, dir: &Path) -> anyhow::Result<()> {
         let name = format!("data:{file}");
         let object = b.store(&name, ext, plain.clone(), encrypted(0));
         let len = plain.len() as u64;
-        match ext {
-            "mka" | "mkv" => {
-                let (codec, kind) = if ext == "mka" {
-                    ("OPUS", "audio")
-                } else {
-                    ("VP8", "video")
-                };
+        match kind {
+            MediaKind::Recording => {
                 b.recording(
                     &name,
                     "completed",
-                    (ext, codec, kind),
+                    track_of(ext),
                     2,
                     "data",
                     0,
                     Some((object, Some(plain), Some(0), len)),
                 );
             }
-            _ => b.composition(&name, ext, 2, object, plain),
+            MediaKind::Composition => b.composition(&name, ext, 2, object, plain),
         }
     }
     Ok(())

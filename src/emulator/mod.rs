@@ -39,6 +39,7 @@ use serde::{Deserialize, Serialize};
 
 use self::catalog::Catalog;
 use self::outage::{OutageListener, OutageSwitch};
+use crate::twilio::MediaKind;
 
 /// What the emulator serves and how badly it behaves.
 #[derive(Debug, Clone)]
@@ -120,19 +121,15 @@ impl Default for EmulatorCredentials {
     }
 }
 
-/// Recording or composition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ObjectKind {
-    Recording,
-    Composition,
-}
+/// Recording or composition: the crate's one [`MediaKind`], by the name the tests
+/// know it.
+pub use crate::twilio::MediaKind as ObjectKind;
 
 /// What the emulator serves, as tests see it.
 #[derive(Debug, Clone)]
 pub struct ObjectInfo {
     pub sid: String,
-    pub kind: ObjectKind,
+    pub kind: MediaKind,
     /// `mka`, `mkv`, `mp4` or `webm`.
     pub extension: String,
     /// `completed`, `processing`, `deleted`, …: only `completed` objects have media.
@@ -328,13 +325,11 @@ impl Emulator {
 
     /// The routes: `/v1` behind auth and throttling, `/storage`, `/emulator/stats`.
     pub fn router(self: &Arc<Self>) -> Router {
-        let v1 = Router::new()
-            .route("/v1/Recordings", get(api::list_recordings))
-            .route("/v1/Recordings/{sid}", get(api::get_recording))
-            .route("/v1/Recordings/{sid}/Media", get(api::recording_media))
-            .route("/v1/Compositions", get(api::list_compositions))
-            .route("/v1/Compositions/{sid}", get(api::get_composition))
-            .route("/v1/Compositions/{sid}/Media", get(api::composition_media))
+        let mut v1 = Router::new();
+        for kind in MediaKind::ALL {
+            v1 = v1.merge(api::media_routes(kind));
+        }
+        let v1 = v1
             .route("/v1/Rooms", get(api::list_rooms))
             .route("/v1/Rooms/{room}", get(api::get_room))
             .route(
@@ -348,14 +343,6 @@ impl Emulator {
             .route(
                 "/v1/Rooms/{room}/Recordings/{sid}/Media",
                 get(api::room_recording_media),
-            )
-            .route(
-                "/v1/RecordingSettings/Default",
-                get(api::recording_settings),
-            )
-            .route(
-                "/v1/CompositionSettings/Default",
-                get(api::composition_settings),
             )
             // The Accounts API (accounts.twilio.com), on the same origin.
             .route("/v1/Credentials/PublicKeys", get(api::list_public_keys))

@@ -12,7 +12,7 @@
 
 use futures_util::future::BoxFuture;
 
-use super::client::{CompositionFilter, RecordingFilter, TwilioClient};
+use super::client::TwilioClient;
 use super::error::Result;
 use super::kind::{Media, MediaFilter, MediaKind};
 use super::media::{MediaRef, MediaUrl};
@@ -44,40 +44,11 @@ impl Api for TwilioClient {
         kind: MediaKind,
         filter: &'a MediaFilter,
     ) -> BoxFuture<'a, Result<Vec<Media>>> {
-        Box::pin(async move {
-            Ok(match kind {
-                MediaKind::Recording => {
-                    let f = RecordingFilter {
-                        status: filter.status.clone(),
-                        grouping_sid: filter.room.clone(),
-                        date_created_after: filter.date_created_after.clone(),
-                        date_created_before: filter.date_created_before.clone(),
-                        ..Default::default()
-                    };
-                    let all = self.recordings(&f).await?;
-                    all.into_iter().map(Media::from).collect()
-                }
-                MediaKind::Composition => {
-                    let f = CompositionFilter {
-                        status: filter.status.clone(),
-                        room_sid: filter.room.clone(),
-                        date_created_after: filter.date_created_after.clone(),
-                        date_created_before: filter.date_created_before.clone(),
-                    };
-                    let all = self.compositions(&f).await?;
-                    all.into_iter().map(Media::from).collect()
-                }
-            })
-        })
+        Box::pin(self.media(kind, filter))
     }
 
     fn resource<'a>(&'a self, media: &'a MediaRef) -> BoxFuture<'a, Result<Media>> {
-        Box::pin(async move {
-            Ok(match media.kind {
-                MediaKind::Recording => self.recording(&media.sid).await?.into(),
-                MediaKind::Composition => self.composition(&media.sid).await?.into(),
-            })
-        })
+        Box::pin(TwilioClient::resource(self, media))
     }
 
     fn media_url<'a>(&'a self, media: &'a MediaRef) -> BoxFuture<'a, Result<MediaUrl>> {

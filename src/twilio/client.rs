@@ -9,12 +9,17 @@
 //! credentials only ever go where `--api-url` points, and stop with an error if a page
 //! URL repeats or there are absurdly many pages.
 //!
+//! Recordings and compositions take one path per operation, keyed by [`MediaKind`]:
+//! [`TwilioClient::media_pages`], [`TwilioClient::resource`], [`TwilioClient::settings`],
+//! [`TwilioClient::media_url`]. The typed calls (`recordings`, `composition`, …) are
+//! thin wrappers for callers that want the resource's own type or the filters only
+//! recordings take; they build their paths from the kind too.
+//!
 //! This module must not follow redirects (the `/Media` redirect is read, not followed,
 //! and the same no-redirect client serves the object module), nor put credentials or
 //! signed URLs in messages or logs.
 
 use std::collections::HashSet;
-use std::marker::PhantomData;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -22,15 +27,16 @@ use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde_json::de::StrRead;
 use tokio::sync::Semaphore;
 
 use super::credentials::Credentials;
 use super::error::{Error, Result, describe_reqwest, redact_url};
-use super::kind::MediaKind;
+use super::kind::{Media, MediaFilter, MediaKind};
 use super::media::{MEDIA_TTL, MediaRef, MediaUrl, UrlCache, signed_lifetime};
 use super::types::{
     Composition, CompositionSettings, PublicKeyCredential, Recording, RecordingSettings, Room,
-    media_redirect_target, parse_page, tolerant_json,
+    StorageSettings, media_redirect_target, parse_page_with, tolerant_json,
 };
 use crate::retry::{self, Backoff, Outcome, Retried, RetryPolicy, parse_retry_after};
 
@@ -117,7 +123,8 @@ pub fn accounts_url_for(api_url: &str) -> String {
     api_url.trim().trim_end_matches('/').to_owned()
 }
 
-/// Filters of `GET /v1/Recordings`. Dates are RFC 3339 strings.
+/// Filters of `GET /v1/Recordings`, those of [`MediaFilter`] and the two only
+/// recordings take. Dates are RFC 3339 strings.
 #[derive(Debug, Clone, Default)]
 pub struct RecordingFilter {
     /// `processing`, `completed`, `deleted`.
@@ -134,6 +141,21 @@ pub struct RecordingFilter {
     pub date_created_before: Option<String>,
 }
 
+impl RecordingFilter {
+    /// The query: [`MediaKind::query`], then `SourceSid` and `MediaType`.
+    fn query(&self) -> Vec<(&'static str, String)> {
+        let mut q = MediaKind::Recording.query(&MediaFilter {
+            status: self.status.clone(),
+            room: self.grouping_sid.clone(),
+            date_created_after: self.date_created_after.clone(),
+            date_created_before: self.date_created_before.clone(),
+        });
+        push(&mut q, "SourceSid", &self.source_sid);
+        push(&mut q, "MediaType", &self.media_type);
+        q
+    }
+}
+
 /// Filters of `GET /v1/Compositions`.
 #[derive(Debug, Clone, Default)]
 pub struct CompositionFilter {
@@ -145,6 +167,17 @@ pub struct CompositionFilter {
     pub date_created_after: Option<String>,
     /// `DateCreatedBefore`.
     pub date_created_before: Option<String>,
+}
+
+impl From<&CompositionFilter> for MediaFilter {
+    fn from(f: &CompositionFilter) -> Self {
+        MediaFilter {
+            status: f.status.clone(),
+            room: f.room_sid.clone(),
+            date_created_after: f.date_created_after.clone(),
+            date_created_before: f.date_created_before.clone(),
+        }
+    }
 }
 
 /// Filters of `GET /v1/Rooms`. Twilio lists only `in-progress` rooms unless a status is
@@ -271,36 +304,39 @@ impl TwilioClient {
 
     // ---- listings ------------------------------------------------------------------
 
-    /// All recordings matching `filter`.
+    /// All recordings or compositions matching `filter`.
+    pub async fn media(&self, kind: MediaKind, filter: &MediaFilter) -> Result<Vec<Media>> {
+        self.media_pages(kind, filter)?.collect_all().await
+    }
+
+    /// Recordings or compositions one page at a time.
+    pub fn media_pages(&self, kind: MediaKind, filter: &MediaFilter) -> Result<Pager<'_, Media>> {
+        Ok(self.pager(
+            &kind.list_path(),
+            kind.query(filter),
+            kind.plural(),
+            Box::new(move |entry| kind.decode(entry)),
+        ))
+    }
+
+    /// All recordings matching `filter`, typed (with the filters only recordings take).
     pub async fn recordings(&self, filter: &RecordingFilter) -> Result<Vec<Recording>> {
         self.recording_pages(filter)?.collect_all().await
     }
 
-    /// Recordings one page at a time.
+    /// [`Self::recordings`] one page at a time.
     pub fn recording_pages(&self, filter: &RecordingFilter) -> Result<Pager<'_, Recording>> {
-        let mut q = Vec::new();
-        push(&mut q, "Status", &filter.status);
-        push(&mut q, "GroupingSid", &filter.grouping_sid);
-        push(&mut q, "SourceSid", &filter.source_sid);
-        push(&mut q, "MediaType", &filter.media_type);
-        push(&mut q, "DateCreatedAfter", &filter.date_created_after);
-        push(&mut q, "DateCreatedBefore", &filter.date_created_before);
-        Ok(self.pager("/v1/Recordings", q, "recordings"))
+        let kind = MediaKind::Recording;
+        Ok(self.typed_pager(&kind.list_path(), filter.query(), kind.plural()))
     }
 
-    /// All compositions matching `filter`.
+    /// All compositions matching `filter`, typed.
     pub async fn compositions(&self, filter: &CompositionFilter) -> Result<Vec<Composition>> {
-        self.composition_pages(filter)?.collect_all().await
-    }
-
-    /// Compositions one page at a time.
-    pub fn composition_pages(&self, filter: &CompositionFilter) -> Result<Pager<'_, Composition>> {
-        let mut q = Vec::new();
-        push(&mut q, "Status", &filter.status);
-        push(&mut q, "RoomSid", &filter.room_sid);
-        push(&mut q, "DateCreatedAfter", &filter.date_created_after);
-        push(&mut q, "DateCreatedBefore", &filter.date_created_before);
-        Ok(self.pager("/v1/Compositions", q, "compositions"))
+        let kind = MediaKind::Composition;
+        let query = kind.query(&filter.into());
+        self.typed_pager(&kind.list_path(), query, kind.plural())
+            .collect_all()
+            .await
     }
 
     /// All rooms matching `filter`.
@@ -315,7 +351,7 @@ impl TwilioClient {
         push(&mut q, "UniqueName", &filter.unique_name);
         push(&mut q, "DateCreatedAfter", &filter.date_created_after);
         push(&mut q, "DateCreatedBefore", &filter.date_created_before);
-        Ok(self.pager("/v1/Rooms", q, "rooms"))
+        Ok(self.typed_pager("/v1/Rooms", q, "rooms"))
     }
 
     /// All recordings of one room (`/v1/Rooms/{sid}/Recordings`).
@@ -326,11 +362,21 @@ impl TwilioClient {
     /// A room's recordings one page at a time.
     pub fn room_recording_pages(&self, room_sid: &str) -> Result<Pager<'_, Recording>> {
         validate_sid(room_sid)?;
-        Ok(self.pager(
+        Ok(self.typed_pager(
             &format!("/v1/Rooms/{room_sid}/Recordings"),
             Vec::new(),
             "recordings",
         ))
+    }
+
+    /// A listing of `T`s under `key` at `path`.
+    fn typed_pager<T: DeserializeOwned + 'static>(
+        &self,
+        path: &str,
+        query: Vec<(&'static str, String)>,
+        key: &'static str,
+    ) -> Pager<'_, T> {
+        self.pager(path, query, key, Box::new(serde_json::from_value::<T>))
     }
 
     fn pager<T>(
@@ -338,6 +384,7 @@ impl TwilioClient {
         path: &str,
         mut query: Vec<(&'static str, String)>,
         key: &'static str,
+        decode: DecodeEntry<T>,
     ) -> Pager<'_, T> {
         query.push(("PageSize", PAGE_SIZE.to_string()));
         let url = self.endpoint(path, &query);
@@ -345,24 +392,34 @@ impl TwilioClient {
             client: self,
             what: path.to_string(),
             key,
+            decode,
             guard: PageGuard::new(url.as_str(), MAX_PAGES),
             next: Some(url),
-            _items: PhantomData,
         }
     }
 
     // ---- single resources ----------------------------------------------------------
 
-    /// One recording.
-    pub async fn recording(&self, sid: &str) -> Result<Recording> {
-        validate_sid(sid)?;
-        self.get_json(&format!("/v1/Recordings/{sid}")).await
+    /// One recording or composition.
+    pub async fn resource(&self, media: &MediaRef) -> Result<Media> {
+        validate_sid(&media.sid)?;
+        let path = media.kind.resource_path(&media.sid);
+        let answer = self.get_ok(&self.endpoint(&path, &[]), &path).await?;
+        decode_with(&path, &answer.body, |body| media.kind.decode(body))
     }
 
-    /// One composition.
+    /// One recording, typed.
+    pub async fn recording(&self, sid: &str) -> Result<Recording> {
+        validate_sid(sid)?;
+        self.get_json(&MediaKind::Recording.resource_path(sid))
+            .await
+    }
+
+    /// One composition, typed.
     pub async fn composition(&self, sid: &str) -> Result<Composition> {
         validate_sid(sid)?;
-        self.get_json(&format!("/v1/Compositions/{sid}")).await
+        self.get_json(&MediaKind::Composition.resource_path(sid))
+            .await
     }
 
     /// One room.
@@ -371,14 +428,20 @@ impl TwilioClient {
         self.get_json(&format!("/v1/Rooms/{sid}")).await
     }
 
-    /// `RecordingSettings/Default`: is encryption on, with which key.
+    /// `RecordingSettings/Default` or `CompositionSettings/Default`: is encryption on,
+    /// with which key.
+    pub async fn settings(&self, kind: MediaKind) -> Result<StorageSettings> {
+        self.get_json(kind.settings_path()).await
+    }
+
+    /// `RecordingSettings/Default`.
     pub async fn recording_settings(&self) -> Result<RecordingSettings> {
-        self.get_json("/v1/RecordingSettings/Default").await
+        self.settings(MediaKind::Recording).await
     }
 
     /// `CompositionSettings/Default`.
     pub async fn composition_settings(&self) -> Result<CompositionSettings> {
-        self.get_json("/v1/CompositionSettings/Default").await
+        self.settings(MediaKind::Composition).await
     }
 
     /// The public key credential `sid` (`CR…`), from the Accounts API: its name and
@@ -468,15 +531,8 @@ impl TwilioClient {
 
     /// `status processing` (or whatever it is), when the resource says; else a guess.
     async fn media_state(&self, media: &MediaRef) -> String {
-        let status = match media.kind {
-            MediaKind::Recording => self.recording(&media.sid).await.ok().and_then(|r| r.status),
-            MediaKind::Composition => self
-                .composition(&media.sid)
-                .await
-                .ok()
-                .and_then(|c| c.status),
-        };
-        match status {
+        let resource = self.resource(media).await.ok();
+        match resource.as_ref().and_then(Media::status) {
             Some(s) => format!("status {s}"),
             None => "not completed, or deleted".to_string(),
         }
@@ -670,10 +726,23 @@ pub fn is_retryable(status: StatusCode) -> bool {
 /// Parses a body, after [`tolerant_json`] has mended bytes and escapes that would fail
 /// the whole document for one bad string.
 fn decode<T: DeserializeOwned>(what: &str, body: &[u8]) -> Result<T> {
-    serde_json::from_str(&tolerant_json(body)).map_err(|e| Error::Decode {
-        what: what.to_string(),
-        detail: e.to_string(),
-    })
+    decode_with(what, body, |json| T::deserialize(json))
+}
+
+/// [`decode`], with the body read by `read` (e.g. [`MediaKind::decode`]).
+fn decode_with<T>(
+    what: &str,
+    body: &[u8],
+    read: impl FnOnce(&mut serde_json::Deserializer<StrRead<'_>>) -> serde_json::Result<T>,
+) -> Result<T> {
+    let text = tolerant_json(body);
+    let mut json = serde_json::Deserializer::from_str(&text);
+    read(&mut json)
+        .and_then(|value| json.end().map(|()| value))
+        .map_err(|e| Error::Decode {
+            what: what.to_string(),
+            detail: e.to_string(),
+        })
 }
 
 /// Twilio's `{status, code, message, more_info}`, or the start of a non-JSON body.
@@ -779,26 +848,31 @@ impl PageGuard {
     }
 }
 
+/// Reads one entry of a listing page.
+type DecodeEntry<T> = Box<dyn Fn(serde_json::Value) -> serde_json::Result<T> + Send + Sync>;
+
 /// A listing, one page at a time (to show progress while listing thousands).
 pub struct Pager<'a, T> {
     client: &'a TwilioClient,
     what: String,
     key: &'static str,
+    decode: DecodeEntry<T>,
     next: Option<Url>,
     guard: PageGuard,
-    _items: PhantomData<fn() -> T>,
 }
 
-impl<T: DeserializeOwned> Pager<'_, T> {
+impl<T> Pager<'_, T> {
     /// The next page's items, or `None` after the last page.
     pub async fn next_page(&mut self) -> Result<Option<Vec<T>>> {
         let Some(url) = self.next.take() else {
             return Ok(None);
         };
         let answer = self.client.get_ok(&url, &self.what).await?;
-        let page = parse_page::<T>(&answer.body, self.key).map_err(|detail| Error::Decode {
-            what: self.what.clone(),
-            detail,
+        let page = parse_page_with(&answer.body, self.key, &self.decode).map_err(|detail| {
+            Error::Decode {
+                what: self.what.clone(),
+                detail,
+            }
         })?;
         for (sid, why) in &page.skipped {
             tracing::warn!("{}: skipping an entry (sid {sid}): {why}", self.what);
@@ -928,6 +1002,56 @@ mod tests {
             })
             .is_err()
         );
+    }
+
+    #[test]
+    fn one_listing_per_kind_with_the_kind_s_path_key_and_filters() {
+        let c = client("http://127.0.0.1:1");
+        let f = MediaFilter {
+            status: Some("completed".into()),
+            room: Some("RM1".into()),
+            ..Default::default()
+        };
+        let p = c.media_pages(MediaKind::Composition, &f).unwrap();
+        assert_eq!(
+            p.next.as_ref().unwrap().as_str(),
+            "http://127.0.0.1:1/v1/Compositions?Status=completed&RoomSid=RM1&PageSize=100"
+        );
+        assert_eq!(
+            (p.what.as_str(), p.key),
+            ("/v1/Compositions", "compositions")
+        );
+        let p = c.media_pages(MediaKind::Recording, &f).unwrap();
+        assert_eq!(
+            p.next.as_ref().unwrap().as_str(),
+            "http://127.0.0.1:1/v1/Recordings?Status=completed&GroupingSid=RM1&PageSize=100"
+        );
+        assert_eq!(p.key, "recordings");
+        // The typed recording filter adds the two filters only recordings take.
+        let typed = RecordingFilter {
+            grouping_sid: Some("RM1".into()),
+            media_type: Some("audio".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            typed.query(),
+            vec![("GroupingSid", "RM1".into()), ("MediaType", "audio".into())]
+        );
+    }
+
+    #[test]
+    fn a_resource_decodes_as_its_kind_and_whole() {
+        let body = br#"{"sid": "CJ1", "format": "webm", "status": "completed"}"#;
+        let m = decode_with("/x", body, |d| MediaKind::Composition.decode(d)).unwrap();
+        assert_eq!(m.kind(), MediaKind::Composition);
+        assert_eq!(m.status(), Some("completed"));
+        // Trailing bytes fail the body, as they do for every typed resource.
+        let e = decode_with("/x", b"{\"sid\": \"CJ1\"} x", |d| {
+            MediaKind::Composition.decode(d)
+        })
+        .unwrap_err();
+        assert!(matches!(e, Error::Decode { .. }), "{e}");
+        assert!(decode::<Composition>("/x", b"{\"sid\": \"CJ1\"} x").is_err());
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //! two lives here, once.
 //!
 //! [`MediaKind`] names the kind and answers every "which one?" question: the SID prefix
-//! (`RT`, `CJ`), the API collection (`/v1/Recordings`, `/v1/Compositions`), the key of a
-//! listing page, the directory of the mount (`recordings/`, `compositions/`), the file
-//! extensions, the filter names the API takes. [`Media`] is one resource of either kind,
+//! (`RT`, `CJ`), the API collection (`/v1/Recordings`, `/v1/Compositions`) and settings,
+//! the key of a listing page, the directory of the mount (`recordings/`,
+//! `compositions/`), the file extensions, the filter names the API takes, and which
+//! resource type a body is read as ([`MediaKind::decode`]). [`Media`] is one resource of either kind,
 //! kept whole (so `ls --json` prints what the API sent) with the accessors every
 //! front-end needs: its file name, size, room, dates and extended attributes.
 //!
@@ -13,7 +14,7 @@
 
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::types::{Composition, Recording};
 use crate::names;
@@ -86,12 +87,28 @@ impl MediaKind {
         format!("/v1/{}/{sid}/Media", self.collection())
     }
 
+    /// `/v1/RecordingSettings/Default` or `/v1/CompositionSettings/Default`: is this
+    /// kind's media encrypted, with which key.
+    pub fn settings_path(self) -> &'static str {
+        match self {
+            MediaKind::Recording => "/v1/RecordingSettings/Default",
+            MediaKind::Composition => "/v1/CompositionSettings/Default",
+        }
+    }
+
     /// The containers Twilio writes for this kind, as file extensions.
     pub fn extensions(self) -> &'static [&'static str] {
         match self {
             MediaKind::Recording => &["mka", "mkv"],
             MediaKind::Composition => &["mp4", "webm"],
         }
+    }
+
+    /// The kind whose container `ext` is (lower case, as [`names::extension`] gives it).
+    pub fn of_extension(ext: &str) -> Option<MediaKind> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.extensions().contains(&ext))
     }
 
     /// The filter that selects one room's media: `GroupingSid` for recordings (a room
@@ -101,6 +118,32 @@ impl MediaKind {
             MediaKind::Recording => "GroupingSid",
             MediaKind::Composition => "RoomSid",
         }
+    }
+
+    /// Every filter the API's listing of this kind takes, in the order Twilio repeats
+    /// them in its paging URLs. [`Self::query`] sends a subset of them.
+    pub fn list_filters(self) -> &'static [&'static str] {
+        match self {
+            MediaKind::Recording => &[
+                "Status",
+                "SourceSid",
+                "GroupingSid",
+                "MediaType",
+                "DateCreatedAfter",
+                "DateCreatedBefore",
+            ],
+            MediaKind::Composition => {
+                &["Status", "DateCreatedAfter", "DateCreatedBefore", "RoomSid"]
+            }
+        }
+    }
+
+    /// One resource of this kind, read from `d` (a listing's entry, a fetched body).
+    pub fn decode<'de, D: Deserializer<'de>>(self, d: D) -> Result<Media, D::Error> {
+        Ok(match self {
+            MediaKind::Recording => Media::Recording(Recording::deserialize(d)?),
+            MediaKind::Composition => Media::Composition(Composition::deserialize(d)?),
+        })
     }
 
     /// The API's query for `filter`, without paging.
@@ -311,6 +354,72 @@ mod tests {
                     .all(|e| names::extension(e) == Some(*e))
             );
         }
+    }
+
+    #[test]
+    fn kinds_from_containers_and_their_settings() {
+        assert_eq!(MediaKind::of_extension("mkv"), Some(MediaKind::Recording));
+        assert_eq!(
+            MediaKind::of_extension("webm"),
+            Some(MediaKind::Composition)
+        );
+        assert_eq!(MediaKind::of_extension("MKA"), None, "lower case only");
+        assert_eq!(MediaKind::of_extension("bin"), None);
+        assert_eq!(
+            MediaKind::Recording.settings_path(),
+            "/v1/RecordingSettings/Default"
+        );
+        assert_eq!(
+            MediaKind::Composition.settings_path(),
+            "/v1/CompositionSettings/Default"
+        );
+    }
+
+    #[test]
+    fn a_listing_takes_every_filter_its_query_sends() {
+        let f = MediaFilter {
+            status: Some("completed".into()),
+            room: Some("RM1".into()),
+            date_created_after: Some("2026-11-01T00:00:00Z".into()),
+            date_created_before: Some("2026-11-02T00:00:00Z".into()),
+        };
+        for k in MediaKind::ALL {
+            let q = k.query(&f);
+            assert_eq!(q.len(), 4);
+            for (name, _) in q {
+                assert!(k.list_filters().contains(&name), "{k}: {name}");
+            }
+        }
+        assert!(
+            !MediaKind::Composition
+                .list_filters()
+                .contains(&"GroupingSid")
+        );
+        assert!(!MediaKind::Recording.list_filters().contains(&"RoomSid"));
+    }
+
+    #[test]
+    fn decodes_as_the_kind_says() {
+        let body = format!(r#"{{"sid": "{CJ}", "format": "mp4", "room_sid": "RM1", "size": "7"}}"#);
+        let c = MediaKind::Composition
+            .decode(&mut serde_json::Deserializer::from_str(&body))
+            .unwrap();
+        assert_eq!(c.kind(), MediaKind::Composition);
+        assert_eq!((c.sid(), c.format(), c.size()), (CJ, Some("mp4"), Some(7)));
+        // Listing entries, each read on its own: one odd entry is skipped, not fatal.
+        let page = format!(
+            r#"{{"recordings": [{{"sid": "{RT}", "container_format": "mka"}}, {{"sid": ["x"]}}],
+                "meta": {{"next_page_url": null}}}}"#
+        );
+        let kind = MediaKind::Recording;
+        let page = super::super::types::parse_page_with(page.as_bytes(), kind.plural(), |v| {
+            kind.decode(v)
+        })
+        .unwrap();
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(page.items[0].kind(), MediaKind::Recording);
+        assert_eq!(page.items[0].file_name(), Some(format!("{RT}.mka")));
+        assert_eq!(page.skipped.len(), 1);
     }
 
     #[test]

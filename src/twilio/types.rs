@@ -279,6 +279,16 @@ pub struct ListPage<T> {
 /// [`tolerant_json`] first. `Err` says what is wrong with the page as a whole, for
 /// [`super::Error::Decode`].
 pub fn parse_page<T: DeserializeOwned>(body: &[u8], key: &str) -> Result<ListPage<T>, String> {
+    parse_page_with(body, key, serde_json::from_value::<T>)
+}
+
+/// [`parse_page`], with each entry read by `item` (e.g. [`super::MediaKind::decode`],
+/// whose type depends on the kind listed).
+pub fn parse_page_with<T>(
+    body: &[u8],
+    key: &str,
+    item: impl Fn(serde_json::Value) -> serde_json::Result<T>,
+) -> Result<ListPage<T>, String> {
     #[derive(Deserialize)]
     struct Page {
         #[serde(default)]
@@ -301,7 +311,7 @@ pub fn parse_page<T: DeserializeOwned>(body: &[u8], key: &str) -> Result<ListPag
     let mut skipped = Vec::new();
     for entry in entries {
         let sid = entry.get("sid").cloned();
-        match serde_json::from_value::<T>(entry) {
+        match item(entry) {
             Ok(item) => items.push(item),
             Err(e) => {
                 // As JSON text: control characters and quotes come out escaped.
