@@ -18,7 +18,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 
 use crate::object::{Fetched, ObjectError, ObjectSource};
-use crate::twilio::{self, Api, Media, MediaFilter, MediaKind, MediaRef, MediaUrl};
+use crate::twilio::{self, Api, Media, MediaFilter, MediaKind, MediaRef, MediaUrl, Room};
 
 /// Builds the error a fault answers with, from the SID (or the listing's kind) that was
 /// asked for.
@@ -98,8 +98,20 @@ pub enum ApiCall {
     List,
     /// [`Api::resource`].
     Resource,
+    /// [`Api::room`].
+    Room,
     /// [`Api::media_url`].
     MediaUrl,
+}
+
+impl ApiCall {
+    /// Every call of the [`Api`] that can fail.
+    pub const ALL: [ApiCall; 4] = [
+        ApiCall::List,
+        ApiCall::Resource,
+        ApiCall::Room,
+        ApiCall::MediaUrl,
+    ];
 }
 
 /// An [`Api`] with faults on demand.
@@ -107,6 +119,7 @@ pub struct FaultyApi {
     inner: Arc<dyn Api>,
     list: Plan<twilio::Error>,
     resource: Plan<twilio::Error>,
+    room: Plan<twilio::Error>,
     media_url: Plan<twilio::Error>,
     expire: Mutex<Option<u32>>,
     expired: AtomicU64,
@@ -119,6 +132,7 @@ impl FaultyApi {
             inner,
             list: Plan::default(),
             resource: Plan::default(),
+            room: Plan::default(),
             media_url: Plan::default(),
             expire: Mutex::new(None),
             expired: AtomicU64::new(0),
@@ -129,12 +143,13 @@ impl FaultyApi {
         match call {
             ApiCall::List => &self.list,
             ApiCall::Resource => &self.resource,
+            ApiCall::Room => &self.room,
             ApiCall::MediaUrl => &self.media_url,
         }
     }
 
     /// The next `times` calls of `call` (every one, for `None`) fail with `make(sid)`
-    /// (for listings, `make(kind)`).
+    /// (for listings, `make(kind)`; for rooms, the room's SID).
     pub fn fail(
         &self,
         call: ApiCall,
@@ -157,7 +172,7 @@ impl FaultyApi {
 
     /// Disarms every fault.
     pub fn clear(&self) {
-        for call in [ApiCall::List, ApiCall::Resource, ApiCall::MediaUrl] {
+        for call in ApiCall::ALL {
             self.plan(call).clear();
         }
         *self.expire.lock().expect("fault plan lock") = None;
@@ -165,7 +180,7 @@ impl FaultyApi {
 
     /// Faults injected so far (errors and expired URLs).
     pub fn injected(&self) -> u64 {
-        [ApiCall::List, ApiCall::Resource, ApiCall::MediaUrl]
+        ApiCall::ALL
             .iter()
             .map(|c| self.plan(*c).injected.load(Ordering::SeqCst))
             .sum::<u64>()
@@ -212,6 +227,10 @@ impl Api for FaultyApi {
 
     fn resource<'a>(&'a self, media: &'a MediaRef) -> BoxFuture<'a, twilio::Result<Media>> {
         Box::pin(self.resource.run(&media.sid, self.inner.resource(media)))
+    }
+
+    fn room<'a>(&'a self, sid: &'a str) -> BoxFuture<'a, twilio::Result<Room>> {
+        Box::pin(self.room.run(sid, self.inner.room(sid)))
     }
 
     fn media_url<'a>(&'a self, media: &'a MediaRef) -> BoxFuture<'a, twilio::Result<MediaUrl>> {

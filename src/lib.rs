@@ -4,8 +4,9 @@
 //! # Layout
 //! - [`crypto`]: pure envelope decryption: keys, envelope headers, CBC windows.
 //! - [`twilio`]: the Twilio API: credentials, the [`twilio::Api`] trait (listings, one
-//!   resource, `/Media` URLs) with its HTTP client and in-memory double, and the one
-//!   media kind ([`twilio::MediaKind`]) that says how recordings and compositions differ.
+//!   resource, one room, `/Media` URLs) with its HTTP client and in-memory double, and
+//!   the one media kind ([`twilio::MediaKind`]) that says how recordings and
+//!   compositions differ.
 //! - [`object`]: ranged GETs of one stored object on its pre-signed URL
 //!   ([`object::ObjectSource`]), and the in-memory storage double.
 //! - [`retry`]: the retry schedule (full-jitter backoff, attempts, time budget).

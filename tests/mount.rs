@@ -1,6 +1,6 @@
 //! The mount as users meet it: the binary mounts the in-process emulator, and real
-//! clients (`ls`, `stat`, `cp`, `sha256sum`, `ffprobe`, `ffmpeg`, `getfattr`, threads doing
-//! `pread`) read through the kernel. Every expectation comes from the emulator's own
+//! clients (`ls`, `stat`, `cp`, `sha256sum`, `ffprobe`, `ffmpeg`, `getfattr`, `du`,
+//! threads doing `pread`) read through the kernel. Every expectation comes from the emulator's own
 //! plaintext and API, never from constants.
 //!
 //! Needs root and /dev/fuse (CI has both). Each mount lives under its own tempdir and is

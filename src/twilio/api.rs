@@ -1,5 +1,5 @@
 //! The part of Twilio's API the read path and the filesystem need, as a trait: listings
-//! of media, one resource, and the pre-signed `/Media` URL of a stored object.
+//! of media, one resource, one room, and the pre-signed `/Media` URL of a stored object.
 //!
 //! [`TwilioClient`] is the real implementation; [`super::MemoryApi`] the in-memory
 //! double that tests drive directly; [`crate::faults::FaultyApi`] wraps either to inject
@@ -16,6 +16,7 @@ use super::client::TwilioClient;
 use super::error::Result;
 use super::kind::{Media, MediaFilter, MediaKind};
 use super::media::{MediaRef, MediaUrl};
+use super::types::Room;
 
 /// Listings, single resources and `/Media` URLs.
 pub trait Api: Send + Sync {
@@ -29,6 +30,10 @@ pub trait Api: Send + Sync {
     /// One recording or composition, by SID. A SID that does not exist is an
     /// [`super::Error::Api`] with status 404.
     fn resource<'a>(&'a self, media: &'a MediaRef) -> BoxFuture<'a, Result<Media>>;
+
+    /// One room (`GET /v1/Rooms/{sid}`), for its directory's attributes. A room that
+    /// does not exist is an [`super::Error::Api`] with status 404.
+    fn room<'a>(&'a self, sid: &'a str) -> BoxFuture<'a, Result<Room>>;
 
     /// The pre-signed storage URL of `media`'s object (cached while fresh). Media that
     /// cannot be had (processing, deleted) is [`super::Error::NoMedia`].
@@ -49,6 +54,10 @@ impl Api for TwilioClient {
 
     fn resource<'a>(&'a self, media: &'a MediaRef) -> BoxFuture<'a, Result<Media>> {
         Box::pin(TwilioClient::resource(self, media))
+    }
+
+    fn room<'a>(&'a self, sid: &'a str) -> BoxFuture<'a, Result<Room>> {
+        Box::pin(TwilioClient::room(self, sid))
     }
 
     fn media_url<'a>(&'a self, media: &'a MediaRef) -> BoxFuture<'a, Result<MediaUrl>> {

@@ -1,6 +1,6 @@
 //! [`MemoryApi`]: an in-memory account for tests of everything above the [`Api`] trait.
 //!
-//! It holds recordings and compositions that a test adds, changes and removes while
+//! It holds recordings, compositions and rooms that a test adds, changes and removes while
 //! the code under test runs, answers listings with the API's filters (status, room,
 //! creation date), and hands out `/Media` URLs of the form
 //! `memory://objects/SID?generation=N` that an in-memory storage such as
@@ -17,6 +17,7 @@ use super::api::Api;
 use super::error::{Error, Result};
 use super::kind::{Media, MediaFilter, MediaKind};
 use super::media::{MediaRef, MediaUrl};
+use super::types::Room;
 
 /// Calls made to a [`MemoryApi`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -25,6 +26,8 @@ pub struct ApiCalls {
     pub lists: u64,
     /// [`Api::resource`] calls.
     pub resources: u64,
+    /// [`Api::room`] calls.
+    pub rooms: u64,
     /// [`Api::media_url`] calls.
     pub media_urls: u64,
 }
@@ -33,8 +36,10 @@ pub struct ApiCalls {
 #[derive(Default)]
 pub struct MemoryApi {
     media: Mutex<Vec<Media>>,
+    rooms: Mutex<Vec<Room>>,
     lists: AtomicU64,
     resources: AtomicU64,
+    room_calls: AtomicU64,
     media_urls: AtomicU64,
     generation: AtomicU64,
 }
@@ -54,12 +59,24 @@ impl MemoryApi {
         }
     }
 
-    /// Removes the resource `sid` (as if deleted); whether it was there.
+    /// Adds a room, or replaces the one with its SID.
+    pub fn put_room(&self, room: Room) {
+        let mut all = self.rooms.lock().expect("memory api lock");
+        match all.iter_mut().find(|r| r.sid == room.sid) {
+            Some(slot) => *slot = room,
+            None => all.push(room),
+        }
+    }
+
+    /// Removes the resource `sid`, media or room (as if deleted); whether it was there.
     pub fn remove(&self, sid: &str) -> bool {
         let mut all = self.media.lock().expect("memory api lock");
         let before = all.len();
         all.retain(|m| m.sid() != sid);
-        all.len() != before
+        let mut rooms = self.rooms.lock().expect("memory api lock");
+        let rooms_before = rooms.len();
+        rooms.retain(|r| r.sid != sid);
+        all.len() != before || rooms.len() != rooms_before
     }
 
     /// The calls made so far.
@@ -67,6 +84,7 @@ impl MemoryApi {
         ApiCalls {
             lists: self.lists.load(Ordering::SeqCst),
             resources: self.resources.load(Ordering::SeqCst),
+            rooms: self.room_calls.load(Ordering::SeqCst),
             media_urls: self.media_urls.load(Ordering::SeqCst),
         }
     }
@@ -127,6 +145,17 @@ impl Api for MemoryApi {
         let found = self
             .find(media)
             .ok_or_else(|| not_found(media.kind.resource_path(&media.sid)));
+        Box::pin(async move { found })
+    }
+
+    fn room<'a>(&'a self, sid: &'a str) -> BoxFuture<'a, Result<Room>> {
+        self.room_calls.fetch_add(1, Ordering::SeqCst);
+        let all = self.rooms.lock().expect("memory api lock");
+        let found = all
+            .iter()
+            .find(|r| r.sid == sid)
+            .cloned()
+            .ok_or_else(|| not_found(format!("/v1/Rooms/{sid}")));
         Box::pin(async move { found })
     }
 
@@ -244,5 +273,27 @@ mod tests {
             api.media_url(&gone).await,
             Err(Error::NoMedia { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn rooms_by_sid_counted() {
+        let api = MemoryApi::new();
+        api.put_room(Room {
+            sid: "RM1".into(),
+            unique_name: Some("daily".into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            api.room("RM1").await.unwrap().unique_name.as_deref(),
+            Some("daily")
+        );
+        assert!(matches!(
+            api.room("RM2").await,
+            Err(Error::Api { status: 404, .. })
+        ));
+        assert!(api.remove("RM1"));
+        assert!(api.room("RM1").await.is_err());
+        assert_eq!(api.calls().rooms, 3);
+        assert_eq!(api.calls().resources, 0);
     }
 }
