@@ -127,9 +127,11 @@ impl Account {
             date_created: Some(format!("2026-11-{:02}T10:00:00Z", 1 + n % 28)),
             grouping_sids: Some(GroupingSids {
                 room_sid: Some(room.into()),
-                participant_sid: None,
+                participant_sid: Some(format!("PA{n:032x}")),
             }),
             track_name: Some(format!("track-{n}")),
+            offset: Some(1000 * n),
+            source_sid: Some(format!("MT{n:032x}")),
             ..Default::default()
         });
         plain
@@ -145,6 +147,8 @@ impl Account {
             size: Some(stored),
             duration: Some(60),
             room_sid: Some(room.into()),
+            resolution: Some("1280x720".into()),
+            bitrate: Some(300),
             date_created: Some("2026-11-20T10:00:00Z".into()),
             date_completed: Some("2026-11-20T11:00:00Z".into()),
             ..Default::default()
@@ -400,6 +404,19 @@ async fn readdir_in_chunks_with_a_refresh_between_them() {
     );
 }
 
+/// `listxattr` of `ino` as text, names separated by NULs.
+async fn xattr_names(a: &Account, ino: u64) -> String {
+    String::from_utf8(a.fs.listxattr(ino).unwrap()).unwrap()
+}
+
+/// `user.twilio.NAME` of `ino`, as text.
+async fn xattr(a: &Account, ino: u64, name: &str) -> Result<String, Error> {
+    let v = a.fs.getxattr(ino, &format!("user.twilio.{name}")).await?;
+    Ok(String::from_utf8(v).unwrap())
+}
+
+/// Issue 12: each kind shows the API's own fields under their names, and a field with
+/// no value is no attribute (ENODATA), never an empty one.
 #[tokio::test]
 async fn every_extended_attribute() {
     let a = account(Options::default());
@@ -410,66 +427,96 @@ async fn every_extended_attribute() {
         sid: rt(5),
         status: Some("completed".into()),
         container_format: Some("mka".into()),
+        track_name: Some(String::new()),
+        codec: Some(String::new()),
         ..Default::default()
     });
-    let names = |ino| {
-        let list = a.fs.listxattr(ino).unwrap();
-        String::from_utf8(list).unwrap()
-    };
-    let get = |ino, name: &str| {
-        let a = &a;
-        let name = name.to_owned();
-        async move {
-            let v =
-                a.fs.getxattr(ino, &format!("user.twilio.{name}"))
-                    .await
-                    .unwrap();
-            String::from_utf8(v).unwrap()
-        }
-    };
     let rec = a
         .lookup(fs::RECORDINGS, &format!("{}.mkv", rt(3)))
         .await
         .unwrap();
-    assert_eq!(
-        names(rec.ino),
-        "user.twilio.sid\0user.twilio.room_sid\0user.twilio.status\0user.twilio.type\0\
-         user.twilio.codec\0user.twilio.duration\0user.twilio.track_name\0\
-         user.twilio.date_created\0user.twilio.encrypted\0"
-    );
     let want = [
         ("sid", rt(3)),
         ("room_sid", ROOM_A.into()),
         ("status", "completed".into()),
         ("type", "video".into()),
+        ("container_format", "mkv".into()),
         ("codec", "VP8".into()),
         ("duration", "3".into()),
         ("track_name", "track-3".into()),
+        ("offset", "3000".into()),
+        ("participant_sid", format!("PA{:032x}", 3)),
+        ("source_sid", format!("MT{:032x}", 3)),
         ("date_created", "2026-11-04T10:00:00Z".into()),
         ("encrypted", "true".into()),
     ];
-    for (name, value) in want {
-        assert_eq!(get(rec.ino, name).await, value, "{name}");
+    let listed = |want: &[(&str, String)]| {
+        want.iter()
+            .map(|(n, _)| format!("user.twilio.{n}\0"))
+            .collect::<String>()
+    };
+    assert_eq!(xattr_names(&a, rec.ino).await, listed(&want));
+    for (name, value) in &want {
+        assert_eq!(&xattr(&a, rec.ino, name).await.unwrap(), value, "{name}");
     }
+
     let comp = a
         .lookup(fs::COMPOSITIONS, &format!("{}.mp4", cj(1)))
         .await
         .unwrap();
-    assert_eq!(get(comp.ino, "type").await, "composition");
-    assert_eq!(get(comp.ino, "codec").await, "mp4");
-    assert_eq!(get(comp.ino, "track_name").await, "");
+    let want = [
+        ("sid", cj(1)),
+        ("room_sid", ROOM_B.into()),
+        ("status", "completed".into()),
+        ("format", "mp4".into()),
+        ("resolution", "1280x720".into()),
+        ("bitrate", "300".into()),
+        ("duration", "60".into()),
+        ("date_created", "2026-11-20T10:00:00Z".into()),
+        ("date_completed", "2026-11-20T11:00:00Z".into()),
+        ("encrypted", "true".into()),
+    ];
+    assert_eq!(xattr_names(&a, comp.ino).await, listed(&want));
+    for (name, value) in &want {
+        assert_eq!(&xattr(&a, comp.ino, name).await.unwrap(), value, "{name}");
+    }
+    // A composition is not a track: none of a recording's own fields.
+    for name in ["type", "codec", "track_name", "container_format", "offset"] {
+        assert_eq!(
+            errno(xattr(&a, comp.ino, name).await),
+            libc::ENODATA,
+            "{name}"
+        );
+    }
+
+    // Fields missing or empty are left out, and answer ENODATA.
     let plain = a
         .lookup(fs::RECORDINGS, &format!("{}.mka", rt(5)))
         .await
         .unwrap();
-    assert_eq!(get(plain.ino, "encrypted").await, "false");
+    assert_eq!(
+        xattr_names(&a, plain.ino).await,
+        "user.twilio.sid\0user.twilio.status\0user.twilio.container_format\0\
+         user.twilio.encrypted\0"
+    );
+    for name in ["room_sid", "codec", "track_name", "duration", "offset"] {
+        assert_eq!(
+            errno(xattr(&a, plain.ino, name).await),
+            libc::ENODATA,
+            "{name}"
+        );
+    }
+    assert_eq!(xattr(&a, plain.ino, "encrypted").await.unwrap(), "false");
     assert_eq!(a.read_all(plain.ino, 77).await.unwrap(), plaintext(5, 300));
-    // Unknown names, other namespaces, directories and .stats have none.
+
+    // Unknown names, other namespaces, directories but rooms, and .stats have none.
     for (ino, name) in [
         (rec.ino, "user.twilio.nope"),
         (rec.ino, "user.other"),
         (rec.ino, "security.selinux"),
         (fs::RECORDINGS, "user.twilio.sid"),
+        (fs::ROOMS, "user.twilio.sid"),
+        (fs::ROOT, "user.twilio.sid"),
         (fs::STATS, "user.twilio.sid"),
     ] {
         assert_eq!(
@@ -478,8 +525,9 @@ async fn every_extended_attribute() {
             "{name}"
         );
     }
-    assert!(a.fs.listxattr(fs::RECORDINGS).unwrap().is_empty());
-    assert!(a.fs.listxattr(fs::STATS).unwrap().is_empty());
+    for ino in [fs::ROOT, fs::RECORDINGS, fs::ROOMS, fs::STATS] {
+        assert!(a.fs.listxattr(ino).unwrap().is_empty(), "{ino}");
+    }
     assert_eq!(Error::XattrRange.errno(), libc::ERANGE);
 }
 

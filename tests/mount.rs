@@ -315,13 +315,18 @@ async fn xattrs(file: PathBuf) -> BTreeMap<String, String> {
 
 /// The emulator's own JSON for one recording or composition.
 async fn api_json(emu: &RunningEmulator, o: &ObjectInfo) -> serde_json::Value {
-    let c = EmulatorCredentials::default();
     let kind = match o.kind {
         ObjectKind::Recording => "Recordings",
         ObjectKind::Composition => "Compositions",
     };
+    api_get(emu, &format!("/v1/{kind}/{}", o.sid)).await
+}
+
+/// The emulator's answer to `GET path`, as JSON.
+async fn api_get(emu: &RunningEmulator, path: &str) -> serde_json::Value {
+    let c = EmulatorCredentials::default();
     reqwest::Client::new()
-        .get(format!("{}/v1/{kind}/{}", emu.url, o.sid))
+        .get(format!("{}{path}", emu.url))
         .basic_auth(&c.account_sid, Some(&c.auth_token))
         .send()
         .await
@@ -341,6 +346,27 @@ fn text(v: &serde_json::Value) -> String {
     }
 }
 
+/// `user.twilio.NAME` → the API's field for each name that has a value in `j`
+/// (`j[name]`, or what `field` finds for it), as the mount must show them: a field
+/// with no value is no attribute.
+fn api_xattrs(
+    j: &serde_json::Value,
+    names: &[&str],
+    field: impl Fn(&str) -> Option<serde_json::Value>,
+) -> BTreeMap<String, String> {
+    names
+        .iter()
+        .map(|n| {
+            (
+                format!("user.twilio.{n}"),
+                text(&field(n).unwrap_or_else(|| j[n].clone())),
+            )
+        })
+        .filter(|(_, v)| !v.is_empty())
+        .collect()
+}
+
+/// Issue 12: each kind shows its own fields under the API's names, none empty.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn getfattr_shows_the_twilio_metadata() {
     if !require_tool("getfattr") {
@@ -352,34 +378,52 @@ async fn getfattr_shows_the_twilio_metadata() {
     let m = Mount::foreground(&emu, &[&keys().pem[0]]).await;
     for o in &objects {
         let j = api_json(&emu, o).await;
-        let mut want: BTreeMap<String, String> = BTreeMap::new();
-        let mut put = |k: &str, v: String| {
-            want.insert(format!("user.twilio.{k}"), v);
-        };
-        put("sid", o.sid.clone());
-        put("room_sid", o.room_sid.clone());
-        put("status", text(&j["status"]));
-        put("duration", text(&j["duration"]));
-        put("date_created", text(&j["date_created"]));
-        put("encrypted", o.encrypted.to_string());
-        match o.kind {
+        let mut want = match o.kind {
             ObjectKind::Recording => {
                 assert_eq!(text(&j["grouping_sids"]["room_sid"]), o.room_sid);
-                put("type", text(&j["type"]));
-                put("codec", text(&j["codec"]));
-                put("track_name", text(&j["track_name"]));
+                let names = [
+                    "sid",
+                    "room_sid",
+                    "status",
+                    "type",
+                    "container_format",
+                    "codec",
+                    "duration",
+                    "track_name",
+                    "offset",
+                    "participant_sid",
+                    "source_sid",
+                    "date_created",
+                ];
+                api_xattrs(&j, &names, |n| match n {
+                    "room_sid" | "participant_sid" => Some(j["grouping_sids"][n].clone()),
+                    _ => None,
+                })
             }
             ObjectKind::Composition => {
                 assert_eq!(text(&j["room_sid"]), o.room_sid);
-                put("type", "composition".into());
-                put("codec", text(&j["format"]));
-                put("track_name", String::new());
+                let names = [
+                    "sid",
+                    "room_sid",
+                    "status",
+                    "format",
+                    "resolution",
+                    "bitrate",
+                    "duration",
+                    "date_created",
+                    "date_completed",
+                ];
+                api_xattrs(&j, &names, |_| None)
             }
-        }
+        };
+        want.insert("user.twilio.encrypted".into(), o.encrypted.to_string());
+        assert_eq!(want["user.twilio.sid"], o.sid);
+        assert_eq!(want["user.twilio.room_sid"], o.room_sid);
         assert_eq!(want["user.twilio.status"], "completed");
         assert!(!want["user.twilio.duration"].is_empty());
         let got = xattrs(m.file(o)).await;
         assert_eq!(got, want, "{} ({:?})", o.sid, o.kind);
+        assert!(got.values().all(|v| !v.is_empty()), "{got:?}");
     }
 }
 

@@ -16,7 +16,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::types::{Composition, Recording};
+use super::types::{Composition, Recording, xattr_fields};
 use crate::names;
 
 /// Recording or composition.
@@ -301,28 +301,51 @@ impl Media {
         }
     }
 
-    /// The `user.twilio.*` extended attributes of its file, in order. Compositions
-    /// have no track: their `type` is `composition`, their `codec` the container.
+    /// The `user.twilio.*` extended attributes of its file, in order: the API's own
+    /// fields under the API's names, each kind its own. A recording's room is its
+    /// `grouping_sids.room_sid` (or `room_sid`), its participant
+    /// `grouping_sids.participant_sid`. A field missing or empty is left out,
+    /// so a reader asking for it gets ENODATA rather than an empty string.
     pub fn xattrs(&self) -> Vec<(&'static str, String)> {
-        let text = |v: &Option<String>| v.clone().unwrap_or_default();
-        let number = |v: Option<u64>| v.map(|d| d.to_string()).unwrap_or_default();
-        let (kind, codec, track_name) = match self {
-            Media::Recording(r) => (text(&r.r#type), text(&r.codec), text(&r.track_name)),
-            Media::Composition(c) => ("composition".to_owned(), text(&c.format), String::new()),
-        };
-        vec![
-            ("sid", self.sid().to_owned()),
-            ("room_sid", self.room().unwrap_or_default().to_owned()),
-            ("status", self.status().unwrap_or_default().to_owned()),
-            ("type", kind),
-            ("codec", codec),
-            ("duration", number(self.duration())),
-            ("track_name", track_name),
-            (
-                "date_created",
-                self.date_created().unwrap_or_default().to_owned(),
-            ),
-        ]
+        let text = |v: Option<&str>| v.map(str::to_owned);
+        let number = |v: Option<u64>| v.map(|n| n.to_string());
+        let sid = ("sid", Some(self.sid().to_owned()));
+        let room = ("room_sid", text(self.room()));
+        let status = ("status", text(self.status()));
+        let duration = ("duration", number(self.duration()));
+        let created = ("date_created", text(self.date_created()));
+        match self {
+            Media::Recording(r) => xattr_fields([
+                sid,
+                room,
+                status,
+                ("type", r.r#type.clone()),
+                ("container_format", r.container_format.clone()),
+                ("codec", r.codec.clone()),
+                duration,
+                ("track_name", r.track_name.clone()),
+                ("offset", number(r.offset)),
+                (
+                    "participant_sid",
+                    r.grouping_sids
+                        .as_ref()
+                        .and_then(|g| g.participant_sid.clone()),
+                ),
+                ("source_sid", r.source_sid.clone()),
+                created,
+            ]),
+            Media::Composition(c) => xattr_fields([
+                sid,
+                room,
+                status,
+                ("format", c.format.clone()),
+                ("resolution", c.resolution.clone()),
+                ("bitrate", number(c.bitrate)),
+                duration,
+                created,
+                ("date_completed", c.date_completed.clone()),
+            ]),
+        }
     }
 }
 
@@ -465,9 +488,81 @@ mod tests {
         assert_eq!(c.file_name(), Some(format!("{CJ}.webm")));
         assert_eq!(c.kind(), MediaKind::Composition);
         assert_eq!(c.room(), Some("RM1"));
-        let x = c.xattrs();
-        assert_eq!(x[3], ("type", "composition".into()));
-        assert_eq!(x[4], ("codec", "webm".into()));
+        assert_eq!(
+            c.xattrs(),
+            [
+                ("sid", CJ.to_owned()),
+                ("room_sid", "RM1".into()),
+                ("format", "webm".into()),
+            ],
+            "no status, duration or date: left out, not empty"
+        );
+    }
+
+    #[test]
+    fn each_kind_shows_its_own_fields() {
+        let r = Media::from(Recording {
+            sid: RT.into(),
+            status: Some("completed".into()),
+            r#type: Some("audio".into()),
+            container_format: Some("mka".into()),
+            codec: Some("opus".into()),
+            duration: Some(12),
+            track_name: Some(String::new()),
+            offset: Some(0),
+            grouping_sids: Some(super::super::types::GroupingSids {
+                room_sid: Some("RM1".into()),
+                participant_sid: Some("PA1".into()),
+            }),
+            source_sid: Some("MT1".into()),
+            date_created: Some("2026-11-01T00:00:00Z".into()),
+            ..Default::default()
+        });
+        let names = |m: &Media| m.xattrs().into_iter().map(|(n, _)| n).collect::<Vec<_>>();
+        assert_eq!(
+            names(&r),
+            [
+                "sid",
+                "room_sid",
+                "status",
+                "type",
+                "container_format",
+                "codec",
+                "duration",
+                "offset",
+                "participant_sid",
+                "source_sid",
+                "date_created"
+            ],
+            "an empty track name is left out; an offset of 0 is a value"
+        );
+        assert!(r.xattrs().contains(&("offset", "0".into())));
+        let c = Media::from(Composition {
+            sid: CJ.into(),
+            status: Some("completed".into()),
+            format: Some("mp4".into()),
+            resolution: Some("1280x720".into()),
+            bitrate: Some(300),
+            duration: Some(60),
+            room_sid: Some("RM1".into()),
+            date_created: Some("2026-11-01T00:00:00Z".into()),
+            date_completed: Some("2026-11-01T00:02:00Z".into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            names(&c),
+            [
+                "sid",
+                "room_sid",
+                "status",
+                "format",
+                "resolution",
+                "bitrate",
+                "duration",
+                "date_created",
+                "date_completed"
+            ]
+        );
     }
 
     #[test]

@@ -10,6 +10,11 @@
 //! a [`SystemTime`]. Whole response bodies are parsed here too ([`parse_page`],
 //! [`media_redirect_target`]), so that everything the network sends is read by pure
 //! functions that the fuzz targets (`fuzz/`) call directly. This module does no I/O.
+//!
+//! The mount's `user.twilio.*` extended attributes are fields of these resources under
+//! their API names, those with a value only ([`xattr_fields`]): a room's here
+//! ([`Room::xattrs`]), a recording's or composition's with its kind
+//! ([`super::Media::xattrs`]).
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -198,6 +203,30 @@ impl Room {
     pub fn created(&self) -> Option<SystemTime> {
         self.date_created.as_deref().and_then(parse_date)
     }
+
+    /// The `user.twilio.*` extended attributes of its directory, in order, under the
+    /// API's names; a field missing or empty is left out ([`xattr_fields`]).
+    pub fn xattrs(&self) -> Vec<(&'static str, String)> {
+        xattr_fields([
+            ("sid", Some(self.sid.clone())),
+            ("unique_name", self.unique_name.clone()),
+            ("status", self.status.clone()),
+            ("type", self.r#type.clone()),
+            ("date_created", self.date_created.clone()),
+            ("duration", self.duration.map(|d| d.to_string())),
+        ])
+    }
+}
+
+/// Extended attributes from the API's fields: those with a value, in the order given.
+/// A field missing or empty is no attribute at all.
+pub fn xattr_fields<const N: usize>(
+    fields: [(&'static str, Option<String>); N],
+) -> Vec<(&'static str, String)> {
+    fields
+        .into_iter()
+        .filter_map(|(name, v)| v.filter(|v| !v.is_empty()).map(|v| (name, v)))
+        .collect()
 }
 
 /// `RecordingSettings/Default` and `CompositionSettings/Default`.
