@@ -406,7 +406,7 @@ async fn readdir_in_chunks_with_a_refresh_between_them() {
 
 /// `listxattr` of `ino` as text, names separated by NULs.
 async fn xattr_names(a: &Account, ino: u64) -> String {
-    String::from_utf8(a.fs.listxattr(ino).unwrap()).unwrap()
+    String::from_utf8(a.fs.listxattr(ino).await.unwrap()).unwrap()
 }
 
 /// `user.twilio.NAME` of `ino`, as text.
@@ -526,9 +526,123 @@ async fn every_extended_attribute() {
         );
     }
     for ino in [fs::ROOT, fs::RECORDINGS, fs::ROOMS, fs::STATS] {
-        assert!(a.fs.listxattr(ino).unwrap().is_empty(), "{ino}");
+        assert!(a.fs.listxattr(ino).await.unwrap().is_empty(), "{ino}");
     }
     assert_eq!(Error::XattrRange.errno(), libc::ERANGE);
+}
+
+/// Issue 12: a room directory shows its room, fetched on the first getxattr or
+/// listxattr and kept; getattr, readdir and lookups never fetch it.
+#[tokio::test]
+async fn room_directories_show_their_room() {
+    let a = account(Options::default());
+    a.recording(1, ROOM_A, 100);
+    a.composition(2, ROOM_B, 100);
+    a.api.put_room(twilio::Room {
+        sid: ROOM_A.into(),
+        unique_name: Some("daily-standup".into()),
+        status: Some("completed".into()),
+        r#type: Some("group".into()),
+        date_created: Some("2026-11-01T09:00:00Z".into()),
+        end_time: Some("2026-11-01T11:00:00Z".into()),
+        duration: Some(7200),
+        ..Default::default()
+    });
+    // No name, no type: left out.
+    a.api.put_room(twilio::Room {
+        sid: ROOM_B.into(),
+        unique_name: Some(String::new()),
+        status: Some("in-progress".into()),
+        date_created: Some("2026-11-02T09:00:00Z".into()),
+        ..Default::default()
+    });
+    assert_eq!(a.ls(fs::ROOMS).await.unwrap(), [ROOM_A, ROOM_B]);
+    let room_a = a.lookup(fs::ROOMS, ROOM_A).await.unwrap();
+    let room_b = a.lookup(fs::ROOMS, ROOM_B).await.unwrap();
+    a.ls(room_a.ino).await.unwrap();
+    a.fs.getattr(room_a.ino).unwrap();
+    // Names of other namespaces (`ls -l` asks for security.selinux and ACLs) neither.
+    for name in ["security.selinux", "system.posix_acl_access", "user.other"] {
+        assert_eq!(errno(a.fs.getxattr(room_a.ino, name).await), libc::ENODATA);
+    }
+    assert_eq!(
+        a.api.calls().rooms,
+        0,
+        "no room fetched by ls, stat or lookup"
+    );
+
+    let want = [
+        ("sid", ROOM_A),
+        ("unique_name", "daily-standup"),
+        ("status", "completed"),
+        ("type", "group"),
+        ("date_created", "2026-11-01T09:00:00Z"),
+        ("duration", "7200"),
+    ];
+    assert_eq!(
+        xattr_names(&a, room_a.ino).await,
+        want.iter()
+            .map(|(n, _)| format!("user.twilio.{n}\0"))
+            .collect::<String>()
+    );
+    for (name, value) in want {
+        assert_eq!(xattr(&a, room_a.ino, name).await.unwrap(), value, "{name}");
+    }
+    assert_eq!(
+        errno(xattr(&a, room_a.ino, "encrypted").await),
+        libc::ENODATA
+    );
+    assert_eq!(errno(xattr(&a, room_a.ino, "nope").await), libc::ENODATA);
+    assert_eq!(a.api.calls().rooms, 1, "fetched once, then kept");
+
+    assert_eq!(
+        xattr_names(&a, room_b.ino).await,
+        "user.twilio.sid\0user.twilio.status\0user.twilio.date_created\0"
+    );
+    for name in ["unique_name", "type", "duration"] {
+        assert_eq!(
+            errno(xattr(&a, room_b.ino, name).await),
+            libc::ENODATA,
+            "{name}"
+        );
+    }
+    assert_eq!(a.api.calls().rooms, 2);
+}
+
+/// A room fetch that fails answers the errno a failed request always does, and is
+/// tried again next time; concurrent first askers share one fetch.
+#[tokio::test]
+async fn room_fetches_fail_like_other_requests_and_are_shared() {
+    let a = account(Options::default());
+    a.recording(1, ROOM_A, 100);
+    a.recording(2, ROOM_B, 100);
+    a.api.put_room(twilio::Room {
+        sid: ROOM_A.into(),
+        status: Some("completed".into()),
+        ..Default::default()
+    });
+    a.ls(fs::ROOMS).await.unwrap();
+    let room_a = a.lookup(fs::ROOMS, ROOM_A).await.unwrap().ino;
+    let room_b = a.lookup(fs::ROOMS, ROOM_B).await.unwrap().ino;
+    let cases: [(ApiFault, i32); 3] = [
+        (|_| api_error(403), libc::EACCES),
+        (|_| api_error(404), libc::ENOENT),
+        (|_| api_error(503), libc::EIO),
+    ];
+    for (make, want) in cases {
+        a.faulty_api.fail(ApiCall::Room, Some(1), make);
+        assert_eq!(errno(a.fs.listxattr(room_a).await), want);
+    }
+    assert_eq!(a.faulty_api.injected(), 3);
+    // Not in the account (as the API would answer for a room it does not know).
+    assert_eq!(errno(xattr(&a, room_b, "sid").await), libc::ENOENT);
+
+    a.faulty_api.delay(ApiCall::Room, Duration::from_millis(50));
+    let before = a.api.calls().rooms;
+    let (one, two) = tokio::join!(xattr(&a, room_a, "status"), a.fs.listxattr(room_a));
+    assert_eq!(one.unwrap(), "completed");
+    assert_eq!(two.unwrap(), b"user.twilio.sid\0user.twilio.status\0");
+    assert_eq!(a.api.calls().rooms, before + 1, "one fetch for both");
 }
 
 #[tokio::test]

@@ -427,6 +427,37 @@ async fn getfattr_shows_the_twilio_metadata() {
     }
 }
 
+/// Issue 12: `getfattr -d` of `rooms/RM…/` shows the room as the API describes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn getfattr_of_a_room_directory_shows_the_room() {
+    if !require_tool("getfattr") {
+        return;
+    }
+    let emu = emulator(false).await;
+    let objects = completed(&emu);
+    let m = Mount::foreground(&emu, &[&keys().pem[0]]).await;
+    let rooms: BTreeSet<&str> = objects.iter().map(|o| o.room_sid.as_str()).collect();
+    assert!(rooms.len() >= 2, "{rooms:?}");
+    for room in rooms {
+        let j = api_get(&emu, &format!("/v1/Rooms/{room}")).await;
+        let names = [
+            "sid",
+            "unique_name",
+            "status",
+            "type",
+            "date_created",
+            "duration",
+        ];
+        let want = api_xattrs(&j, &names, |_| None);
+        assert_eq!(want.len(), names.len(), "the emulator fills every field");
+        assert_eq!(
+            xattrs(m.path.join("rooms").join(room)).await,
+            want,
+            "{room}"
+        );
+    }
+}
+
 /// Reads a file through the mount; the errno on failure.
 async fn read_file(path: PathBuf) -> Result<Vec<u8>, std::io::Error> {
     blocking(move || std::fs::read(path)).await

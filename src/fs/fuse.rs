@@ -1,8 +1,9 @@
 //! `fuser::Filesystem` for [`TwilioFs`]: one short function per operation, nothing else.
 //!
 //! fuser calls these on its session thread. Anything that may touch the network
-//! (lookup, readdir, open, read, getxattr) moves its reply into a tokio task and returns
-//! at once, so one slow fetch never stalls other readers. Files never change, so
+//! (lookup, readdir, open, read, getxattr, listxattr: a room directory's attributes
+//! need the room) moves its reply into a tokio task and returns at once, so one slow
+//! fetch never stalls other readers. Files never change, so
 //! attributes and entries are cached long (once the size is exact) and files open with
 //! `FOPEN_KEEP_CACHE`: the kernel page cache serves repeated reads. The mount is
 //! read-only (`MountOption::RO`): the kernel itself answers EROFS to every write,
@@ -240,10 +241,13 @@ impl Filesystem for Fuse {
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        match self.fs.listxattr(ino.0) {
-            Ok(names) => xattr_reply(reply, &names, size),
-            Err(e) => reply.error(errno(&e)),
-        }
+        let fs = self.fs.clone();
+        self.runtime.spawn(async move {
+            match fs.listxattr(ino.0).await {
+                Ok(names) => xattr_reply(reply, &names, size),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
     }
 
     fn access(&self, _req: &Request, _ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {

@@ -21,6 +21,11 @@
 //! This module owns the mapping from inodes and handles to the core's objects and
 //! handles, and nothing of the read path itself.
 //!
+//! Extended attributes (`user.twilio.*`) are the API's own fields: a file's come with
+//! its listing ([`Media::xattrs`]) and `encrypted` with its first GET; a room
+//! directory's need the room ([`Api::room`]), fetched on the first `getxattr` or
+//! `listxattr` of that directory and kept (never by `getattr` or `readdir`).
+//!
 //! `/.stats` is what the mount is doing, as JSON ([`Stats`]). It is not listed by
 //! `readdir` (so `cp -r`, `rsync` and `find` see media only) but opens by name. Its
 //! text is made at `open` and served from the handle, with direct I/O, so every `cat`
@@ -41,6 +46,9 @@ use bytes::Bytes;
 use crate::names;
 use crate::read::{Handle, ObjectReader, ReadCore, Stats};
 use crate::twilio::{Api, Media, MediaFilter, MediaKind, MediaRef};
+
+/// Extended attributes, `user.twilio.` left off the names.
+type Xattrs = Arc<[(&'static str, String)]>;
 
 pub const ROOT: u64 = 1;
 pub const RECORDINGS: u64 = 2;
@@ -110,7 +118,7 @@ pub struct MediaFile {
     pub room: Option<String>,
     listed_size: u64,
     mtime: SystemTime,
-    xattrs: Vec<(&'static str, String)>,
+    xattrs: Xattrs,
     object: Arc<ObjectReader>,
 }
 
@@ -141,6 +149,9 @@ struct State {
     /// SID → inode, for files; room SID → inode, for room directories.
     by_sid: HashMap<String, u64>,
     listed: HashMap<MediaKind, Listed>,
+    /// Room SID → its directory's attributes, fetched once on first use; concurrent
+    /// first askers share one fetch, and a failed one is tried again next time.
+    room_xattrs: HashMap<String, Arc<tokio::sync::OnceCell<Xattrs>>>,
     next_ino: u64,
 }
 
@@ -513,7 +524,7 @@ impl TwilioFs {
                     room: m.room().filter(|r| names::is_sid(r)).map(str::to_owned),
                     listed_size: m.size().unwrap_or(0),
                     mtime: m.modified().unwrap_or(UNIX_EPOCH),
-                    xattrs: m.xattrs(),
+                    xattrs: Arc::from(m.xattrs()),
                     object: self.core.object(&m.media_ref()),
                 };
                 state.by_sid.insert(m.sid().to_owned(), ino);
@@ -577,44 +588,70 @@ impl TwilioFs {
         self.stats_handles.lock().expect("stats lock").remove(&fh);
     }
 
-    /// `user.twilio.*` attribute names, NUL-terminated, as `listxattr` returns them.
-    pub fn listxattr(&self, ino: u64) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
+    /// `user.twilio.*` attribute names, NUL-terminated, as `listxattr` returns them:
+    /// those with a value, and a file's `encrypted`. A room directory's fetch the room
+    /// the first time.
+    pub async fn listxattr(&self, ino: u64) -> Result<Vec<u8>> {
         if ino == STATS {
-            return Ok(out);
+            return Ok(Vec::new());
         }
-        if let Node::File(f) = &*self.node(ino)? {
-            for name in f.xattrs.iter().map(|(n, _)| *n).chain(["encrypted"]) {
-                out.extend_from_slice(format!("user.twilio.{name}\0").as_bytes());
-            }
-        }
-        Ok(out)
+        let node = self.node(ino)?;
+        let (attrs, more): (Xattrs, &[&str]) = match &*node {
+            Node::File(f) => (f.xattrs.clone(), &["encrypted"]),
+            Node::Dir(Dir::Room(room)) => (self.room_xattrs(room).await?, &[]),
+            Node::Dir(_) => return Ok(Vec::new()),
+        };
+        Ok(xattr_names(
+            attrs.iter().map(|(n, _)| *n).chain(more.iter().copied()),
+        ))
     }
 
     /// One attribute's value. `encrypted` needs the object's headers: it costs the
-    /// first window's GET when the file has not been read yet.
+    /// first window's GET when the file has not been read yet. A room directory's
+    /// fetch the room the first time; names outside `user.twilio.` never do.
     pub async fn getxattr(&self, ino: u64, name: &str) -> Result<Vec<u8>> {
         if ino == STATS {
             return Err(Error::NoXattr);
         }
-        let file = match &*self.node(ino)? {
-            Node::File(f) => f.clone(),
+        let node = self.node(ino)?;
+        let key = name.strip_prefix("user.twilio.").ok_or(Error::NoXattr)?;
+        let attrs = match &*node {
+            Node::File(f) if key == "encrypted" => {
+                let meta = self.core.meta(&f.object).await?;
+                let encrypted = if meta.key.is_some() { "true" } else { "false" };
+                return Ok(encrypted.as_bytes().to_vec());
+            }
+            Node::File(f) => f.xattrs.clone(),
+            Node::Dir(Dir::Room(room)) => self.room_xattrs(room).await?,
             Node::Dir(_) => return Err(Error::NoXattr),
         };
-        let key = name.strip_prefix("user.twilio.").ok_or(Error::NoXattr)?;
-        if key == "encrypted" {
-            let meta = self.core.meta(&file.object).await?;
-            return Ok(if meta.key.is_some() {
-                b"true".to_vec()
-            } else {
-                b"false".to_vec()
-            });
-        }
-        file.xattrs
+        attrs
             .iter()
             .find(|(n, _)| *n == key)
             .map(|(_, v)| v.as_bytes().to_vec())
             .ok_or(Error::NoXattr)
+    }
+
+    /// The attributes of room `room`'s directory: one [`Api::room`] the first time,
+    /// kept from then on (like a file's, they are not refreshed).
+    async fn room_xattrs(&self, room: &str) -> Result<Xattrs> {
+        let cell = {
+            let mut state = self.state.lock().expect("state lock");
+            state
+                .room_xattrs
+                .entry(room.to_owned())
+                .or_default()
+                .clone()
+        };
+        let attrs = cell
+            .get_or_try_init(|| async {
+                let found = self.api.room(room).await;
+                let found =
+                    found.inspect_err(|e| tracing::warn!("cannot fetch room {room}: {e}"))?;
+                Ok::<_, Error>(Xattrs::from(found.xattrs()))
+            })
+            .await?;
+        Ok(attrs.clone())
     }
 }
 
@@ -649,6 +686,15 @@ fn file_entries(state: &State, inos: Vec<u64>) -> Vec<Entry> {
             _ => None,
         })
         .collect()
+}
+
+/// `user.twilio.NAME\0` for each name.
+fn xattr_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for name in names {
+        out.extend_from_slice(format!("user.twilio.{name}\0").as_bytes());
+    }
+    out
 }
 
 fn file_attr(f: &MediaFile) -> Attr {
