@@ -607,6 +607,7 @@ async fn room_directories_show_their_room() {
         );
     }
     assert_eq!(a.api.calls().rooms, 2);
+    assert_eq!(a.fs.getattr(room_a.ino).unwrap().nlink, 2);
 }
 
 /// A room fetch that fails answers the errno a failed request always does, and is
@@ -643,6 +644,52 @@ async fn room_fetches_fail_like_other_requests_and_are_shared() {
     assert_eq!(one.unwrap(), "completed");
     assert_eq!(two.unwrap(), b"user.twilio.sid\0user.twilio.status\0");
     assert_eq!(a.api.calls().rooms, before + 1, "one fetch for both");
+}
+
+/// Issue 12: a file listed in `recordings/` and in `rooms/RM…/` is one inode with two
+/// links, so `du` counts it once; a file with no room has one.
+#[tokio::test]
+async fn files_in_a_room_have_two_links() {
+    let a = account(Options::default());
+    a.recording(1, ROOM_A, 100);
+    a.composition(1, ROOM_A, 100);
+    a.storage.put(&rt(5), plaintext(5, 300), Vec::new());
+    a.api.put(Recording {
+        sid: rt(5),
+        status: Some("completed".into()),
+        container_format: Some("mka".into()),
+        ..Default::default()
+    });
+    let room = a.lookup(fs::ROOMS, ROOM_A).await.unwrap();
+    let names = a.ls(room.ino).await.unwrap();
+    assert_eq!(names.len(), 2);
+    for name in &names {
+        let in_room = a.lookup(room.ino, name).await.unwrap();
+        let dir = if name.starts_with("RT") {
+            fs::RECORDINGS
+        } else {
+            fs::COMPOSITIONS
+        };
+        let in_kind = a.lookup(dir, name).await.unwrap();
+        assert_eq!(in_room.ino, in_kind.ino, "{name}: one inode");
+        assert_eq!(in_room.nlink, 2, "{name}");
+        assert_eq!(a.fs.getattr(in_room.ino).unwrap().nlink, 2);
+    }
+    let alone = a
+        .lookup(fs::RECORDINGS, &format!("{}.mka", rt(5)))
+        .await
+        .unwrap();
+    assert_eq!(alone.nlink, 1, "in recordings/ only");
+    for ino in [
+        fs::ROOT,
+        fs::RECORDINGS,
+        fs::COMPOSITIONS,
+        fs::ROOMS,
+        room.ino,
+    ] {
+        assert_eq!(a.fs.getattr(ino).unwrap().nlink, 2, "directory {ino}");
+    }
+    assert_eq!(a.fs.getattr(fs::STATS).unwrap().nlink, 1);
 }
 
 #[tokio::test]

@@ -458,6 +458,53 @@ async fn getfattr_of_a_room_directory_shows_the_room() {
     }
 }
 
+/// Issue 12: a file is in `recordings/` (or `compositions/`) and in `rooms/RM…/`, one
+/// inode with two links: `du -s` of the mount counts it once, as much as the two media
+/// directories together, where `du -sl` (every link) counts it twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn du_counts_a_file_in_two_directories_once() {
+    let emu = emulator(false).await;
+    let objects = completed(&emu);
+    let m = Mount::foreground(&emu, &[&keys().pem[0]]).await;
+    let du = |args: &[&str]| {
+        let mut cmd = command("du", &["-s", "-B1"]);
+        cmd.args(args);
+        async move {
+            let out = ok(cmd).await;
+            out.lines()
+                .map(|l| l.split_whitespace().next().unwrap().parse::<u64>().unwrap())
+                .sum::<u64>()
+        }
+    };
+    let (recordings, compositions) = (m.path.join("recordings"), m.path.join("compositions"));
+    let media = du(&[recordings.to_str().unwrap(), compositions.to_str().unwrap()]).await;
+    assert!(media > 0);
+    assert_eq!(
+        du(&[m.path_str()]).await,
+        media,
+        "du -s counts each file once"
+    );
+    let links = du(&["-l", m.path_str()]).await;
+    assert_eq!(
+        links,
+        2 * media,
+        "every file is in a room: du -sl counts it twice"
+    );
+    // One file seen from both of its directories: one inode, two links.
+    let o = &objects[0];
+    let in_room = m
+        .path
+        .join("rooms")
+        .join(&o.room_sid)
+        .join(m.file(o).file_name().unwrap());
+    let inode_links = |path: PathBuf| async move {
+        ok(command("stat", &["-c", "%i %h", path.to_str().unwrap()])).await
+    };
+    let seen = inode_links(m.file(o)).await;
+    assert_eq!(seen, inode_links(in_room).await);
+    assert_eq!(seen.split_whitespace().nth(1), Some("2"), "{seen}");
+}
+
 /// Reads a file through the mount; the errno on failure.
 async fn read_file(path: PathBuf) -> Result<Vec<u8>, std::io::Error> {
     blocking(move || std::fs::read(path)).await

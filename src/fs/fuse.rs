@@ -67,7 +67,7 @@ fn file_attr(a: &Attr, uid: u32, gid: u32) -> FileAttr {
         crtime: a.mtime,
         kind: kind(a.kind),
         perm: a.perm,
-        nlink: if a.kind == Kind::Dir { 2 } else { 1 },
+        nlink: a.nlink,
         uid,
         gid,
         rdev: 0,

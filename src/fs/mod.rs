@@ -24,7 +24,9 @@
 //! Extended attributes (`user.twilio.*`) are the API's own fields: a file's come with
 //! its listing ([`Media::xattrs`]) and `encrypted` with its first GET; a room
 //! directory's need the room ([`Api::room`]), fetched on the first `getxattr` or
-//! `listxattr` of that directory and kept (never by `getattr` or `readdir`).
+//! `listxattr` of that directory and kept (never by `getattr` or `readdir`). A file is
+//! listed in its kind's directory and in its room's: one inode with two links, so `du`
+//! counts it once.
 //!
 //! `/.stats` is what the mount is doing, as JSON ([`Stats`]). It is not listed by
 //! `readdir` (so `cp -r`, `rsync` and `find` see media only) but opens by name. Its
@@ -98,6 +100,8 @@ pub struct Attr {
     pub mtime: SystemTime,
     /// 0o555 for directories, 0o444 for files.
     pub perm: u16,
+    /// Directories 2; a file 2 when it is in its room's directory too, else 1.
+    pub nlink: u32,
     /// Whether `size` is final (a file whose headers have been read, or a directory).
     pub exact: bool,
 }
@@ -228,6 +232,7 @@ impl TwilioFs {
             size: self.stats_text().len() as u64,
             mtime: SystemTime::now(),
             perm: 0o444,
+            nlink: 1,
             exact: false,
         }
     }
@@ -274,6 +279,7 @@ impl TwilioFs {
             size: 0,
             mtime: self.started,
             perm: 0o555,
+            nlink: 2,
             exact: true,
         }
     }
@@ -708,6 +714,8 @@ fn file_attr(f: &MediaFile) -> Attr {
         size,
         mtime: f.mtime,
         perm: 0o444,
+        // Listed in `rooms/RM…/` too when it has a room (see `room_members`).
+        nlink: if f.room.is_some() { 2 } else { 1 },
         exact,
     }
 }
