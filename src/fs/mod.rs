@@ -10,12 +10,16 @@
 //! ```
 //!
 //! Directories are listed lazily, on first use, through the [`Api`], and listed again
-//! once older than `refresh`; `getattr` never makes a request (sizes come from listings
-//! and opens), and a lookup of a SID not listed yet fetches that one resource. Names come
-//! from SIDs and each kind's extensions only ([`MediaKind`], [`crate::names`]). Each open
-//! directory handle reads one snapshot of its entries, taken when it is read from the
-//! start, so that a listing refreshed between two `readdir` chunks neither skips nor
-//! repeats an entry.
+//! once older than `refresh`; `getattr` never makes a request, and a lookup of a SID
+//! not listed yet fetches that one resource. Names come from SIDs and each kind's extensions only ([`MediaKind`],
+//! [`crate::names`]). Each open directory handle reads one snapshot of its entries,
+//! taken when it is read from the start, so that a listing refreshed between two
+//! `readdir` chunks neither skips nor repeats an entry.
+//!
+//! A file's size is exact once the read core knows it ([`ReadCore::known_size`]: from
+//! an open, from an earlier mount's size cache, or sized in the background after a
+//! listing with `exact_sizes`); before, it is the listed (stored) size, marked not
+//! final.
 //!
 //! Reads are one call into the read core: `open` makes a [`Handle`], `read` asks it.
 //! This module owns the mapping from inodes and handles to the core's objects and
@@ -63,6 +67,9 @@ pub struct FsConfig {
     pub rooms: Vec<String>,
     /// Only media created at or after this date (RFC 3339).
     pub since: Option<String>,
+    /// After each listing, size the files whose exact size is not known yet, in the
+    /// background ([`ReadCore::size_all`]).
+    pub exact_sizes: bool,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -90,7 +97,7 @@ pub struct Attr {
     pub mtime: SystemTime,
     /// 0o555 for directories, 0o444 for files.
     pub perm: u16,
-    /// Whether `size` is final (a file whose headers have been read, or a directory).
+    /// Whether `size` is final (a file whose exact size is known, or a directory).
     pub exact: bool,
 }
 
@@ -108,7 +115,8 @@ pub struct MediaFile {
     pub name: String,
     pub kind: MediaKind,
     pub room: Option<String>,
-    listed_size: u64,
+    /// The size the API lists (the stored length), if it lists one.
+    listed_size: Option<u64>,
     mtime: SystemTime,
     xattrs: Vec<(&'static str, String)>,
     object: Arc<ObjectReader>,
@@ -252,7 +260,7 @@ impl TwilioFs {
         }
         Ok(match &*self.node(ino)? {
             Node::Dir(_) => self.dir_attr(ino),
-            Node::File(f) => file_attr(f),
+            Node::File(f) => self.file_attr(f),
         })
     }
 
@@ -264,6 +272,21 @@ impl TwilioFs {
             mtime: self.started,
             perm: 0o555,
             exact: true,
+        }
+    }
+
+    fn file_attr(&self, f: &MediaFile) -> Attr {
+        let (size, exact) = match self.core.known_size(&f.object, f.listed_size) {
+            Some(size) => (size, true),
+            None => (f.listed_size.unwrap_or(0), false),
+        };
+        Attr {
+            ino: f.ino,
+            kind: Kind::File,
+            size,
+            mtime: f.mtime,
+            perm: 0o444,
+            exact,
         }
     }
 
@@ -317,7 +340,7 @@ impl TwilioFs {
         if file.name != name || !in_dir {
             return Err(Error::NotFound);
         }
-        Ok(file_attr(&file))
+        Ok(self.file_attr(&file))
     }
 
     /// Opens a directory for reading; its entries are read by [`Self::readdir`].
@@ -471,10 +494,30 @@ impl TwilioFs {
         }
         dedup_in_order(&mut inos);
         let mut state = self.state.lock().expect("state lock");
+        let to_size = self.unsized_files(&state, &inos);
         let listed = state.listed.entry(kind).or_default();
         listed.files = inos;
         listed.at = Some(Instant::now());
+        drop(state);
+        if !to_size.is_empty() {
+            self.core.size_all(to_size);
+        }
         Ok(())
+    }
+
+    /// With `exact_sizes`: the objects of `inos` whose exact size is not known yet.
+    fn unsized_files(&self, state: &State, inos: &[u64]) -> Vec<Arc<ObjectReader>> {
+        if !self.config.exact_sizes {
+            return Vec::new();
+        }
+        inos.iter()
+            .filter_map(|ino| match state.nodes.get(ino).map(|n| &**n) {
+                Some(Node::File(f)) if self.core.known_size(&f.object, f.listed_size).is_none() => {
+                    Some(f.object.clone())
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     fn room_filters(&self) -> Vec<Option<String>> {
@@ -511,7 +554,7 @@ impl TwilioFs {
                     name,
                     kind,
                     room: m.room().filter(|r| names::is_sid(r)).map(str::to_owned),
-                    listed_size: m.size().unwrap_or(0),
+                    listed_size: m.size(),
                     mtime: m.modified().unwrap_or(UNIX_EPOCH),
                     xattrs: m.xattrs(),
                     object: self.core.object(&m.media_ref()),
@@ -649,21 +692,6 @@ fn file_entries(state: &State, inos: Vec<u64>) -> Vec<Entry> {
             _ => None,
         })
         .collect()
-}
-
-fn file_attr(f: &MediaFile) -> Attr {
-    let (size, exact) = match f.object.known_meta() {
-        Some(m) => (m.plain_len, true),
-        None => (f.listed_size, false),
-    };
-    Attr {
-        ino: f.ino,
-        kind: Kind::File,
-        size,
-        mtime: f.mtime,
-        perm: 0o444,
-        exact,
-    }
 }
 
 fn dedup_in_order(v: &mut Vec<u64>) {
