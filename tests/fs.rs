@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use twilio_media_fs::app::{self, Backend, MountSettings};
 use twilio_media_fs::crypto::PrivateKeys;
@@ -1037,6 +1037,48 @@ async fn exact_sizes_are_learned_in_the_background_a_few_at_a_time() {
     ls_in(&fs, fs::RECORDINGS).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(a.storage.gets(), gets);
+}
+
+/// Issue 12: a directory's mtime is the newest time of the files under it (the root's
+/// the epoch: its entries never change), the same on every mount whatever is read
+/// first, so that backup tools see no change from one mount to the next.
+#[tokio::test]
+async fn directory_times_are_their_newest_files_on_every_mount() {
+    let a = account(Options::default());
+    a.recording(3, ROOM_A, 100); // 2026-11-04T10:00Z
+    a.recording(9, ROOM_B, 100); // 2026-11-10T10:00Z
+    a.composition(1, ROOM_A, 100); // completed 2026-11-20T11:00Z
+    let nov = |day: u64, hour: u64| {
+        UNIX_EPOCH + Duration::from_secs(1_793_613_600 + (day - 2) * 86_400 + (hour - 10) * 3600)
+    };
+    let want: Vec<(u64, &str, SystemTime)> = vec![
+        (fs::ROOT, "recordings", nov(10, 10)),
+        (fs::ROOT, "compositions", nov(20, 11)),
+        (fs::ROOT, "rooms", nov(20, 11)),
+        (fs::ROOMS, ROOM_A, nov(20, 11)),
+        (fs::ROOMS, ROOM_B, nov(10, 10)),
+    ];
+    // Before anything is listed: not final.
+    let before = a.fs.getattr(fs::RECORDINGS).unwrap();
+    assert_eq!((before.mtime, before.exact), (UNIX_EPOCH, false));
+    for order in [false, true] {
+        let fs = a.remount(&Options::default());
+        let mut lookups = want.clone();
+        if order {
+            lookups.reverse();
+        }
+        for (parent, name, time) in lookups {
+            let attr = fs.lookup(parent, name).await.unwrap();
+            assert_eq!((attr.mtime, attr.exact), (time, true), "{name}");
+            assert_eq!(fs.getattr(attr.ino).unwrap().mtime, time, "{name}");
+        }
+        let root = fs.getattr(fs::ROOT).unwrap();
+        assert_eq!((root.mtime, root.exact), (UNIX_EPOCH, true));
+    }
+    // An empty account's directories: the epoch, final once listed.
+    let empty = account(Options::default());
+    let attr = empty.lookup(fs::ROOT, "compositions").await.unwrap();
+    assert_eq!((attr.mtime, attr.exact), (UNIX_EPOCH, true));
 }
 
 fn api_error(status: u16) -> twilio::Error {

@@ -9,9 +9,10 @@
 //! /rooms/RMxx/                  the recordings and compositions of one room
 //! ```
 //!
-//! Directories are listed lazily, on first use, through the [`Api`], and listed again
-//! once older than `refresh`; `getattr` never makes a request, and a lookup of a SID
-//! not listed yet fetches that one resource. Names come from SIDs and each kind's extensions only ([`MediaKind`],
+//! Directories are listed lazily, on first use (a lookup of the directory, or of a
+//! name in it), through the [`Api`], and listed again once older than `refresh`;
+//! `getattr` never makes a request, and a lookup of a SID not listed yet fetches that
+//! one resource. Names come from SIDs and each kind's extensions only ([`MediaKind`],
 //! [`crate::names`]). Each open directory handle reads one snapshot of its entries,
 //! taken when it is read from the start, so that a listing refreshed between two
 //! `readdir` chunks neither skips nor repeats an entry.
@@ -19,7 +20,10 @@
 //! A file's size is exact once the read core knows it ([`ReadCore::known_size`]: from
 //! an open, from an earlier mount's size cache, or sized in the background after a
 //! listing with `exact_sizes`); before, it is the listed (stored) size, marked not
-//! final.
+//! final. Times stay the same from one mount to the next, for backup tools that
+//! compare them: a file's is its media's date, a directory's the newest date of the
+//! files under it ([`UNIX_EPOCH`] while none are; always, for the root, whose entries
+//! never change).
 //!
 //! Reads are one call into the read core: `open` makes a [`Handle`], `read` asks it.
 //! This module owns the mapping from inodes and handles to the core's objects and
@@ -97,7 +101,8 @@ pub struct Attr {
     pub mtime: SystemTime,
     /// 0o555 for directories, 0o444 for files.
     pub perm: u16,
-    /// Whether `size` is final (a file whose exact size is known, or a directory).
+    /// Whether `size` and `mtime` are final: a file whose exact size is known, a
+    /// directory listed (or the root).
     pub exact: bool,
 }
 
@@ -143,12 +148,22 @@ struct Listed {
     at: Option<Instant>,
 }
 
+/// The newest time of the files under each directory, from the listings: the
+/// directories' mtimes ([`State::index_times`]).
+#[derive(Default)]
+struct Newest {
+    kinds: HashMap<MediaKind, SystemTime>,
+    all: Option<SystemTime>,
+    rooms: HashMap<String, SystemTime>,
+}
+
 #[derive(Default)]
 struct State {
     nodes: HashMap<u64, Arc<Node>>,
     /// SID → inode, for files; room SID → inode, for room directories.
     by_sid: HashMap<String, u64>,
     listed: HashMap<MediaKind, Listed>,
+    newest: Newest,
     next_ino: u64,
 }
 
@@ -166,7 +181,6 @@ pub struct TwilioFs {
     /// Open `.stats` handles and the snapshot each serves.
     stats_handles: Mutex<HashMap<u64, Bytes>>,
     next_handle: AtomicU64,
-    started: SystemTime,
 }
 
 impl TwilioFs {
@@ -194,7 +208,6 @@ impl TwilioFs {
             dirs: Mutex::new(HashMap::new()),
             stats_handles: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
-            started: SystemTime::now(),
         }
     }
 
@@ -259,19 +272,32 @@ impl TwilioFs {
             return Ok(self.stats_attr());
         }
         Ok(match &*self.node(ino)? {
-            Node::Dir(_) => self.dir_attr(ino),
+            Node::Dir(dir) => self.dir_attr(ino, dir),
             Node::File(f) => self.file_attr(f),
         })
     }
 
-    fn dir_attr(&self, ino: u64) -> Attr {
+    /// A directory's attributes: its mtime the newest of its files' (the same on
+    /// every mount), final once the listings it depends on were made.
+    fn dir_attr(&self, ino: u64, dir: &Dir) -> Attr {
+        let state = self.state.lock().expect("state lock");
+        let listed = |kind: &MediaKind| state.listed.get(kind).is_some_and(|l| l.at.is_some());
+        let (newest, exact) = match dir {
+            Dir::Root => (None, true),
+            Dir::Media(kind) => (state.newest.kinds.get(kind).copied(), listed(kind)),
+            Dir::Rooms => (state.newest.all, MediaKind::ALL.iter().all(listed)),
+            Dir::Room(room) => (
+                state.newest.rooms.get(room).copied(),
+                MediaKind::ALL.iter().all(listed),
+            ),
+        };
         Attr {
             ino,
             kind: Kind::Dir,
             size: 0,
-            mtime: self.started,
+            mtime: newest.unwrap_or(UNIX_EPOCH),
             perm: 0o555,
-            exact: true,
+            exact,
         }
     }
 
@@ -303,6 +329,15 @@ impl TwilioFs {
                 .iter()
                 .find(|e| e.name == name)
                 .ok_or(Error::NotFound)?;
+            if dir == Dir::Root {
+                // Its mtime is the newest of its files': list them first. A listing
+                // that fails has said so (WARN); the attributes then say they are not
+                // final, and the directory's readdir meets the error.
+                match self.dir(entry.ino)? {
+                    Dir::Media(kind) => self.list(kind).await.ok(),
+                    _ => self.list_all().await.ok(),
+                };
+            }
             return self.getattr(entry.ino);
         }
         let (sid, ext) = name.rsplit_once('.').ok_or(Error::NotFound)?;
@@ -498,6 +533,7 @@ impl TwilioFs {
         let listed = state.listed.entry(kind).or_default();
         listed.files = inos;
         listed.at = Some(Instant::now());
+        state.index_times();
         drop(state);
         if !to_size.is_empty() {
             self.core.size_all(to_size);
@@ -569,6 +605,7 @@ impl TwilioFs {
             let files = &mut state.listed.entry(kind).or_default().files;
             if !files.contains(&ino) {
                 files.push(ino);
+                state.index_times();
             }
         }
         Some(ino)
@@ -666,6 +703,26 @@ impl State {
         let ino = self.next_ino;
         self.next_ino += 1;
         ino
+    }
+
+    /// Recomputes the directories' mtimes ([`Newest`]) from the listings: after each
+    /// listing, so `getattr` of a directory costs a look-up, not a scan.
+    fn index_times(&mut self) {
+        let mut newest = Newest::default();
+        for (kind, listed) in &self.listed {
+            for ino in &listed.files {
+                let Some(Node::File(f)) = self.nodes.get(ino).map(|n| &**n) else {
+                    continue;
+                };
+                let later = |t: &mut SystemTime| *t = (*t).max(f.mtime);
+                later(newest.kinds.entry(*kind).or_insert(f.mtime));
+                later(newest.all.get_or_insert(f.mtime));
+                if let Some(room) = &f.room {
+                    later(newest.rooms.entry(room.clone()).or_insert(f.mtime));
+                }
+            }
+        }
+        self.newest = newest;
     }
 
     /// The inode of room `room`'s directory, made on first use.
