@@ -14,8 +14,8 @@
 //! nobody decrypt anything (DESIGN.md §3). An entry is only believed when the two
 //! lengths agree with each other (PKCS#7: `stored − 16 ≤ plain < stored`, stored a
 //! multiple of 16; or equal, for an object stored unencrypted) and, for an entry read
-//! from disk, when the size the API lists for the SID now is one of the two: a changed
-//! object never gets a stale size.
+//! from disk, when the size the API lists for the SID now is one of the two (or
+//! between): a changed object never gets a stale size.
 //!
 //! The file, `DIR/sizes`, is text: a header line ([`HEADER`]), then `SID STORED PLAIN`
 //! lines ([`parse`], [`render`]: pure, property-tested). It is written whole, to a
@@ -240,13 +240,14 @@ impl SizeCache {
     }
 
     /// The exact plaintext size of `sid`, when known and, for a size read from disk,
-    /// when the API's `listed` size for it is the stored or the plaintext length of the
-    /// entry (the API's `size` is the stored length; a stand-in may list the
-    /// plaintext). A size this process learned is believed whatever is listed.
+    /// when the API's `listed` size for it is between the entry's plaintext and stored
+    /// lengths, both included (Twilio lists the stored length; a listing may also give
+    /// the plaintext's, or guess it from the stored length). A size this process
+    /// learned is believed whatever is listed.
     pub fn lookup(&self, sid: &str, listed: Option<u64>) -> Option<u64> {
         let table = self.table.lock().expect("sizes lock");
         let known = table.entries.get(sid)?;
-        let agrees = listed.is_some_and(|l| l == known.size.stored || l == known.size.plain);
+        let agrees = listed.is_some_and(|l| (known.size.plain..=known.size.stored).contains(&l));
         (known.learned_here || agrees).then_some(known.size.plain)
     }
 
@@ -625,7 +626,9 @@ mod tests {
             Some(5000),
             "plain listed"
         );
+        assert_eq!(second.lookup(&rt(1), Some(5007)), Some(5000), "stored - 1");
         assert_eq!(second.lookup(&rt(1), Some(6000)), None, "a changed object");
+        assert_eq!(second.lookup(&rt(1), Some(4999)), None, "a changed object");
         assert_eq!(second.lookup(&rt(1), None), None, "nothing listed");
         assert_eq!(second.lookup(&rt(3), Some(5008)), None);
         // Only sizes on disk: the SID and two numbers per line.
