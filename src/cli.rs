@@ -42,7 +42,8 @@ unmounts on stop; it reads /etc/twilio-media-fs/credentials and \
 Files:
   ~/.config/twilio-media-fs/config.toml  credentials: account_sid + auth_token, or api_key + api_secret
   /etc/twilio-media-fs/credentials       the same format, for fstab and systemd (mode 0600)
-  ~/.cache/twilio-media-fs/sizes         exact file sizes learned, for the next mounts (--metadata-cache)
+  ~/.cache/twilio-media-fs/sizes         exact file sizes learned, for the next mounts (--metadata-cache;
+                                         /var/cache/twilio-media-fs/sizes for root)
   MOUNTPOINT/.stats                      what a mount is doing, as JSON (not listed by ls)
 
 Environment:
@@ -475,8 +476,8 @@ pub struct MountArgs {
     /// mounts show exact sizes at once, with no fetch: a file `sizes` of SIDs and
     /// lengths only, nothing that helps decrypt (mode 0600; the directory is created
     /// 0700). [default: $CACHE_DIRECTORY (systemd's CacheDirectory=), else
-    /// $XDG_CACHE_HOME/twilio-media-fs, else ~/.cache/twilio-media-fs, else, for root,
-    /// /var/cache/twilio-media-fs]
+    /// $XDG_CACHE_HOME/twilio-media-fs, else, for root, /var/cache/twilio-media-fs,
+    /// else ~/.cache/twilio-media-fs]
     #[arg(long, value_name = "DIR")]
     pub metadata_cache: Option<PathBuf>,
 
@@ -487,9 +488,10 @@ pub struct MountArgs {
 
     /// After each listing, size in the background (a few files at a time) every file
     /// whose exact size is not known yet, so that `ls -l`, `stat` and backup tools see
-    /// exact sizes without opening anything. Costs one small ranged GET per file (no
-    /// RSA) when the storage sends the plaintext length, else two GETs and the key
-    /// unwrap; each file is sized once, and never again with the size cache.
+    /// exact sizes without opening anything. Costs, per file, one /Media request and
+    /// one ranged GET of 16 bytes (no RSA) when the storage sends the plaintext
+    /// length, else a second GET of 32 bytes and the key unwrap; each file is sized
+    /// once, and never again on later mounts with the size cache.
     #[arg(long)]
     pub exact_sizes: bool,
 

@@ -27,8 +27,10 @@
 //! costs one WARN: neither ever fails a mount or a read.
 //!
 //! Where the file lives ([`default_dir`]): `$CACHE_DIRECTORY` (systemd's
-//! `CacheDirectory=`), else `$XDG_CACHE_HOME/twilio-media-fs`, else
-//! `~/.cache/twilio-media-fs`, else, for root, `/var/cache/twilio-media-fs`.
+//! `CacheDirectory=`), else `$XDG_CACHE_HOME/twilio-media-fs`, else, for root,
+//! `/var/cache/twilio-media-fs` (the unit's directory: a boot-time fstab mount, which
+//! has no `HOME`, and the same mount from a root shell share it), else
+//! `~/.cache/twilio-media-fs`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
@@ -134,7 +136,7 @@ pub fn render<'a>(entries: impl IntoIterator<Item = (&'a str, Size)>) -> String 
 }
 
 /// Where the sizes file lives by default (see the module docs), from this process's
-/// environment; `None` when there is no such place (no `HOME`, not root).
+/// environment and user; `None` when there is no such place (not root, no `HOME`).
 pub fn default_dir() -> Option<PathBuf> {
     // SAFETY: geteuid cannot fail and has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
@@ -155,8 +157,8 @@ pub fn default_dir_from(
     });
     systemd
         .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("twilio-media-fs")))
-        .or_else(|| var("HOME").map(|h| h.join(".cache/twilio-media-fs")))
         .or_else(|| root.then(|| PathBuf::from("/var/cache/twilio-media-fs")))
+        .or_else(|| var("HOME").map(|h| h.join(".cache/twilio-media-fs")))
 }
 
 /// A size the cache knows, and whether this process learned it (from the storage) or
@@ -597,7 +599,17 @@ mod tests {
         );
         assert_eq!(dir(&[("HOME", "")], false), None);
         assert_eq!(dir(&[], false), None);
+        // Root: the system's cache, whether HOME is set (a shell) or not (boot).
         assert_eq!(dir(&[], true), Some("/var/cache/twilio-media-fs".into()));
+        assert_eq!(
+            dir(&full[2..], true),
+            Some("/var/cache/twilio-media-fs".into())
+        );
+        assert_eq!(
+            dir(&full[1..], true),
+            Some("/home/u/.xdg/twilio-media-fs".into()),
+            "unless XDG_CACHE_HOME says"
+        );
     }
 
     #[test]
