@@ -9,9 +9,10 @@
 //! hang of fuser issue #407. Under systemd (`Type=notify`, `NOTIFY_SOCKET` set) the
 //! foreground process says `READY=1` once mounted.
 //!
-//! It owns the FUSE session (mount options, readiness, signals, unmounting) and turning
-//! the `mount` flags into [`MountSettings`]. It must not wire the filesystem itself:
-//! [`crate::app::build_fs`] does, for `demo` too.
+//! It owns the FUSE session (mount options, readiness, signals, unmounting, the last
+//! save of the size cache once unmounted) and turning the `mount` flags into
+//! [`MountSettings`]. It must not wire the filesystem itself: [`crate::app::build_fs`]
+//! does, for `demo` too.
 
 use std::ffi::CString;
 use std::io::{Read, Write};
