@@ -1079,6 +1079,19 @@ async fn directory_times_are_their_newest_files_on_every_mount() {
     let empty = account(Options::default());
     let attr = empty.lookup(fs::ROOT, "compositions").await.unwrap();
     assert_eq!((attr.mtime, attr.exact), (UNIX_EPOCH, true));
+    // A listing that fails does not fail the directory's lookup: its time is not final
+    // (the kernel asks again), and its readdir meets the error.
+    let fs = a.remount(&Options::default());
+    a.faulty_api
+        .fail(ApiCall::List, Some(1), |_| api_error(500));
+    let attr = fs.lookup(fs::ROOT, "recordings").await.unwrap();
+    assert_eq!((attr.mtime, attr.exact), (UNIX_EPOCH, false));
+    let attr = fs.lookup(fs::ROOT, "recordings").await.unwrap();
+    assert_eq!(
+        (attr.mtime, attr.exact),
+        (nov(10, 10), true),
+        "listed the next time"
+    );
 }
 
 fn api_error(status: u16) -> twilio::Error {

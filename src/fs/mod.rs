@@ -330,13 +330,16 @@ impl TwilioFs {
                 .find(|e| e.name == name)
                 .ok_or(Error::NotFound)?;
             if dir == Dir::Root {
-                // Its mtime is the newest of its files': list them first. A listing
-                // that fails has said so (WARN); the attributes then say they are not
-                // final, and the directory's readdir meets the error.
-                match self.dir(entry.ino)? {
-                    Dir::Media(kind) => self.list(kind).await.ok(),
-                    _ => self.list_all().await.ok(),
+                // Its mtime is the newest of its files': list them first. Should a
+                // listing fail, the attributes say they are not final, and the
+                // directory's readdir meets the error and says it.
+                let kinds = match self.dir(entry.ino)? {
+                    Dir::Media(kind) => vec![kind],
+                    _ => MediaKind::ALL.to_vec(),
                 };
+                for kind in kinds {
+                    let _ = self.list_saying(kind, false).await;
+                }
             }
             return self.getattr(entry.ino);
         }
@@ -501,6 +504,13 @@ impl TwilioFs {
     /// Lists completed media of one kind (per `--room`, since `--since`) unless the
     /// last listing is fresh.
     async fn list(&self, kind: MediaKind) -> Result<()> {
+        self.list_saying(kind, true).await
+    }
+
+    /// [`Self::list`], saying a failure with a WARN when `warn`, else at DEBUG only
+    /// (for a caller that does not need the listing, whose failure the directory's own
+    /// `readdir` then says).
+    async fn list_saying(&self, kind: MediaKind, warn: bool) -> Result<()> {
         let fresh = || {
             let state = self.state.lock().expect("state lock");
             !self.stale(state.listed.get(&kind).and_then(|l| l.at))
@@ -521,8 +531,13 @@ impl TwilioFs {
                 date_created_before: None,
             };
             let listed = self.api.list(kind, &filter).await;
-            let listed =
-                listed.inspect_err(|e| tracing::warn!("cannot list {}: {e}", kind.plural()))?;
+            let listed = listed.inspect_err(|e| {
+                if warn {
+                    tracing::warn!("cannot list {}: {e}", kind.plural());
+                } else {
+                    tracing::debug!("cannot list {}: {e}", kind.plural());
+                }
+            })?;
             for m in listed {
                 inos.extend(self.add_media(&m, true));
             }
