@@ -11,8 +11,10 @@
 //! A plain library module: it must not see clap or any flag (the `cmd` layer turns flags
 //! into [`MountSettings`]), must not load keys or credentials (it is handed a client and
 //! keys), and does not mount: the FUSE session, its mount options and signals belong to
-//! `cmd::mount`.
+//! `cmd::mount`. The one file it reads is the size cache the settings name
+//! ([`crate::sizes`]), and only to hand it to the read core.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +22,7 @@ use crate::crypto::PrivateKeys;
 use crate::fs::{FsConfig, TwilioFs};
 use crate::object::{ObjectClient, ObjectSource};
 use crate::read::{ReadConfig, ReadCore, WindowCache};
+use crate::sizes::{self, SizeCache};
 use crate::stats::IoStats;
 use crate::twilio::{Api, TwilioClient};
 
@@ -51,11 +54,18 @@ pub struct MountSettings {
     pub rooms: Vec<String>,
     /// Only media created at or after this date (RFC 3339).
     pub since: Option<String>,
+    /// Where exact sizes are saved for the next mounts ([`crate::sizes`]); `None`:
+    /// kept in memory only.
+    pub metadata_cache: Option<PathBuf>,
+    /// Size files in the background after each listing, so that every size is exact
+    /// without opening anything.
+    pub exact_sizes: bool,
 }
 
 impl Default for MountSettings {
     /// Files owned by whoever runs the mount, the default window, cache and refresh, the
-    /// whole account.
+    /// whole account, exact sizes saved where [`sizes::default_dir`] says (per this
+    /// process's environment), files sized as they are opened.
     fn default() -> Self {
         Self {
             // SAFETY: getuid and getgid cannot fail and have no preconditions.
@@ -66,6 +76,8 @@ impl Default for MountSettings {
             refresh: DEFAULT_REFRESH,
             rooms: Vec::new(),
             since: None,
+            metadata_cache: sizes::default_dir(),
+            exact_sizes: false,
         }
     }
 }
@@ -97,20 +109,27 @@ impl Backend {
 }
 
 /// The filesystem for `settings`, over `backend`, decrypting with `keys`. Makes no
-/// request: the first listing happens on the first `readdir` or `lookup`.
+/// request: the first listing happens on the first `readdir` or `lookup`. Reads the
+/// size cache, when `settings` names one.
 pub fn build(settings: &MountSettings, backend: Backend, keys: Arc<PrivateKeys>) -> Arc<TwilioFs> {
     let read = ReadConfig {
         window: settings.window,
         answer_within: backend.answer_within,
     };
     let cache = Arc::new(WindowCache::new(settings.cache_size as usize));
-    let core = ReadCore::new(read, backend.source, keys, cache, backend.io);
+    let sizes = match &settings.metadata_cache {
+        Some(dir) => SizeCache::open(dir),
+        None => SizeCache::in_memory(),
+    };
+    let core =
+        ReadCore::new(read, backend.source, keys, cache, backend.io).with_sizes(Arc::new(sizes));
     let config = FsConfig {
         uid: settings.uid,
         gid: settings.gid,
         refresh: settings.refresh,
         rooms: settings.rooms.clone(),
         since: settings.since.clone(),
+        exact_sizes: settings.exact_sizes,
     };
     Arc::new(TwilioFs::new(config, backend.api, Arc::new(core)))
 }

@@ -28,7 +28,7 @@ Mounting from /etc/fstab:
 the package puts it, or /usr/local/bin). Options: ro (required: the mount is read-only), allow_other, \
 key=PATH[:PATH...], credentials=FILE, cache_size=SIZE, window=SIZE, refresh=DURATION, \
 room=RM...[:RM...], since=DATE, uid=N, gid=N, api_url=URL, fsname=NAME, timeout=DURATION, \
-retry_budget=DURATION, each as the \
+retry_budget=DURATION, metadata_cache=DIR, no_metadata_cache, exact_sizes, each as the \
 `mount` flag of the same name. Generic options (_netdev, nofail, noauto, user, \
 x-systemd.*, nodev, nosuid, noatime...) are ignored; any other is refused.
 
@@ -42,6 +42,8 @@ unmounts on stop; it reads /etc/twilio-media-fs/credentials and \
 Files:
   ~/.config/twilio-media-fs/config.toml  credentials: account_sid + auth_token, or api_key + api_secret
   /etc/twilio-media-fs/credentials       the same format, for fstab and systemd (mode 0600)
+  ~/.cache/twilio-media-fs/sizes         exact file sizes learned, for the next mounts (--metadata-cache;
+                                         /var/cache/twilio-media-fs/sizes for root)
   MOUNTPOINT/.stats                      what a mount is doing, as JSON (not listed by ls)
 
 Environment:
@@ -469,6 +471,29 @@ pub struct MountArgs {
     /// Only media created on or after this date (2026-01-31 or RFC 3339).
     #[arg(long, value_name = "DATE", value_parser = parse_date)]
     pub since: Option<String>,
+
+    /// Where to keep the exact size of every file opened (or sized), so that later
+    /// mounts show exact sizes at once, with no fetch: a file `sizes` of SIDs and
+    /// lengths only, nothing that helps decrypt (mode 0600; the directory is created
+    /// 0700). [default: $CACHE_DIRECTORY (systemd's CacheDirectory=), else
+    /// $XDG_CACHE_HOME/twilio-media-fs, else, for root, /var/cache/twilio-media-fs,
+    /// else ~/.cache/twilio-media-fs]
+    #[arg(long, value_name = "DIR")]
+    pub metadata_cache: Option<PathBuf>,
+
+    /// Neither read nor write the size cache: a file shows its exact size only once
+    /// this mount has opened (or sized) it.
+    #[arg(long, conflicts_with = "metadata_cache")]
+    pub no_metadata_cache: bool,
+
+    /// After each listing, size in the background (a few files at a time) every file
+    /// whose exact size is not known yet, so that `ls -l`, `stat` and backup tools see
+    /// exact sizes without opening anything. Costs, per file, one /Media request and
+    /// one ranged GET of 16 bytes (no RSA) when the storage sends the plaintext
+    /// length, else a second GET of 32 bytes and the key unwrap; each file is sized
+    /// once, and never again on later mounts with the size cache.
+    #[arg(long)]
+    pub exact_sizes: bool,
 
     #[command(flatten)]
     pub api: ApiArgs,

@@ -39,6 +39,14 @@ const VALUE_OPTIONS: &[(&str, &str, &str)] = &[
     ("timeout", "--timeout", "duration such as 30s"),
     ("retry_budget", "--retry-budget", "duration such as 30s"),
     ("fsname", "--fsname", "name"),
+    ("metadata_cache", "--metadata-cache", "directory"),
+];
+
+/// Options without a value, and the `mount` flag each becomes.
+const SWITCH_OPTIONS: &[(&str, &str)] = &[
+    ("allow_other", "--allow-other"),
+    ("exact_sizes", "--exact-sizes"),
+    ("no_metadata_cache", "--no-metadata-cache"),
 ];
 
 /// Options that `mount`, the kernel, `mount.fuse3` or systemd handle, accepted and
@@ -98,7 +106,8 @@ fn err(msg: impl Into<String>) -> OptionError {
 /// The `-o` options of one mount, as `mount` flags.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MountOptions {
-    pub allow_other: bool,
+    /// The flags of [`SWITCH_OPTIONS`] given, each once, in the order given.
+    pub switches: Vec<&'static str>,
     pub keys: Vec<String>,
     pub rooms: Vec<String>,
     /// Single-valued options: `(flag, value)`, the last one given wins (as with `mount`).
@@ -137,12 +146,14 @@ impl MountOptions {
                     "remount is not supported: unmount, then mount again with the new options",
                 ));
             }
-            ("allow_other", None) => {
-                self.allow_other = true;
-                return Ok(());
-            }
             (n, None) if IGNORED.contains(&n) => return Ok(()),
             _ => {}
+        }
+        if let (Some(&(_, flag)), None) = (SWITCH_OPTIONS.iter().find(|(o, _)| *o == name), value) {
+            if !self.switches.contains(&flag) {
+                self.switches.push(flag);
+            }
+            return Ok(());
         }
         let Some(&(_, flag, what)) = VALUE_OPTIONS.iter().find(|(o, ..)| *o == name) else {
             return Err(unknown(option));
@@ -181,10 +192,7 @@ impl MountOptions {
 
     /// The `mount` flags these options stand for.
     pub fn flags(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if self.allow_other {
-            out.push("--allow-other".to_owned());
-        }
+        let mut out: Vec<String> = self.switches.iter().map(|f| (*f).to_owned()).collect();
         for key in &self.keys {
             out.extend(["--key".to_owned(), key.clone()]);
         }
@@ -199,9 +207,8 @@ impl MountOptions {
 }
 
 fn unknown(option: &str) -> OptionError {
-    let known: Vec<String> = ["ro", "allow_other"]
-        .iter()
-        .map(|s| (*s).to_owned())
+    let known: Vec<String> = std::iter::once("ro".to_owned())
+        .chain(SWITCH_OPTIONS.iter().map(|(o, _)| (*o).to_owned()))
         .chain(VALUE_OPTIONS.iter().map(|(o, ..)| format!("{o}=")))
         .collect();
     err(format!(
@@ -369,7 +376,7 @@ mod tests {
                 &format!(
                     "ro,key=/a.pem:/b.pem,key=/c.pem,cache_size=1GiB,window=64KiB,refresh=5m,\
                      room={ROOM},since=2026-01-31,uid=1000,gid=100,api_url=http://127.0.0.1:9/x,\
-                     fsname=other,timeout=500ms,retry_budget=5s"
+                     fsname=other,timeout=500ms,retry_budget=5s,metadata_cache=/var/cache/t"
                 ),
             ]),
             is_sub,
@@ -388,7 +395,31 @@ mod tests {
         assert_eq!(m.fsname, "other", "fsname= wins over SOURCE");
         assert_eq!(m.api.retry.timeout, std::time::Duration::from_millis(500));
         assert_eq!(m.api.retry.retry_budget, std::time::Duration::from_secs(5));
-        assert!(!m.allow_other);
+        assert_eq!(
+            m.metadata_cache.as_deref(),
+            Some(std::path::Path::new("/var/cache/t"))
+        );
+        assert!(!m.allow_other && !m.exact_sizes && !m.no_metadata_cache);
+    }
+
+    #[test]
+    fn every_switch_maps_to_its_flag() {
+        let options = "ro,exact_sizes,no_metadata_cache,allow_other,exact_sizes";
+        let m = mount_args(rewrite(os(&["p", "s", "/m", "-o", options]), is_sub).unwrap());
+        assert!(m.allow_other && m.exact_sizes && m.no_metadata_cache);
+        for bad in ["exact_sizes=1", "no_metadata_cache=yes"] {
+            let e = MountOptions::parse(bad).unwrap_err().0;
+            assert!(
+                e.contains(&format!("{bad:?}")) && e.contains("exact_sizes"),
+                "{e}"
+            );
+        }
+        let both = "ro,no_metadata_cache,metadata_cache=/d";
+        assert!(
+            Cli::try_parse_from(rewrite(os(&["p", "s", "/m", "-o", both]), is_sub).unwrap())
+                .is_err(),
+            "they conflict, as the flags do"
+        );
     }
 
     #[test]
@@ -498,6 +529,7 @@ mod tests {
             Just(("nofail".to_owned(), vec![])),
             Just(("x-systemd.automount".to_owned(), vec![])),
             Just(("allow_other".to_owned(), vec!["--allow-other".to_owned()])),
+            Just(("exact_sizes".to_owned(), vec!["--exact-sizes".to_owned()])),
             proptest::collection::vec(path, 1..3).prop_map(|ks| (
                 format!("key={}", ks.join(":")),
                 ks.iter()
@@ -532,6 +564,7 @@ mod tests {
             let keys: Vec<String> = m.keys.paths.iter().map(|k| k.to_string_lossy().into_owned()).collect();
             prop_assert_eq!(keys, expected_keys);
             prop_assert_eq!(m.allow_other, list.contains(&"allow_other"));
+            prop_assert_eq!(m.exact_sizes, list.contains(&"exact_sizes"));
             let last = |flag: &str| opts.iter().rev()
                 .find_map(|(_, f)| (f.first().map(String::as_str) == Some(flag)).then(|| f[1].clone()));
             prop_assert_eq!(
@@ -548,8 +581,9 @@ mod tests {
         #[test]
         fn unknown_options_are_refused(name in "[a-z_]{1,12}", value in proptest::option::of("[ -~]{0,12}")) {
             let known = VALUE_OPTIONS.iter().any(|(o, ..)| *o == name)
+                || SWITCH_OPTIONS.iter().any(|(o, _)| *o == name)
                 || IGNORED.contains(&name.as_str())
-                || ["ro", "rw", "remount", "allow_other", "comment"].contains(&name.as_str());
+                || ["ro", "rw", "remount", "comment"].contains(&name.as_str());
             prop_assume!(!known);
             let value = value.map(|v| v.replace(',', ""));
             let option = match &value { Some(v) => format!("{name}={v}"), None => name.clone() };

@@ -16,6 +16,8 @@
 //!   its kernel glue.
 //! - [`faults`]: failure injection over the API and storage, for tests.
 //! - [`stats`]: the counters of storage fetches.
+//! - [`sizes`]: the cache of exact plaintext sizes (SID → lengths, nothing that helps
+//!   decrypt), in memory and on disk, so sizes are exact from one mount to the next.
 //! - [`emulator`]: a local stand-in for Twilio's API and media storage (tests, demos).
 //! - [`keyfile`]: reading `-k KEY.pem` files (refused when others can read them) and
 //!   asking for their passphrases.
@@ -63,5 +65,6 @@ pub mod names;
 pub mod object;
 pub mod read;
 pub mod retry;
+pub mod sizes;
 pub mod stats;
 pub mod twilio;

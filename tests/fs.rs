@@ -11,14 +11,17 @@
 mod common;
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use twilio_media_fs::app::{self, Backend, MountSettings};
 use twilio_media_fs::crypto::PrivateKeys;
+use twilio_media_fs::crypto::window::ciphertext_len;
 use twilio_media_fs::faults::{ApiCall, FaultyApi, FaultySource};
 use twilio_media_fs::fs::{self, Error, Kind, TwilioFs};
-use twilio_media_fs::object::{MemoryStorage, ObjectError};
+use twilio_media_fs::object::{Fetched, MemoryStorage, ObjectError, ObjectSource};
 use twilio_media_fs::read::ReadError;
 use twilio_media_fs::twilio::{self, Composition, GroupingSids, MemoryApi, Recording};
 
@@ -37,10 +40,14 @@ struct Account {
     key: rsa::PrivateKey,
 }
 
+#[derive(Clone)]
 struct Options {
     refresh: Duration,
     answer_within: Duration,
     since: Option<String>,
+    /// The size cache's directory (none: in memory only).
+    metadata_cache: Option<PathBuf>,
+    exact_sizes: bool,
 }
 
 impl Default for Options {
@@ -49,34 +56,19 @@ impl Default for Options {
             refresh: Duration::from_secs(3600),
             answer_within: Duration::from_secs(10),
             since: None,
+            metadata_cache: None,
+            exact_sizes: false,
         }
     }
 }
 
 fn account(o: Options) -> Account {
     let key = common::mount::keys().private[0].clone();
-    let mut keys = PrivateKeys::new();
-    keys.add("account.pem", key.clone());
     let api = Arc::new(MemoryApi::new());
     let faulty_api = Arc::new(FaultyApi::new(api.clone()));
     let storage = Arc::new(MemoryStorage::new());
     let faulty = Arc::new(FaultySource::new(storage.clone()));
-    let settings = MountSettings {
-        uid: 0,
-        gid: 0,
-        window: WINDOW,
-        cache_size: 64 * WINDOW,
-        refresh: o.refresh,
-        rooms: Vec::new(),
-        since: o.since,
-    };
-    let backend = Backend {
-        api: faulty_api.clone(),
-        source: faulty.clone(),
-        io: Arc::default(),
-        answer_within: o.answer_within,
-    };
-    let fs = app::build(&settings, backend, Arc::new(keys));
+    let fs = filesystem(&o, faulty_api.clone(), faulty.clone());
     Account {
         api,
         faulty_api,
@@ -85,6 +77,34 @@ fn account(o: Options) -> Account {
         fs,
         key,
     }
+}
+
+/// The filesystem `mount` would build with options `o`, over this API and storage.
+fn filesystem(
+    o: &Options,
+    api: Arc<dyn twilio::Api>,
+    source: Arc<dyn ObjectSource>,
+) -> Arc<TwilioFs> {
+    let mut keys = PrivateKeys::new();
+    keys.add("account.pem", common::mount::keys().private[0].clone());
+    let settings = MountSettings {
+        uid: 0,
+        gid: 0,
+        window: WINDOW,
+        cache_size: 64 * WINDOW,
+        refresh: o.refresh,
+        rooms: Vec::new(),
+        since: o.since.clone(),
+        metadata_cache: o.metadata_cache.clone(),
+        exact_sizes: o.exact_sizes,
+    };
+    let backend = Backend {
+        api,
+        source,
+        io: Arc::default(),
+        answer_within: o.answer_within,
+    };
+    app::build(&settings, backend, Arc::new(keys))
 }
 
 fn plaintext(n: u64, len: usize) -> Vec<u8> {
@@ -102,6 +122,11 @@ fn cj(n: u64) -> String {
 }
 
 impl Account {
+    /// Another filesystem over the same account and storage, as a new mount would be.
+    fn remount(&self, o: &Options) -> Arc<TwilioFs> {
+        filesystem(o, self.faulty_api.clone(), self.faulty.clone())
+    }
+
     /// A completed recording of `len` plaintext bytes in `room`, sealed for the
     /// account's key; returns its plaintext.
     fn recording(&self, n: u64, room: &str, len: usize) -> Vec<u8> {
@@ -159,23 +184,7 @@ impl Account {
     /// The names in directory `ino`, read in chunks of `chunk` entries as the kernel
     /// does, `.` and `..` left out.
     async fn ls(&self, ino: u64) -> Result<Vec<String>, Error> {
-        let fh = self.fs.opendir(ino)?;
-        let mut names = Vec::new();
-        let mut offset = 0;
-        loop {
-            let entries = self.fs.readdir(ino, fh, offset).await?;
-            let chunk: Vec<_> = entries.iter().skip(offset as usize).take(3).collect();
-            if chunk.is_empty() {
-                break;
-            }
-            offset += chunk.len() as u64;
-            names.extend(chunk.into_iter().map(|e| e.name.clone()));
-        }
-        self.fs.releasedir(fh);
-        Ok(names
-            .into_iter()
-            .filter(|n| n != "." && n != "..")
-            .collect())
+        ls_in(&self.fs, ino).await
     }
 
     async fn lookup(&self, parent: u64, name: &str) -> Result<fs::Attr, Error> {
@@ -184,18 +193,44 @@ impl Account {
 
     /// The whole file at `path` (`recordings/RT….mka`), read in `chunk`-byte reads.
     async fn read_all(&self, ino: u64, chunk: u32) -> Result<Vec<u8>, Error> {
-        let fh = self.fs.open(ino).await?.fh;
-        let mut out = Vec::new();
-        loop {
-            let got = self.fs.read(ino, fh, out.len() as u64, chunk).await?;
-            if got.is_empty() {
-                break;
-            }
-            out.extend_from_slice(&got);
-        }
-        self.fs.release(fh);
-        Ok(out)
+        read_all_in(&self.fs, ino, chunk).await
     }
+}
+
+/// [`Account::ls`] in filesystem `fs`.
+async fn ls_in(fs: &TwilioFs, ino: u64) -> Result<Vec<String>, Error> {
+    let fh = fs.opendir(ino)?;
+    let mut names = Vec::new();
+    let mut offset = 0;
+    loop {
+        let entries = fs.readdir(ino, fh, offset).await?;
+        let chunk: Vec<_> = entries.iter().skip(offset as usize).take(3).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        offset += chunk.len() as u64;
+        names.extend(chunk.into_iter().map(|e| e.name.clone()));
+    }
+    fs.releasedir(fh);
+    Ok(names
+        .into_iter()
+        .filter(|n| n != "." && n != "..")
+        .collect())
+}
+
+/// [`Account::read_all`] in filesystem `fs`.
+async fn read_all_in(fs: &TwilioFs, ino: u64, chunk: u32) -> Result<Vec<u8>, Error> {
+    let fh = fs.open(ino).await?.fh;
+    let mut out = Vec::new();
+    loop {
+        let got = fs.read(ino, fh, out.len() as u64, chunk).await?;
+        if got.is_empty() {
+            break;
+        }
+        out.extend_from_slice(&got);
+    }
+    fs.release(fh);
+    Ok(out)
 }
 
 /// Builds the error a storage (or API) fault answers with.
@@ -1037,6 +1072,234 @@ async fn the_errno_of_every_error_kind() {
     assert!(
         a.fs.stats().errors >= 13,
         "every failed open and read is counted"
+    );
+}
+
+/// Issue 12: a size learned by one mount (by an open, or a metadata look-up such as
+/// `getxattr`) is exact on the next mount over the same cache directory before any
+/// open, with no request; one the listing no longer agrees with, or a mount without the
+/// cache, shows the listed size again.
+#[tokio::test]
+async fn exact_sizes_survive_a_remount_with_no_request() {
+    let dir = common::tempdir();
+    let o = Options {
+        metadata_cache: Some(dir.path().join("cache")),
+        ..Default::default()
+    };
+    let a = account(o.clone());
+    let plains: Vec<Vec<u8>> = (1..=4u64)
+        .map(|n| a.recording(n, ROOM_A, 1000 * n as usize + 3))
+        .collect();
+    let comp = a.composition(1, ROOM_A, 3000);
+    let name = |n: u64| {
+        format!(
+            "{}.{}",
+            rt(n),
+            if n.is_multiple_of(3) { "mkv" } else { "mka" }
+        )
+    };
+    let comp_name = format!("{}.mp4", cj(1));
+    a.ls(fs::RECORDINGS).await.unwrap();
+    let r1 = a.lookup(fs::RECORDINGS, &name(1)).await.unwrap();
+    assert_eq!(a.read_all(r1.ino, 4096).await.unwrap(), plains[0]);
+    let r2 = a.lookup(fs::RECORDINGS, &name(2)).await.unwrap();
+    a.fs.getxattr(r2.ino, "user.twilio.encrypted")
+        .await
+        .unwrap();
+    let c = a.lookup(fs::COMPOSITIONS, &comp_name).await.unwrap();
+    assert_eq!(a.read_all(c.ino, 4096).await.unwrap(), comp);
+    a.fs.core().sizes().save(); // as the end of a mount does
+
+    let remounted = |o: &Options| {
+        let (fs, comp_name) = (a.remount(o), comp_name.clone());
+        async move {
+            let mut sizes = Vec::new();
+            for n in 1..=4 {
+                let attr = fs.lookup(fs::RECORDINGS, &name(n)).await.unwrap();
+                sizes.push((attr.size, attr.exact));
+            }
+            let attr = fs.lookup(fs::COMPOSITIONS, &comp_name).await.unwrap();
+            sizes.push((attr.size, attr.exact));
+            sizes
+        }
+    };
+    let plain = |p: &Vec<u8>| (p.len() as u64, true);
+    let listed = |p: &Vec<u8>| (ciphertext_len(p.len() as u64), false);
+    let gets = a.storage.gets();
+    assert_eq!(
+        remounted(&o).await,
+        [
+            plain(&plains[0]),
+            plain(&plains[1]),
+            listed(&plains[2]),
+            listed(&plains[3]),
+            plain(&comp)
+        ]
+    );
+    assert_eq!(a.storage.gets(), gets, "no GET before an open");
+    // The file holds SIDs and lengths, nothing else.
+    let text = std::fs::read_to_string(dir.path().join("cache/sizes")).unwrap();
+    let lines: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines.contains(&format!("{} 1008 1003", rt(1)).as_str()),
+        "{text}"
+    );
+
+    // Recording 1 changed (its listed size with it): its old size is not believed.
+    let plains_1 = a.recording(1, ROOM_A, 5000);
+    let now = remounted(&o).await;
+    assert_eq!((now[0], now[1]), (listed(&plains_1), plain(&plains[1])));
+    // Without the cache: listed sizes until opened.
+    let without = remounted(&Options::default()).await;
+    assert_eq!(
+        (without[1], without[4]),
+        (listed(&plains[1]), listed(&comp))
+    );
+    assert_eq!(a.storage.gets(), gets, "still no GET");
+}
+
+/// Waits until `done`, for at most 10 s.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Storage that counts the GETs in flight at once, and holds each until the test lets
+/// it through.
+struct Gate {
+    inner: Arc<dyn ObjectSource>,
+    open: tokio::sync::Semaphore,
+    now: AtomicUsize,
+    most: AtomicUsize,
+}
+
+impl ObjectSource for Gate {
+    fn get_range(
+        &self,
+        media: &twilio::MediaRef,
+        start: u64,
+        end: u64,
+    ) -> futures_util::future::BoxFuture<'_, Result<Fetched, ObjectError>> {
+        let media = media.clone();
+        Box::pin(async move {
+            let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(n, Ordering::SeqCst);
+            drop(self.open.acquire().await.unwrap());
+            let got = self.inner.get_range(&media, start, end).await;
+            self.now.fetch_sub(1, Ordering::SeqCst);
+            got
+        })
+    }
+}
+
+/// Issue 12: with `exact_sizes`, a listing returns at once and its files are sized in
+/// the background, a few at a time: one GET of one block for an object with the length
+/// header, the first and last blocks for one without; once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exact_sizes_are_learned_in_the_background_a_few_at_a_time() {
+    let a = account(Options::default());
+    let plains: Vec<Vec<u8>> = (1..=12u64)
+        .map(|n| a.recording(n, ROOM_A, 100 * n as usize + n as usize))
+        .collect();
+    let gate = Arc::new(Gate {
+        inner: a.storage.clone(),
+        open: tokio::sync::Semaphore::new(0),
+        now: AtomicUsize::new(0),
+        most: AtomicUsize::new(0),
+    });
+    let o = Options {
+        exact_sizes: true,
+        refresh: Duration::ZERO, // every readdir and lookup lists again
+        ..Default::default()
+    };
+    let fs = filesystem(&o, a.faulty_api.clone(), gate.clone());
+    let names = tokio::time::timeout(Duration::from_secs(5), ls_in(&fs, fs::RECORDINGS))
+        .await
+        .expect("the listing does not wait for sizing")
+        .unwrap();
+    assert_eq!(names.len(), 12);
+    let mut inos = Vec::new();
+    for name in &names {
+        inos.push(fs.lookup(fs::RECORDINGS, name).await.unwrap().ino);
+    }
+    until("4 sizings waiting", || gate.now.load(Ordering::SeqCst) == 4).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(gate.now.load(Ordering::SeqCst), 4, "no more than 4 at once");
+    gate.open.add_permits(1000);
+    until("every size exact", || {
+        inos.iter().all(|&ino| fs.getattr(ino).unwrap().exact)
+    })
+    .await;
+    for ((ino, name), plain) in inos.iter().zip(&names).zip(&plains) {
+        assert_eq!(fs.getattr(*ino).unwrap().size, plain.len() as u64, "{name}");
+    }
+    assert_eq!(gate.most.load(Ordering::SeqCst), 4);
+    // Even n have the length header: one GET; odd ones two (first and last blocks).
+    assert_eq!(a.storage.gets(), 6 + 6 * 2);
+    assert_eq!(a.storage.bytes_served(), 6 * 16 + 6 * (16 + 32));
+    // Listed again: nothing more to size.
+    let gets = a.storage.gets();
+    ls_in(&fs, fs::RECORDINGS).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(a.storage.gets(), gets);
+}
+
+/// Issue 12: a directory's mtime is the newest time of the files under it (the root's
+/// the epoch: its entries never change), the same on every mount whatever is read
+/// first, so that backup tools see no change from one mount to the next.
+#[tokio::test]
+async fn directory_times_are_their_newest_files_on_every_mount() {
+    let a = account(Options::default());
+    a.recording(3, ROOM_A, 100); // 2026-11-04T10:00Z
+    a.recording(9, ROOM_B, 100); // 2026-11-10T10:00Z
+    a.composition(1, ROOM_A, 100); // completed 2026-11-20T11:00Z
+    let nov = |day: u64, hour: u64| {
+        UNIX_EPOCH + Duration::from_secs(1_793_613_600 + (day - 2) * 86_400 + (hour - 10) * 3600)
+    };
+    let want: Vec<(u64, &str, SystemTime)> = vec![
+        (fs::ROOT, "recordings", nov(10, 10)),
+        (fs::ROOT, "compositions", nov(20, 11)),
+        (fs::ROOT, "rooms", nov(20, 11)),
+        (fs::ROOMS, ROOM_A, nov(20, 11)),
+        (fs::ROOMS, ROOM_B, nov(10, 10)),
+    ];
+    // Before anything is listed: not final.
+    let before = a.fs.getattr(fs::RECORDINGS).unwrap();
+    assert_eq!((before.mtime, before.exact), (UNIX_EPOCH, false));
+    for order in [false, true] {
+        let fs = a.remount(&Options::default());
+        let mut lookups = want.clone();
+        if order {
+            lookups.reverse();
+        }
+        for (parent, name, time) in lookups {
+            let attr = fs.lookup(parent, name).await.unwrap();
+            assert_eq!((attr.mtime, attr.exact), (time, true), "{name}");
+            assert_eq!(fs.getattr(attr.ino).unwrap().mtime, time, "{name}");
+        }
+        let root = fs.getattr(fs::ROOT).unwrap();
+        assert_eq!((root.mtime, root.exact), (UNIX_EPOCH, true));
+    }
+    // An empty account's directories: the epoch, final once listed.
+    let empty = account(Options::default());
+    let attr = empty.lookup(fs::ROOT, "compositions").await.unwrap();
+    assert_eq!((attr.mtime, attr.exact), (UNIX_EPOCH, true));
+    // A listing that fails does not fail the directory's lookup: its time is not final
+    // (the kernel asks again), and its readdir meets the error.
+    let fs = a.remount(&Options::default());
+    a.faulty_api
+        .fail(ApiCall::List, Some(1), |_| api_error(500));
+    let attr = fs.lookup(fs::ROOT, "recordings").await.unwrap();
+    assert_eq!((attr.mtime, attr.exact), (UNIX_EPOCH, false));
+    let attr = fs.lookup(fs::ROOT, "recordings").await.unwrap();
+    assert_eq!(
+        (attr.mtime, attr.exact),
+        (nov(10, 10), true),
+        "listed the next time"
     );
 }
 

@@ -86,7 +86,12 @@ fn mount_cmd(args: &[&str]) -> Command {
         .env_remove("TWILIO_API_KEY")
         .env_remove("TWILIO_API_SECRET")
         .env_remove("TWILIO_MEDIA_FS_API_URL")
-        .env("XDG_CONFIG_HOME", "/nonexistent");
+        .env("XDG_CONFIG_HOME", "/nonexistent")
+        // Sizes in the build's scratch space, not this machine's /var/cache.
+        .env(
+            "XDG_CACHE_HOME",
+            concat!(env!("CARGO_TARGET_TMPDIR"), "/fstab-cache"),
+        );
     cmd
 }
 

@@ -3,7 +3,8 @@
 //! stop), `systemd-analyze verify` accepts it, and its own commands — ExecStartPre,
 //! ExecStart, ExecStop, with systemd's substitutions done here — mount the emulator's
 //! account, report READY=1 on a notify socket like systemd's, clear a mount left by a
-//! crash, and unmount with exit status 0.
+//! crash, unmount with exit status 0, and keep exact sizes in the unit's
+//! `CacheDirectory=`.
 
 mod common;
 
@@ -109,6 +110,9 @@ fn the_unit_waits_for_the_network_restarts_and_unmounts() {
         "{creds:?}"
     );
     assert_eq!(one(&u, "Install", "WantedBy"), "multi-user.target");
+    // Exact sizes survive a restart: systemd makes the directory, root's only.
+    assert_eq!(one(&u, "Service", "CacheDirectory"), "twilio-media-fs");
+    assert_eq!(one(&u, "Service", "CacheDirectoryMode"), "0700");
     // No setting that would hide the mount in a namespace of the service's own.
     for key in [
         "PrivateTmp",
@@ -215,9 +219,11 @@ async fn emulator() -> RunningEmulator {
 }
 
 /// What systemd would hand the service: a credentials directory, the instance's
-/// environment file's MOUNT_FLAGS, a notify socket.
+/// environment file's MOUNT_FLAGS, a notify socket, a cache directory.
 struct Service {
     dir: tempfile::TempDir,
+    /// `$CACHE_DIRECTORY` (`CacheDirectory=`).
+    cache: PathBuf,
     env: HashMap<&'static str, String>,
     notify: UnixDatagram,
     notify_path: PathBuf,
@@ -241,6 +247,8 @@ impl Service {
             &creds.join("key.pem"),
             &std::fs::read(&keys().pem[0]).unwrap(),
         );
+        let cache = dir.path().join("cache");
+        std::fs::create_dir(&cache).unwrap();
         let notify_path = dir.path().join("notify");
         let notify = UnixDatagram::bind(&notify_path).unwrap();
         notify.set_read_timeout(Some(DEADLINE)).unwrap();
@@ -253,6 +261,7 @@ impl Service {
         ]);
         Service {
             dir,
+            cache,
             env,
             notify,
             notify_path,
@@ -273,6 +282,8 @@ impl Service {
             .env_remove("TWILIO_API_SECRET")
             .env_remove("TWILIO_MEDIA_FS_API_URL")
             .env("XDG_CONFIG_HOME", "/nonexistent")
+            .env_remove("XDG_CACHE_HOME")
+            .env("CACHE_DIRECTORY", &self.cache)
             .env("NOTIFY_SOCKET", &self.notify_path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -340,7 +351,12 @@ async fn the_units_commands_mount_recover_from_a_crash_and_unmount() {
         &[m.path.join("compositions").to_str().unwrap()],
     ))
     .await;
-    assert!(!listed.is_empty());
+    let first = listed.lines().next().expect("a composition");
+    ok(command(
+        "sha256sum",
+        &[m.path.join("compositions").join(first).to_str().unwrap()],
+    ))
+    .await;
 
     // ExecStop unmounts; the service then exits 0 (not a failure to restart).
     let (stop, _) = svc.command("ExecStop", &m.path);
@@ -367,4 +383,12 @@ async fn the_units_commands_mount_recover_from_a_crash_and_unmount() {
     .await;
     assert!(status.success(), "{status}; journal: {}", svc.journal());
     assert!(!mounted(&m.path));
+    // The size of the file read is kept for the next start.
+    let sid = first.split('.').next().unwrap();
+    let sizes = std::fs::read_to_string(svc.cache.join("sizes")).unwrap_or_default();
+    assert!(
+        sizes.lines().any(|l| l.starts_with(sid)),
+        "{sid} in {sizes:?}; journal: {}",
+        svc.journal()
+    );
 }

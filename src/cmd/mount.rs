@@ -9,9 +9,10 @@
 //! hang of fuser issue #407. Under systemd (`Type=notify`, `NOTIFY_SOCKET` set) the
 //! foreground process says `READY=1` once mounted.
 //!
-//! It owns the FUSE session (mount options, readiness, signals, unmounting) and turning
-//! the `mount` flags into [`MountSettings`]. It must not wire the filesystem itself:
-//! [`crate::app::build_fs`] does, for `demo` too.
+//! It owns the FUSE session (mount options, readiness, signals, unmounting, the last
+//! save of the size cache once unmounted) and turning the `mount` flags into
+//! [`MountSettings`]. It must not wire the filesystem itself: [`crate::app::build_fs`]
+//! does, for `demo` too.
 
 use std::ffi::CString;
 use std::io::{Read, Write};
@@ -87,6 +88,12 @@ pub fn settings(args: &MountArgs) -> MountSettings {
         refresh: args.refresh,
         rooms: args.rooms.clone(),
         since: args.since.clone(),
+        metadata_cache: match (args.no_metadata_cache, &args.metadata_cache) {
+            (true, _) => None,
+            (false, Some(dir)) => Some(dir.clone()),
+            (false, None) => defaults.metadata_cache,
+        },
+        exact_sizes: args.exact_sizes,
     }
 }
 
@@ -146,6 +153,9 @@ pub fn serve(
         // SessionACL::All is fuser's `allow_other`.
         config.acl = SessionACL::All;
     }
+    // The session keeps `fs` to the end (never dropped: see below); sizes learned since
+    // the last save are saved once it is unmounted.
+    let sizes = fs.core().sizes().clone();
     let session = fuser::Session::new(Fuse::new(fs, runtime.handle().clone()), mountpoint, &config)
         .with_context(|| format!("cannot mount on {}", mountpoint.display()))?
         .spawn()
@@ -179,6 +189,7 @@ pub fn serve(
     // Not dropped: fuser's drop would unmount the path again, and by then the path may
     // hold a new mount (a user who unmounts and mounts again at once).
     std::mem::forget(session);
+    sizes.save();
     tracing::info!("unmounted {}", mountpoint.display());
     Ok(())
 }
@@ -361,6 +372,9 @@ mod tests {
             room,
             "--since",
             "2026-01-31",
+            "--metadata-cache",
+            "/var/cache/sizes",
+            "--exact-sizes",
         ]);
         assert_eq!(
             settings(&args),
@@ -372,7 +386,20 @@ mod tests {
                 refresh: Duration::from_secs(300),
                 rooms: vec![room.to_owned()],
                 since: Some("2026-01-31T00:00:00Z".to_owned()),
+                metadata_cache: Some("/var/cache/sizes".into()),
+                exact_sizes: true,
             }
         );
+    }
+
+    #[test]
+    fn no_metadata_cache_turns_the_default_off() {
+        assert_eq!(
+            settings(&mount_args(&["--no-metadata-cache"])).metadata_cache,
+            None
+        );
+        let both = ["twilio-media-fs", "mount", "/m", "--no-metadata-cache"];
+        let both = both.iter().chain(&["--metadata-cache", "/d"]);
+        assert!(Cli::try_parse_from(both).is_err(), "they conflict");
     }
 }

@@ -9,13 +9,21 @@
 //! /rooms/RMxx/                  the recordings and compositions of one room
 //! ```
 //!
-//! Directories are listed lazily, on first use, through the [`Api`], and listed again
-//! once older than `refresh`; `getattr` never makes a request (sizes come from listings
-//! and opens), and a lookup of a SID not listed yet fetches that one resource. Names come
-//! from SIDs and each kind's extensions only ([`MediaKind`], [`crate::names`]). Each open
-//! directory handle reads one snapshot of its entries, taken when it is read from the
-//! start, so that a listing refreshed between two `readdir` chunks neither skips nor
-//! repeats an entry.
+//! Directories are listed lazily, on first use (a lookup of the directory, or of a
+//! name in it), through the [`Api`], and listed again once older than `refresh`;
+//! `getattr` never makes a request, and a lookup of a SID not listed yet fetches that
+//! one resource. Names come from SIDs and each kind's extensions only ([`MediaKind`],
+//! [`crate::names`]). Each open directory handle reads one snapshot of its entries,
+//! taken when it is read from the start, so that a listing refreshed between two
+//! `readdir` chunks neither skips nor repeats an entry.
+//!
+//! A file's size is exact once the read core knows it ([`ReadCore::known_size`]: from
+//! an open, from an earlier mount's size cache, or sized in the background after a
+//! listing with `exact_sizes`); before, it is the listed (stored) size, marked not
+//! final. Times stay the same from one mount to the next, for backup tools that
+//! compare them: a file's is its media's date, a directory's the newest date of the
+//! files under it ([`UNIX_EPOCH`] while none are; always, for the root, whose entries
+//! never change).
 //!
 //! Reads are one call into the read core: `open` makes a [`Handle`], `read` asks it.
 //! This module owns the mapping from inodes and handles to the core's objects and
@@ -73,6 +81,9 @@ pub struct FsConfig {
     pub rooms: Vec<String>,
     /// Only media created at or after this date (RFC 3339).
     pub since: Option<String>,
+    /// After each listing, size the files whose exact size is not known yet, in the
+    /// background ([`ReadCore::size_all`]).
+    pub exact_sizes: bool,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -102,7 +113,8 @@ pub struct Attr {
     pub perm: u16,
     /// Directories 2; a file 2 when it is in its room's directory too, else 1.
     pub nlink: u32,
-    /// Whether `size` is final (a file whose headers have been read, or a directory).
+    /// Whether `size` and `mtime` are final: a file whose exact size is known, a
+    /// directory listed (or the root).
     pub exact: bool,
 }
 
@@ -120,7 +132,8 @@ pub struct MediaFile {
     pub name: String,
     pub kind: MediaKind,
     pub room: Option<String>,
-    listed_size: u64,
+    /// The size the API lists (the stored length), if it lists one.
+    listed_size: Option<u64>,
     mtime: SystemTime,
     xattrs: Xattrs,
     object: Arc<ObjectReader>,
@@ -147,6 +160,15 @@ struct Listed {
     at: Option<Instant>,
 }
 
+/// The newest time of the files under each directory, from the listings: the
+/// directories' mtimes ([`State::index_times`]).
+#[derive(Default)]
+struct Newest {
+    kinds: HashMap<MediaKind, SystemTime>,
+    all: Option<SystemTime>,
+    rooms: HashMap<String, SystemTime>,
+}
+
 #[derive(Default)]
 struct State {
     nodes: HashMap<u64, Arc<Node>>,
@@ -156,6 +178,7 @@ struct State {
     /// Room SID → its directory's attributes, fetched once on first use; concurrent
     /// first askers share one fetch, and a failed one is tried again next time.
     room_xattrs: HashMap<String, Arc<tokio::sync::OnceCell<Xattrs>>>,
+    newest: Newest,
     next_ino: u64,
 }
 
@@ -173,7 +196,6 @@ pub struct TwilioFs {
     /// Open `.stats` handles and the snapshot each serves.
     stats_handles: Mutex<HashMap<u64, Bytes>>,
     next_handle: AtomicU64,
-    started: SystemTime,
 }
 
 impl TwilioFs {
@@ -201,7 +223,6 @@ impl TwilioFs {
             dirs: Mutex::new(HashMap::new()),
             stats_handles: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
-            started: SystemTime::now(),
         }
     }
 
@@ -267,20 +288,50 @@ impl TwilioFs {
             return Ok(self.stats_attr());
         }
         Ok(match &*self.node(ino)? {
-            Node::Dir(_) => self.dir_attr(ino),
-            Node::File(f) => file_attr(f),
+            Node::Dir(dir) => self.dir_attr(ino, dir),
+            Node::File(f) => self.file_attr(f),
         })
     }
 
-    fn dir_attr(&self, ino: u64) -> Attr {
+    /// A directory's attributes: its mtime the newest of its files' (the same on
+    /// every mount), final once the listings it depends on were made.
+    fn dir_attr(&self, ino: u64, dir: &Dir) -> Attr {
+        let state = self.state.lock().expect("state lock");
+        let listed = |kind: &MediaKind| state.listed.get(kind).is_some_and(|l| l.at.is_some());
+        let (newest, exact) = match dir {
+            Dir::Root => (None, true),
+            Dir::Media(kind) => (state.newest.kinds.get(kind).copied(), listed(kind)),
+            Dir::Rooms => (state.newest.all, MediaKind::ALL.iter().all(listed)),
+            Dir::Room(room) => (
+                state.newest.rooms.get(room).copied(),
+                MediaKind::ALL.iter().all(listed),
+            ),
+        };
         Attr {
             ino,
             kind: Kind::Dir,
             size: 0,
-            mtime: self.started,
+            mtime: newest.unwrap_or(UNIX_EPOCH),
             perm: 0o555,
             nlink: 2,
-            exact: true,
+            exact,
+        }
+    }
+
+    fn file_attr(&self, f: &MediaFile) -> Attr {
+        let (size, exact) = match self.core.known_size(&f.object, f.listed_size) {
+            Some(size) => (size, true),
+            None => (f.listed_size.unwrap_or(0), false),
+        };
+        Attr {
+            ino: f.ino,
+            kind: Kind::File,
+            size,
+            mtime: f.mtime,
+            perm: 0o444,
+            // Listed in `rooms/RM…/` too when it has a room (see `room_members`).
+            nlink: if f.room.is_some() { 2 } else { 1 },
+            exact,
         }
     }
 
@@ -297,6 +348,18 @@ impl TwilioFs {
                 .iter()
                 .find(|e| e.name == name)
                 .ok_or(Error::NotFound)?;
+            if dir == Dir::Root {
+                // Its mtime is the newest of its files': list them first. Should a
+                // listing fail, the attributes say they are not final, and the
+                // directory's readdir meets the error and says it.
+                let kinds = match self.dir(entry.ino)? {
+                    Dir::Media(kind) => vec![kind],
+                    _ => MediaKind::ALL.to_vec(),
+                };
+                for kind in kinds {
+                    let _ = self.list_saying(kind, false).await;
+                }
+            }
             return self.getattr(entry.ino);
         }
         let (sid, ext) = name.rsplit_once('.').ok_or(Error::NotFound)?;
@@ -334,7 +397,7 @@ impl TwilioFs {
         if file.name != name || !in_dir {
             return Err(Error::NotFound);
         }
-        Ok(file_attr(&file))
+        Ok(self.file_attr(&file))
     }
 
     /// Opens a directory for reading; its entries are read by [`Self::readdir`].
@@ -460,6 +523,13 @@ impl TwilioFs {
     /// Lists completed media of one kind (per `--room`, since `--since`) unless the
     /// last listing is fresh.
     async fn list(&self, kind: MediaKind) -> Result<()> {
+        self.list_saying(kind, true).await
+    }
+
+    /// [`Self::list`], saying a failure with a WARN when `warn`, else at DEBUG only
+    /// (for a caller that does not need the listing, whose failure the directory's own
+    /// `readdir` then says).
+    async fn list_saying(&self, kind: MediaKind, warn: bool) -> Result<()> {
         let fresh = || {
             let state = self.state.lock().expect("state lock");
             !self.stale(state.listed.get(&kind).and_then(|l| l.at))
@@ -480,18 +550,44 @@ impl TwilioFs {
                 date_created_before: None,
             };
             let listed = self.api.list(kind, &filter).await;
-            let listed =
-                listed.inspect_err(|e| tracing::warn!("cannot list {}: {e}", kind.plural()))?;
+            let listed = listed.inspect_err(|e| {
+                if warn {
+                    tracing::warn!("cannot list {}: {e}", kind.plural());
+                } else {
+                    tracing::debug!("cannot list {}: {e}", kind.plural());
+                }
+            })?;
             for m in listed {
                 inos.extend(self.add_media(&m, true));
             }
         }
         dedup_in_order(&mut inos);
         let mut state = self.state.lock().expect("state lock");
+        let to_size = self.unsized_files(&state, &inos);
         let listed = state.listed.entry(kind).or_default();
         listed.files = inos;
         listed.at = Some(Instant::now());
+        state.index_times();
+        drop(state);
+        if !to_size.is_empty() {
+            self.core.size_all(to_size);
+        }
         Ok(())
+    }
+
+    /// With `exact_sizes`: the objects of `inos` whose exact size is not known yet.
+    fn unsized_files(&self, state: &State, inos: &[u64]) -> Vec<Arc<ObjectReader>> {
+        if !self.config.exact_sizes {
+            return Vec::new();
+        }
+        inos.iter()
+            .filter_map(|ino| match state.nodes.get(ino).map(|n| &**n) {
+                Some(Node::File(f)) if self.core.known_size(&f.object, f.listed_size).is_none() => {
+                    Some(f.object.clone())
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     fn room_filters(&self) -> Vec<Option<String>> {
@@ -528,7 +624,7 @@ impl TwilioFs {
                     name,
                     kind,
                     room: m.room().filter(|r| names::is_sid(r)).map(str::to_owned),
-                    listed_size: m.size().unwrap_or(0),
+                    listed_size: m.size(),
                     mtime: m.modified().unwrap_or(UNIX_EPOCH),
                     xattrs: Arc::from(m.xattrs()),
                     object: self.core.object(&m.media_ref()),
@@ -543,6 +639,7 @@ impl TwilioFs {
             let files = &mut state.listed.entry(kind).or_default().files;
             if !files.contains(&ino) {
                 files.push(ino);
+                state.index_times();
             }
         }
         Some(ino)
@@ -668,6 +765,26 @@ impl State {
         ino
     }
 
+    /// Recomputes the directories' mtimes ([`Newest`]) from the listings: after each
+    /// listing, so `getattr` of a directory costs a look-up, not a scan.
+    fn index_times(&mut self) {
+        let mut newest = Newest::default();
+        for (kind, listed) in &self.listed {
+            for ino in &listed.files {
+                let Some(Node::File(f)) = self.nodes.get(ino).map(|n| &**n) else {
+                    continue;
+                };
+                let later = |t: &mut SystemTime| *t = (*t).max(f.mtime);
+                later(newest.kinds.entry(*kind).or_insert(f.mtime));
+                later(newest.all.get_or_insert(f.mtime));
+                if let Some(room) = &f.room {
+                    later(newest.rooms.entry(room.clone()).or_insert(f.mtime));
+                }
+            }
+        }
+        self.newest = newest;
+    }
+
     /// The inode of room `room`'s directory, made on first use.
     fn room_dir(&mut self, room: &str) -> u64 {
         if let Some(&ino) = self.by_sid.get(room) {
@@ -701,23 +818,6 @@ fn xattr_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<u8> {
         out.extend_from_slice(format!("user.twilio.{name}\0").as_bytes());
     }
     out
-}
-
-fn file_attr(f: &MediaFile) -> Attr {
-    let (size, exact) = match f.object.known_meta() {
-        Some(m) => (m.plain_len, true),
-        None => (f.listed_size, false),
-    };
-    Attr {
-        ino: f.ino,
-        kind: Kind::File,
-        size,
-        mtime: f.mtime,
-        perm: 0o444,
-        // Listed in `rooms/RM…/` too when it has a room (see `room_members`).
-        nlink: if f.room.is_some() { 2 } else { 1 },
-        exact,
-    }
 }
 
 fn dedup_in_order(v: &mut Vec<u64>) {

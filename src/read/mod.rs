@@ -19,6 +19,12 @@
 //! answer bound, and the counters behind `.stats` ([`Stats`]). A [`Handle`] is one open
 //! file: its own read-ahead state and what it has been served.
 //!
+//! Every exact size the core learns (an open, a metadata look-up, sizing in the
+//! background) is recorded in one place, [`ReadCore::learned`], into the
+//! [`SizeCache`], which front-ends ask through [`ReadCore::known_size`] before a file
+//! was ever opened. [`ReadCore::size_all`] sizes files in the background, at most
+//! [`SIZING_AT_ONCE`] at a time, for `--exact-sizes`.
+//!
 //! Errors come as [`ReadError`] kinds, never errnos or HTTP statuses: each front-end
 //! maps them. This module must not know about FUSE, inodes or HTTP, must not block a
 //! thread, and never writes plaintext anywhere but the cache.
@@ -37,14 +43,17 @@ pub use object::{ObjectMeta, ObjectReader};
 pub use prefetch::Prefetcher;
 pub use served::Served;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use futures_util::StreamExt;
+
 use crate::crypto::PrivateKeys;
 use crate::object::ObjectSource;
+use crate::sizes::SizeCache;
 use crate::stats::IoStats;
 use crate::twilio::MediaRef;
 
@@ -104,7 +113,18 @@ pub struct ReadCore {
     bytes_served: AtomicU64,
     errors: AtomicU64,
     open_handles: AtomicU64,
+    /// Exact sizes learned here or by earlier mounts.
+    sizes: Arc<SizeCache>,
+    /// Objects being sized in the background at most [`SIZING_AT_ONCE`] at a time, and
+    /// the SIDs queued or in progress (each is sized once, however often listed).
+    sizing: Arc<tokio::sync::Semaphore>,
+    sizing_now: Mutex<HashSet<String>>,
 }
+
+/// Objects sized at once in the background (`--exact-sizes`): each costs a request or
+/// two of a few bytes, so a few at a time list a big account in seconds while leaving
+/// the connection pool and the API's concurrency limit to readers.
+pub const SIZING_AT_ONCE: usize = 4;
 
 impl ReadCore {
     /// A core reading `source` with `keys`, keeping windows in `cache`. `io` are the
@@ -135,11 +155,36 @@ impl ReadCore {
             bytes_served: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             open_handles: AtomicU64::new(0),
+            sizes: Arc::new(SizeCache::in_memory()),
+            sizing: Arc::new(tokio::sync::Semaphore::new(SIZING_AT_ONCE)),
+            sizing_now: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// This core recording the sizes it learns in `sizes` (by default, a cache in
+    /// memory only).
+    pub fn with_sizes(mut self, sizes: Arc<SizeCache>) -> Self {
+        self.sizes = sizes;
+        self
     }
 
     pub fn config(&self) -> &ReadConfig {
         &self.config
+    }
+
+    /// The exact sizes known.
+    pub fn sizes(&self) -> &Arc<SizeCache> {
+        &self.sizes
+    }
+
+    /// The exact plaintext size of `object` with no request: from its metadata if it
+    /// was learned, else from the [`SizeCache`] (believed from disk while the API's
+    /// `listed` size agrees with it).
+    pub fn known_size(&self, object: &ObjectReader, listed: Option<u64>) -> Option<u64> {
+        match object.known_meta() {
+            Some(meta) => Some(meta.plain_len),
+            None => self.sizes.lookup(object.sid(), listed),
+        }
     }
 
     /// The reader of `media`, made on first use. Learns nothing yet: no request.
@@ -172,16 +217,74 @@ impl ReadCore {
         self: &Arc<Self>,
         object: Arc<ObjectReader>,
     ) -> Result<Handle, ReadError> {
-        self.bounded(object.sid(), object.meta())
+        let meta = self
+            .bounded(object.sid(), object.meta())
             .await
             .inspect_err(|e| self.failed(e))?;
+        self.learned(&object, meta.stored_len, meta.plain_len);
         Ok(Handle::new(self.clone(), object))
     }
 
     /// The object's metadata (its first GET when nobody has made it yet), within the
     /// answer bound. Not counted as an error of a reader when it fails.
     pub async fn meta<'a>(&self, object: &'a ObjectReader) -> Result<&'a ObjectMeta, ReadError> {
-        self.bounded(object.sid(), object.meta()).await
+        let meta = self.bounded(object.sid(), object.meta()).await?;
+        self.learned(object, meta.stored_len, meta.plain_len);
+        Ok(meta)
+    }
+
+    /// The exact plaintext size of `object`, fetching as little as can tell it
+    /// ([`ObjectReader::learn_size`]), within the answer bound. Not counted as an
+    /// error of a reader when it fails.
+    pub async fn size(&self, object: &ObjectReader) -> Result<u64, ReadError> {
+        if let Some(meta) = object.known_meta() {
+            return Ok(meta.plain_len);
+        }
+        let (stored, plain) = self.bounded(object.sid(), object.learn_size()).await?;
+        self.learned(object, stored, plain);
+        Ok(plain)
+    }
+
+    /// Sizes `objects` ([`Self::size`]) in the background, at most [`SIZING_AT_ONCE`]
+    /// at a time across all calls, skipping those being sized already; returns at once.
+    /// A failure is logged at DEBUG only: the file keeps its listed size, and an open
+    /// meets the error (and says it) if it lasts.
+    pub fn size_all(self: &Arc<Self>, objects: Vec<Arc<ObjectReader>>) {
+        let objects: Vec<_> = {
+            let mut now = self.sizing_now.lock().expect("sizing lock");
+            objects
+                .into_iter()
+                .filter(|o| now.insert(o.sid().to_owned()))
+                .collect()
+        };
+        if objects.is_empty() {
+            return;
+        }
+        tracing::debug!("sizing {} files in the background", objects.len());
+        let this = self.clone();
+        tokio::spawn(async move {
+            // At most SIZING_AT_ONCE futures alive per call, and permits across calls.
+            let each = |object: Arc<ObjectReader>| {
+                let this = &this;
+                async move {
+                    if let Ok(_permit) = this.sizing.acquire().await
+                        && let Err(e) = this.size(&object).await
+                    {
+                        tracing::debug!("cannot size {}: {e}", object.sid());
+                    }
+                    let mut now = this.sizing_now.lock().expect("sizing lock");
+                    now.remove(object.sid());
+                }
+            };
+            futures_util::stream::iter(objects)
+                .for_each_concurrent(SIZING_AT_ONCE, each)
+                .await;
+        });
+    }
+
+    /// Where every exact size the core learns goes: the [`SizeCache`].
+    fn learned(&self, object: &ObjectReader, stored: u64, plain: u64) {
+        self.sizes.record(object.sid(), stored, plain);
     }
 
     /// The counters, now.

@@ -25,7 +25,7 @@ use tokio::sync::OnceCell;
 use super::cache::{WindowCache, WindowKey};
 use super::error::ReadError;
 use crate::crypto::{ContentKey, CryptoError, Envelope, PrivateKeys, window};
-use crate::object::{ObjectError, ObjectSource};
+use crate::object::{Fetched, ObjectError, ObjectSource};
 use crate::twilio::MediaRef;
 
 /// What the first GET taught about an object.
@@ -210,15 +210,62 @@ impl ObjectReader {
             .get_range(&self.media, 0, self.window)
             .await
             .map_err(|e| self.storage(e))?;
-        let stored_len = first.total_len;
+        let envelope = self.envelope(&first)?;
+        self.learn_from(first, envelope).await
+    }
+
+    /// The exact plaintext length and the stored length, with the least fetched: one
+    /// ranged GET of the first block, whose headers give the length when the object is
+    /// stored unencrypted or has `x-amz-meta-x-amz-unencrypted-content-length` (that
+    /// agrees with its stored length); otherwise the object's metadata as an open
+    /// learns it (the last two blocks, the content key), which a later open then uses.
+    /// For sizing files before they are opened (`--exact-sizes`).
+    pub async fn learn_size(&self) -> Result<(u64, u64), ReadError> {
+        if let Some(m) = self.meta.get() {
+            return Ok((m.stored_len, m.plain_len));
+        }
+        let first = self
+            .source
+            .get_range(&self.media, 0, window::BLOCK)
+            .await
+            .map_err(|e| self.storage(e))?;
+        let stored = first.total_len;
+        let envelope = self.envelope(&first)?;
+        let told = match &envelope {
+            None => Some(stored),
+            Some(env) => env
+                .plaintext_len
+                .filter(|&p| window::ciphertext_len(p) == stored),
+        };
+        if let Some(plain) = told {
+            return Ok((stored, plain));
+        }
+        let meta = self
+            .meta
+            .get_or_try_init(|| self.learn_from(first, envelope))
+            .await?;
+        Ok((meta.stored_len, meta.plain_len))
+    }
+
+    /// The envelope the first GET's headers describe; `None`: stored unencrypted.
+    fn envelope(&self, first: &Fetched) -> Result<Option<Envelope>, ReadError> {
         let headers = first.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        let envelope = Envelope::from_headers(headers).map_err(|e| match e {
+        Envelope::from_headers(headers).map_err(|e| match e {
             CryptoError::UnsupportedV2 { .. } => ReadError::Unsupported {
                 sid: self.sid().to_owned(),
                 cause: e,
             },
             other => self.damaged(other),
-        })?;
+        })
+    }
+
+    /// [`Self::learn`] from the first GET (of one block or more) and its envelope.
+    async fn learn_from(
+        &self,
+        first: Fetched,
+        envelope: Option<Envelope>,
+    ) -> Result<ObjectMeta, ReadError> {
+        let stored_len = first.total_len;
         let Some(envelope) = envelope else {
             tracing::debug!("{}: stored unencrypted ({stored_len} bytes)", self.sid());
             let meta = ObjectMeta {
@@ -481,6 +528,45 @@ mod tests {
             r.read(0, 10).await,
             Err(ReadError::Damaged { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn a_size_costs_one_block_with_the_length_header_and_the_tail_without() {
+        let k = seal::test_key(11);
+        for len in [0usize, 1, 15, 16, 17, 5000] {
+            let plain = vec![3u8; len];
+            let stored = window::ciphertext_len(len as u64);
+            let mem = Arc::new(sealed(&plain, &k, true));
+            let r = reader(mem.clone(), keys_of(&k), 4096);
+            assert_eq!(r.learn_size().await.unwrap(), (stored, len as u64));
+            assert_eq!(
+                (mem.gets(), mem.bytes_served()),
+                (1, 16),
+                "{len}: one block"
+            );
+            assert!(r.known_meta().is_none(), "no key unwrapped");
+
+            let mem = Arc::new(sealed(&plain, &k, false));
+            let r = reader(mem.clone(), keys_of(&k), 4096);
+            assert_eq!(r.learn_size().await.unwrap(), (stored, len as u64));
+            let tail = if stored > 16 { 32 } else { 0 };
+            assert_eq!(
+                (mem.gets(), mem.bytes_served()),
+                (1 + (tail > 0) as u64, 16 + tail)
+            );
+            assert_eq!(
+                r.known_meta().unwrap().plain_len,
+                len as u64,
+                "learned as by open"
+            );
+            assert_eq!(&r.read(0, 1 << 20).await.unwrap()[..], &plain[..]);
+        }
+        // Stored unencrypted: its length.
+        let mem = Arc::new(MemoryStorage::new());
+        mem.put(SID, vec![7u8; 3000], Vec::new());
+        let r = reader(mem.clone(), PrivateKeys::new(), 1000);
+        assert_eq!(r.learn_size().await.unwrap(), (3000, 3000));
+        assert_eq!(mem.gets(), 1);
     }
 
     #[tokio::test]

@@ -160,9 +160,12 @@ impl Mount {
         }
     }
 
-    /// `mount PATH -k KEY…` against the API at `api_url`.
+    /// `mount PATH -k KEY…` against the API at `api_url`, its size cache in this
+    /// mount's own scratch directory (no test sees another's sizes, nor this machine's).
     pub fn command(&self, api_url: &str, keys: &[&Path]) -> Command {
         let mut cmd = cli_at(api_url);
+        cmd.env("XDG_CACHE_HOME", self._dir.path().join("cache"))
+            .env_remove("CACHE_DIRECTORY");
         cmd.arg("mount").arg(&self.path);
         for k in keys {
             cmd.arg("-k").arg(k);
@@ -242,6 +245,33 @@ impl Mount {
     /// What a `--foreground` mount logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// `umount`, then waits for the `--foreground` server to exit by itself (as it does
+    /// after an unmount, once it has saved its size cache); panics if it fails or
+    /// takes longer than [`DEADLINE`].
+    pub async fn unmount(&mut self) {
+        ok(command("umount", &[self.path_str()])).await;
+        let mut child = self.child.take().expect("a --foreground mount");
+        let status = blocking(move || {
+            let deadline = Instant::now() + DEADLINE;
+            loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    return status;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    panic!("the mount did not end after umount");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+        .await;
+        assert!(
+            status.success(),
+            "mount exited with {status}: {}",
+            self.log()
+        );
     }
 
     /// Whether it is still mounted and its process still running.
