@@ -220,6 +220,12 @@ pub struct EmulatorArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub extra_recordings: u64,
 
+    /// Behave as a restricted API key that may read recordings, compositions and rooms
+    /// only: the Recording/Composition settings and the public keys answer 403 (Twilio
+    /// error 20403). What `mount`, `ls` and `get` must work with, and `doctor` warn about.
+    #[arg(long)]
+    pub restricted_key: bool,
+
     /// RSA public key (PEM, SPKI or PKCS#1) to encrypt for. Repeat: the first encrypts
     /// everything, the second one extra recording (a rotated key). Without it, a fresh
     /// 2048-bit key pair is generated.

@@ -1,15 +1,21 @@
 //! The flag groups that several subcommands share, turned into what the library takes:
 //! private keys loaded from `-k` files, a Twilio client configured from the API and
-//! retry flags.
+//! retry flags; and the words for what goes wrong reaching the API with them.
 //!
 //! This is where reading key files and credentials happens for the commands
 //! ([`crate::keyfile`], [`crate::twilio::Credentials`]); [`crate::cli`] only declares the
 //! flags. It knows nothing of any one subcommand.
+//!
+//! A command that reads media needs read access to what it reads and nothing more (an
+//! operator may give it a restricted API key: recordings, compositions and rooms): its
+//! first request is one it needs anyway ([`check_access`]), and an API error says
+//! whether the credentials were rejected (401), may not read that resource (403), or the
+//! API could not be reached ([`access_error`]).
 
 use crate::cli::{ApiArgs, KeyArgs};
 use crate::crypto::PrivateKeys;
 use crate::keyfile;
-use crate::twilio::{ClientConfig, Credentials, TwilioClient};
+use crate::twilio::{self, Access, AuthKind, ClientConfig, Credentials, MediaKind, TwilioClient};
 
 /// Loads every `-k` key file, in order, refusing ones that others can read unless
 /// `--insecure-key-permissions`.
@@ -38,4 +44,60 @@ pub fn client_config(api: &ApiArgs) -> anyhow::Result<ClientConfig> {
     config.connect_timeout = config.connect_timeout.min(api.retry.timeout);
     config.retry.total_budget = api.retry.retry_budget;
     Ok(config)
+}
+
+/// The media a command's first request reads: one recording, if there is any.
+pub const PROBED: MediaKind = MediaKind::Recording;
+
+/// One request that a command reading media needs anyway: one recording, if any
+/// ([`TwilioClient::probe`]). Credentials that do not work fail here, before anything
+/// else, with [`access_error`]'s words.
+pub async fn check_access(twilio: &TwilioClient) -> anyhow::Result<()> {
+    let what = PROBED.plural();
+    twilio.probe(PROBED).await.map_err(|e| match e.access() {
+        Access::Other => anyhow::Error::new(e).context(format!(
+            "cannot list {what} at {}",
+            origin(twilio.api_url())
+        )),
+        _ => access_error(twilio, e, what),
+    })
+}
+
+/// `e`, met reading `what` (`recordings`, `rooms`, …), in words that say what failed:
+/// Twilio rejected the credentials (a 401, whose message says so and what to check),
+/// they may not read `what` (a 403: a restricted API key without that permission), or
+/// the API cannot be reached. Any other error is left as it is.
+pub fn access_error(twilio: &TwilioClient, e: twilio::Error, what: &str) -> anyhow::Error {
+    match e.access() {
+        Access::Rejected | Access::Other => e.into(),
+        Access::Forbidden => anyhow::anyhow!(
+            "{} may not read {what}: {e}; {RESTRICTED_FIX}",
+            who(twilio.credentials())
+        ),
+        Access::Unreachable => anyhow::Error::new(e).context(format!(
+            "cannot reach the Twilio API at {}",
+            origin(twilio.api_url())
+        )),
+    }
+}
+
+/// What a restricted API key needs for `mount`, `ls` and `get`.
+pub const RESTRICTED_FIX: &str = "a restricted API key needs read access to Video \
+    recordings, compositions and rooms (Twilio Console > Account > API keys & tokens)";
+
+/// Whom a 403 is about: `this API key (SK…)`, or `these credentials (account AC…)`.
+pub fn who(credentials: &Credentials) -> String {
+    match credentials.kind() {
+        AuthKind::ApiKey => format!("this API key ({})", credentials.username()),
+        AuthKind::AuthToken => format!("these credentials (account {})", credentials.username()),
+    }
+}
+
+/// `scheme://host[:port]` of `url`, as messages name an API.
+pub fn origin(url: &reqwest::Url) -> String {
+    let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
+    if let Some(port) = url.port() {
+        shown.push_str(&format!(":{port}"));
+    }
+    shown
 }

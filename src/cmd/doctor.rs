@@ -1,13 +1,15 @@
 //! `doctor`: checks what a mount needs, one line per check, each OK or what is wrong and
 //! how to fix it; exits 1 when a check fails.
 //!
-//! The checks, in order: the credentials are accepted; the Recording and Composition
-//! settings (is encryption on, with which public key); that public key exists in the
-//! account (Accounts API); the private keys given load; they are the pair of the key
-//! Twilio encrypts with; one recording's first window decrypts; `/dev/fuse` is there;
+//! The checks, in order: the credentials are accepted (one recording listed: the first
+//! request of `mount`, `ls` and `get` too); the Recording and Composition settings (is
+//! encryption on, with which public key); that public key exists in the account
+//! (Accounts API); the private keys given load; they are the pair of the key Twilio
+//! encrypts with; one recording's first window decrypts; `/dev/fuse` is there;
 //! `fusermount3` is there when not root. A check that needs one that failed is skipped
 //! and says so. Encryption turned off is a warning, not a failure: the mount serves
-//! unencrypted media as it is.
+//! unencrypted media as it is. So is a settings or public-key resource the credentials
+//! may not read (a restricted API key, HTTP 403): nothing but `doctor` reads them.
 //!
 //! Twilio never returns a public key's material (the PublicKey resource has a SID, a
 //! name and dates), so the pair is proved where it matters: the content key of the
@@ -23,12 +25,14 @@ use std::sync::Arc;
 use anyhow::bail;
 use rsa::traits::PublicKeyParts;
 
-use super::config::{client_config, load_keys};
+use super::config::{PROBED, RESTRICTED_FIX, client_config, load_keys, origin, who};
 use crate::cli::DoctorArgs;
 use crate::crypto::PrivateKeys;
 use crate::object::{ObjectClient, ObjectSource};
 use crate::read::{ObjectReader, ReadError, WindowCache};
-use crate::twilio::{self, Media, MediaFilter, MediaKind, MediaRef, StorageSettings, TwilioClient};
+use crate::twilio::{
+    self, Access, Media, MediaFilter, MediaKind, MediaRef, StorageSettings, TwilioClient,
+};
 
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +151,16 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<()> {
 const SETTINGS_FIX: &str = "Twilio Console > Video > Manage > Recording Settings (and \
     Composition Settings): turn on encryption with your public key";
 
+/// For settings a restricted API key may not read.
+const SETTINGS_READ_FIX: &str = "none needed for mount, ls and get, which do not read \
+    the settings; for doctor to check encryption, give the key read access to the Video \
+    Recording and Composition Settings too";
+
+/// For a public key a restricted API key may not read.
+const PUBLIC_KEY_READ_FIX: &str = "none needed for mount, ls and get, which do not read \
+    it; for doctor to check it, give the key read access to the account's public key \
+    credentials (Accounts API) too";
+
 async fn checks(args: &DoctorArgs) -> Report {
     let mut r = Report::default();
     let api = api_checks(args, &mut r).await;
@@ -196,22 +210,28 @@ async fn api_checks(args: &DoctorArgs, r: &mut Report) -> Option<Api> {
             return None;
         }
     };
-    let recording = match twilio.recording_settings().await {
-        Ok(s) => s,
-        Err(e) => {
-            let fix = match e {
-                twilio::Error::Unauthorized { .. } => {
-                    "use an API key and secret (or the account SID and auth token) of this \
-                     account: Twilio Console > Account > API keys & tokens"
-                }
-                _ => "check the network, and --api-url / TWILIO_MEDIA_FS_API_URL",
-            };
-            r.checks.push(Check::fail(CREDS, e.to_string(), fix));
-            skip_api(r);
-            return None;
-        }
-    };
     let creds = twilio.credentials();
+    // The first request of mount, ls and get: what a restricted key may read.
+    if let Err(e) = twilio.probe(PROBED).await {
+        let (detail, fix) = match e.access() {
+            Access::Rejected => (
+                e.to_string(),
+                "use an API key and secret (or the account SID and auth token) of this \
+                 account: Twilio Console > Account > API keys & tokens",
+            ),
+            Access::Forbidden => (
+                format!("{} may not read {}: {e}", who(creds), PROBED.plural()),
+                RESTRICTED_FIX,
+            ),
+            Access::Unreachable | Access::Other => (
+                e.to_string(),
+                "check the network, and --api-url / TWILIO_MEDIA_FS_API_URL",
+            ),
+        };
+        r.checks.push(Check::fail(CREDS, detail, fix));
+        skip_api(r);
+        return None;
+    }
     let kind = match creds.kind() {
         twilio::AuthKind::ApiKey => "API key",
         twilio::AuthKind::AuthToken => "auth token of",
@@ -220,30 +240,39 @@ async fn api_checks(args: &DoctorArgs, r: &mut Report) -> Option<Api> {
         CREDS,
         format!(
             "accepted by {} ({kind} {}, from {})",
-            host(twilio.api_url()),
+            origin(twilio.api_url()),
             creds.username(),
             creds.source()
         ),
     ));
     let mut key_sids = Vec::new();
-    r.checks.push(settings_check(
-        "recording settings",
-        &recording,
-        &mut key_sids,
-    ));
-    match twilio.composition_settings().await {
-        Ok(s) => r
-            .checks
-            .push(settings_check("composition settings", &s, &mut key_sids)),
-        Err(e) => r.checks.push(Check::fail(
-            "composition settings",
-            e.to_string(),
-            "check that the credentials may read the Video settings",
-        )),
+    let mut unread = false;
+    for kind in MediaKind::ALL {
+        let name = format!("{} settings", kind.noun());
+        match twilio.settings(kind).await {
+            Ok(s) => r.checks.push(settings_check(&name, &s, &mut key_sids)),
+            Err(e) if e.access() == Access::Forbidden => {
+                unread = true;
+                r.checks.push(Check::warn(
+                    name,
+                    format!("not checked: {} may not read them: {e}", who(creds)),
+                    SETTINGS_READ_FIX,
+                ));
+            }
+            Err(e) => r.checks.push(Check::fail(
+                name,
+                e.to_string(),
+                "check that the credentials may read the Video settings",
+            )),
+        }
     }
     if key_sids.is_empty() {
-        r.checks
-            .push(Check::skip("public key", "the settings name no public key"));
+        let why = if unread {
+            "not checked: no settings these credentials may read name one"
+        } else {
+            "the settings name no public key"
+        };
+        r.checks.push(Check::skip("public key", why));
     }
     for sid in &key_sids {
         let name = format!("public key {sid}");
@@ -253,7 +282,7 @@ async fn api_checks(args: &DoctorArgs, r: &mut Report) -> Option<Api> {
                 format!(
                     "{:?} is in the account ({})",
                     k.friendly_name.unwrap_or_default(),
-                    host(twilio.accounts_url())
+                    origin(twilio.accounts_url())
                 ),
             )),
             Err(twilio::Error::Api { status: 404, .. }) => r.checks.push(Check::fail(
@@ -263,6 +292,14 @@ async fn api_checks(args: &DoctorArgs, r: &mut Report) -> Option<Api> {
                     "upload your public key (Twilio Console > Account > Credentials > Public \
                      keys) and select it in the settings ({SETTINGS_FIX})"
                 ),
+            )),
+            Err(e) if e.access() == Access::Forbidden => r.checks.push(Check::warn(
+                name,
+                format!(
+                    "not checked: {} may not read the account's public keys: {e}",
+                    who(creds)
+                ),
+                PUBLIC_KEY_READ_FIX,
             )),
             Err(e) => r.checks.push(Check::fail(
                 name,
@@ -365,6 +402,12 @@ async fn media_checks(api: &Api, keys: Arc<PrivateKeys>, r: &mut Report) {
                 continue;
             }
             Ok(list) => list,
+            Err(e) if e.access() == Access::Forbidden => {
+                let whom = who(api.twilio.credentials());
+                let detail = format!("{whom} may not read {label}: {e}");
+                r.checks.push(Check::fail(name, detail, RESTRICTED_FIX));
+                continue;
+            }
             Err(e) => {
                 r.checks.push(Check::fail(
                     name,
@@ -465,14 +508,6 @@ async fn newest_media(twilio: &TwilioClient, kind: MediaKind) -> twilio::Result<
         .unwrap_or_default();
     page.sort_by(|a, b| b.date_created().cmp(&a.date_created()));
     Ok(page.iter().map(Media::media_ref).collect())
-}
-
-fn host(url: &reqwest::Url) -> String {
-    let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
-    if let Some(port) = url.port() {
-        shown.push_str(&format!(":{port}"));
-    }
-    shown
 }
 
 /// `/dev/fuse` is there, as a character device.

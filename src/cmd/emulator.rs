@@ -90,6 +90,7 @@ pub fn config(args: &EmulatorArgs) -> anyhow::Result<EmulatorConfig> {
         public_keys,
         credentials: EmulatorCredentials::default(),
         encryption_enabled: true,
+        restricted_key: args.restricted_key,
     })
 }
 
@@ -104,6 +105,11 @@ fn banner(url: &str, emulator: &Emulator) -> String {
          # or: export TWILIO_API_KEY={} TWILIO_API_SECRET={}\n\n",
         c.account_sid, c.auth_token, c.api_key, c.api_secret
     );
+    if emulator.config().restricted_key {
+        out.push_str(
+            "a restricted key: the settings and public keys answer 403 (--restricted-key)\n\n",
+        );
+    }
     let objects = emulator.objects();
     let shown = 20;
     for o in objects.iter().take(shown) {
@@ -236,6 +242,7 @@ mod cli_tests {
             "4",
             "--stall-ms",
             "1500",
+            "--restricted-key",
             "--private-key-out",
             out.to_str().unwrap(),
         ]);
@@ -248,6 +255,8 @@ mod cli_tests {
         assert_eq!(config.latency, std::time::Duration::from_millis(5));
         assert_eq!(config.ttl, std::time::Duration::from_secs(3600));
         assert_eq!(config.public_keys.len(), 1);
+        assert!(config.restricted_key);
+        assert!(!parse(&[]).restricted_key, "a full key unless asked");
         let pem = std::fs::read_to_string(&out).unwrap();
         assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
         #[cfg(unix)]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use futures_util::{StreamExt, TryStreamExt, stream};
 
-use super::config::{load_keys, twilio_client};
+use super::config::{access_error, load_keys, twilio_client};
 use super::output::Output;
 use crate::cli::GetArgs;
 use crate::crypto::PrivateKeys;
@@ -100,7 +100,10 @@ async fn describe(twilio: &TwilioClient, sid: &str) -> anyhow::Result<(MediaRef,
         kind,
         sid: sid.to_owned(),
     };
-    let resource = twilio.resource(&media).await?;
+    let resource = twilio
+        .resource(&media)
+        .await
+        .map_err(|e| access_error(twilio, e, kind.plural()))?;
     if let Some(status) = resource.status()
         && !status.eq_ignore_ascii_case("completed")
     {

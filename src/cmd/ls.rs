@@ -9,7 +9,7 @@ use std::io::Write;
 use anyhow::Context;
 use serde::Serialize;
 
-use super::config::twilio_client;
+use super::config::{access_error, twilio_client};
 use crate::cli::{ListWhat, LsArgs};
 use crate::twilio::{Media, MediaFilter, MediaKind, RoomFilter, TwilioClient};
 
@@ -48,7 +48,8 @@ async fn media(
             room,
             ..Default::default()
         };
-        for m in twilio.media(kind, &filter).await? {
+        let listed = twilio.media(kind, &filter).await;
+        for m in listed.map_err(|e| access_error(twilio, e, kind.plural()))? {
             if args.json {
                 json_line(out, &m)?;
                 continue;
@@ -100,7 +101,8 @@ async fn rooms(twilio: &TwilioClient, args: &LsArgs, out: &mut impl Write) -> an
     let wanted = |sid: &str| args.rooms.is_empty() || args.rooms.iter().any(|r| r == sid);
     for room in twilio
         .rooms(&filter)
-        .await?
+        .await
+        .map_err(|e| access_error(twilio, e, "rooms"))?
         .into_iter()
         .filter(|r| wanted(&r.sid))
     {

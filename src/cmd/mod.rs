@@ -1,5 +1,6 @@
 //! The subcommands: [`run`] dispatches a parsed command line to one module per
-//! subcommand, each of which takes its parsed arguments and does the job.
+//! subcommand, each of which takes its parsed arguments and does the job;
+//! [`init_logging`] ([`logging`]) sets up the log they write to stderr.
 //!
 //! This is the one layer that sees both clap's types ([`crate::cli`]) and the library:
 //! it turns flags into the library's configs. Nothing below it imports it, and the
@@ -14,9 +15,12 @@ pub mod doctor;
 pub mod emulator;
 pub mod generate;
 pub mod get;
+pub mod logging;
 pub mod ls;
 pub mod mount;
 pub mod output;
+
+pub use logging::init_logging;
 
 use crate::cli::{Cli, Command};
 
@@ -32,25 +36,4 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Doctor(args) => doctor::run(args),
         Command::Generate(args) => generate::run(args),
     }
-}
-
-/// Sets up logging to stderr: warnings by default, more with -v, RUST_LOG wins.
-pub fn init_logging(verbose: u8) {
-    // fuser warns about its own unmount after ours (MNT_DETACH) already happened.
-    let default = match verbose {
-        0 => "warn,fuser=error",
-        1 => "info,fuser=error",
-        2 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    // Colours only on a terminal: a log file gets plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
 }

@@ -26,7 +26,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use fuser::{Config, MountOption, SessionACL};
 
-use super::config::{load_keys, twilio_client};
+use super::config::{check_access, load_keys, twilio_client};
 use crate::app::{MountSettings, build_fs};
 use crate::cli::MountArgs;
 use crate::fs::{TwilioFs, fuse::Fuse};
@@ -53,11 +53,9 @@ fn foreground(args: &MountArgs, ready: &ReadyPipe) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let fs = runtime.block_on(async {
         let twilio = Arc::new(twilio_client(&args.api)?);
-        // One request now, so that bad credentials fail the mount, not the first `ls`.
-        twilio
-            .recording_settings()
-            .await
-            .context("cannot reach the Twilio API with these credentials")?;
+        // One request now, so that bad credentials fail the mount, not the first `ls`:
+        // one the mount needs anyway, as a restricted API key may read nothing else.
+        check_access(&twilio).await?;
         anyhow::Ok(build_fs(&settings(args), twilio, keys))
     })?;
     serve(

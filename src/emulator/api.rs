@@ -1,15 +1,16 @@
 //! The Twilio REST side: `/v1/...` handlers, Basic auth, throttling, paging, errors.
 //!
 //! This file owns the HTTP shape of the API as Twilio's OpenAPI specs describe it
-//! (`twilio_video_v1.json`, and `twilio_accounts_v1.json` for the public keys): list bodies with `meta` and absolute `next_page_url`,
-//! filters, 404/401/429 errors as Twilio's JSON, and `/Media` answering 302 with
-//! `{"redirect_to": …}`. It must not touch object bytes (that is `storage`) nor decide
-//! what exists (that is `catalog`).
+//! (`twilio_video_v1.json`, and `twilio_accounts_v1.json` for the public keys): list
+//! bodies with `meta` and absolute `next_page_url`, filters, 404/401/403/429 errors as
+//! Twilio's JSON, and `/Media` answering 302 with `{"redirect_to": …}`. It must not
+//! touch object bytes (that is `storage`) nor decide what exists (that is `catalog`).
 //!
 //! Recordings and compositions are served by one handler per operation (listing, one
 //! resource, `/Media`, settings), routed once per [`MediaKind`] by [`media_routes`]:
 //! paths, listing keys and the filters each kind takes come from the kind. A room's
-//! recordings (`/v1/Rooms/{RM}/Recordings`) keep handlers of their own.
+//! recordings (`/v1/Rooms/{RM}/Recordings`) keep handlers of their own. With a
+//! restricted key (`restricted_key`), the settings and the public keys answer 403.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -48,6 +49,16 @@ fn not_found_error(what: &str) -> Response {
         20404,
         &format!("The requested resource {what} was not found"),
     )
+}
+
+/// A restricted API key's answer to what it may not read ([`super::EmulatorConfig::restricted_key`]):
+/// 403 with Twilio's code 20403. `None` when the key is not restricted.
+fn forbidden(emu: &Emulator) -> Option<Response> {
+    if !emu.config.restricted_key {
+        return None;
+    }
+    bump(&emu.counters.forbidden);
+    Some(twilio_error(StatusCode::FORBIDDEN, 20403, "Forbidden"))
 }
 
 /// Unknown `/v1` paths.
@@ -361,6 +372,9 @@ pub async fn settings(
     State(emu): State<Arc<Emulator>>,
     headers: HeaderMap,
 ) -> Response {
+    if let Some(denied) = forbidden(&emu) {
+        return denied;
+    }
     Json(emu.catalog.settings_json(&base_url(&headers), kind)).into_response()
 }
 
@@ -485,6 +499,9 @@ pub async fn list_public_keys(
     headers: HeaderMap,
     Query(q): Params,
 ) -> Response {
+    if let Some(denied) = forbidden(&emu) {
+        return denied;
+    }
     let base = base_url(&headers);
     let cat = &emu.catalog;
     let items = cat
@@ -508,6 +525,9 @@ pub async fn get_public_key(
     headers: HeaderMap,
     Path(sid): Path<String>,
 ) -> Response {
+    if let Some(denied) = forbidden(&emu) {
+        return denied;
+    }
     match emu.catalog.public_key_json(&base_url(&headers), &sid) {
         Some(json) => Json(json).into_response(),
         None => not_found_error(&format!("/Credentials/PublicKeys/{sid}")),

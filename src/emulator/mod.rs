@@ -7,10 +7,11 @@
 //! It serves media encrypted exactly as Twilio stores it (S3 Encryption Client v1
 //! envelope), with knobs for the faults real clients meet (5xx, bodies cut short or
 //! stalled, 429, expired URLs, latency, per-connection bandwidth, storage outages that
-//! refuse and reset connections). Storage listens on its own port, as S3 is another host
-//! than the API: an outage takes storage down and leaves the API up. It must never be
-//! needed by the filesystem itself: nothing outside tests, `emulator` and `demo` depends
-//! on it. It holds no private key: it encrypts for public keys only.
+//! refuse and reset connections), and a restricted API key that may read media and
+//! rooms but not the settings or public keys (403). Storage listens on its own port, as
+//! S3 is another host than the API: an outage takes storage down and leaves the API up.
+//! It must never be needed by the filesystem itself: nothing outside tests, `emulator`
+//! and `demo` depends on it. It holds no private key: it encrypts for public keys only.
 //!
 //! # Layout
 //! - [`catalog`]: the media objects, rooms, SIDs and their JSON.
@@ -76,6 +77,10 @@ pub struct EmulatorConfig {
     /// What `RecordingSettings` and `CompositionSettings` say (the media is encrypted
     /// all the same, as after a user turned encryption off).
     pub encryption_enabled: bool,
+    /// Every credential behaves as a restricted API key that may read recordings,
+    /// compositions and rooms only: the settings and the Accounts API's public keys
+    /// answer 403 (Twilio code 20403).
+    pub restricted_key: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -96,6 +101,7 @@ impl Default for EmulatorConfig {
             public_keys: Vec::new(),
             credentials: EmulatorCredentials::default(),
             encryption_enabled: true,
+            restricted_key: false,
         }
     }
 }
@@ -170,6 +176,8 @@ pub struct Stats {
     pub storage_outages: u64,
     /// 401 answers.
     pub unauthorized: u64,
+    /// 403 answers of the API: a restricted key asked for what it may not read.
+    pub forbidden: u64,
     /// 403 answers from storage (expired, bad signature, HEAD).
     pub access_denied: u64,
 }
@@ -186,11 +194,12 @@ struct Counters {
     dropped_bodies: AtomicU64,
     stalled_bodies: AtomicU64,
     unauthorized: AtomicU64,
+    forbidden: AtomicU64,
     access_denied: AtomicU64,
 }
 
 impl Counters {
-    fn all(&self) -> [&AtomicU64; 11] {
+    fn all(&self) -> [&AtomicU64; 12] {
         [
             &self.api_requests,
             &self.media_requests,
@@ -202,6 +211,7 @@ impl Counters {
             &self.dropped_bodies,
             &self.stalled_bodies,
             &self.unauthorized,
+            &self.forbidden,
             &self.access_denied,
         ]
     }
@@ -395,6 +405,7 @@ impl Emulator {
             stalled_bodies,
             storage_outages: self.outage.outages(),
             unauthorized: get(&c.unauthorized),
+            forbidden: get(&c.forbidden),
             access_denied: get(&c.access_denied),
         }
     }

@@ -10,8 +10,8 @@
 //! URL repeats or there are absurdly many pages.
 //!
 //! Recordings and compositions take one path per operation, keyed by [`MediaKind`]:
-//! [`TwilioClient::media_pages`], [`TwilioClient::resource`], [`TwilioClient::settings`],
-//! [`TwilioClient::media_url`]. The typed calls (`recordings`, `composition`, …) are
+//! [`TwilioClient::media_pages`], [`TwilioClient::probe`], [`TwilioClient::resource`],
+//! [`TwilioClient::settings`], [`TwilioClient::media_url`]. The typed calls (`recordings`, `composition`, …) are
 //! thin wrappers for callers that want the resource's own type or the filters only
 //! recordings take; they build their paths from the kind too.
 //!
@@ -317,6 +317,18 @@ impl TwilioClient {
             kind.plural(),
             Box::new(move |entry| kind.decode(entry)),
         ))
+    }
+
+    /// Asks for one page of one recording or composition (`PageSize=1`): the cheapest
+    /// request that proves these credentials may read `kind`. What a command that reads
+    /// media asks first, so that it needs no permission beyond the resources it reads (a
+    /// restricted API key may have no other). Only the answer's status counts: a page
+    /// that does not parse is the listing's trouble, met and reported where it is
+    /// listed (a mount's directory answers EIO), not a reason to refuse the credentials.
+    pub async fn probe(&self, kind: MediaKind) -> Result<()> {
+        let path = kind.list_path();
+        let url = self.endpoint(&path, &[("PageSize", "1".to_owned())]);
+        self.get_ok(&url, &path).await.map(drop)
     }
 
     /// All recordings matching `filter`, typed (with the filters only recordings take).

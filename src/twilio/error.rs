@@ -1,4 +1,5 @@
-//! Errors of the Twilio client, and the redaction that keeps secrets out of them.
+//! Errors of the Twilio client, what they say about access ([`Access`]: rejected,
+//! forbidden, unreachable), and the redaction that keeps secrets out of them.
 //!
 //! Every message here may end up in a terminal or a log: none may carry credentials or
 //! the query string of a pre-signed storage URL (it holds the signature, which is as
@@ -111,6 +112,41 @@ pub enum Error {
     Invalid(String),
 }
 
+/// Which way a request failed, as far as access goes: the words a command's first
+/// request (and `doctor`) use to say what is wrong with the credentials, if anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A 401: Twilio rejected the credentials (wrong SID, key or secret).
+    Rejected,
+    /// A 403: Twilio knows the credentials, but they may not read this resource (a
+    /// restricted API key without that permission).
+    Forbidden,
+    /// No usable answer: the connection failed, or only 5xx and 429 came back within
+    /// the retry budget.
+    Unreachable,
+    /// Anything else: a 404, an answer that does not parse, a bad argument, missing
+    /// credentials (their own message says so).
+    Other,
+}
+
+impl Error {
+    /// What this error says about access ([`Access`]).
+    pub fn access(&self) -> Access {
+        match self {
+            Error::Unauthorized { .. } => Access::Rejected,
+            Error::Api { status: 403, .. } => Access::Forbidden,
+            Error::RetriesExhausted { .. } | Error::Transport { .. } => Access::Unreachable,
+            Error::NoCredentials { .. }
+            | Error::Config(_)
+            | Error::NoMedia { .. }
+            | Error::Api { .. }
+            | Error::Decode { .. }
+            | Error::Paging { .. }
+            | Error::Invalid(_) => Access::Other,
+        }
+    }
+}
+
 /// The result type of this module.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -190,6 +226,43 @@ mod tests {
             "http://127.0.0.1:9/a?…"
         );
         assert_eq!(redact_url("/v1/Rooms"), "/v1/Rooms");
+    }
+
+    #[test]
+    fn access_by_status_and_kind() {
+        let api = |status| Error::Api {
+            what: "/v1/Recordings".into(),
+            status,
+            code: None,
+            message: "x".into(),
+            more_info: None,
+        };
+        assert_eq!(api(403).access(), Access::Forbidden);
+        assert_eq!(api(404).access(), Access::Other);
+        assert_eq!(
+            api(500).access(),
+            Access::Other,
+            "a 5xx retried away is exhausted"
+        );
+        let rejected = Error::Unauthorized {
+            code: 20003,
+            source_name: "the environment".into(),
+            username: "SK1".into(),
+            detail: String::new(),
+        };
+        assert_eq!(rejected.access(), Access::Rejected);
+        let refused = Error::Transport {
+            what: "/v1/Recordings".into(),
+            detail: "cannot connect".into(),
+        };
+        assert_eq!(refused.access(), Access::Unreachable);
+        let exhausted = Error::RetriesExhausted {
+            what: "/v1/Recordings".into(),
+            attempts: 3,
+            elapsed: Duration::from_secs(1),
+            last: "cannot connect".into(),
+        };
+        assert_eq!(exhausted.access(), Access::Unreachable);
     }
 
     #[test]

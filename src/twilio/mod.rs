@@ -32,7 +32,7 @@ pub use client::{
 pub use credentials::{
     AuthKind, CredentialSource, Credentials, default_config_path, permission_warning,
 };
-pub use error::{Error, Result, describe_reqwest, redact_url};
+pub use error::{Access, Error, Result, describe_reqwest, redact_url};
 pub use kind::{Media, MediaFilter, MediaKind};
 pub use media::{EXPIRY_MARGIN, MEDIA_TTL, MediaRef, MediaUrl, signed_lifetime};
 pub use memory::{ApiCalls, MemoryApi};
