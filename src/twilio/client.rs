@@ -3,7 +3,7 @@
 //!
 //! Every API request goes through [`TwilioClient::get`]: it takes a permit of the
 //! concurrency semaphore (Twilio counts concurrent requests per account and answers 429
-//! beyond the limit), reads the whole body, and retries connect errors, timeouts, 5xx and
+//! beyond the limit), reads the whole body (at most [`MAX_API_BODY`]), and retries connect errors, timeouts, 5xx and
 //! 429 on the shared [`RetryPolicy`] (in [`crate::retry::run`], like storage GETs).
 //! Listings follow `meta.next_page_url`, moved onto the configured API origin so the
 //! credentials only ever go where `--api-url` points, and stop with an error if a page
@@ -54,6 +54,10 @@ pub const ACCOUNTS_URL_ENV: &str = "TWILIO_MEDIA_FS_ACCOUNTS_URL";
 pub const PAGE_SIZE: u32 = 100;
 /// A listing with more pages than this (a million items) is taken to be a loop.
 pub const MAX_PAGES: usize = 10_000;
+/// The most of one API answer read into memory: 16 MiB. A page of [`PAGE_SIZE`] items
+/// is some 100 KiB; a longer answer (an endless body from a broken or hostile server)
+/// fails its request instead of growing the process until allocation fails.
+pub const MAX_API_BODY: usize = 16 << 20;
 
 /// How to reach the API.
 #[derive(Debug, Clone)]
@@ -634,16 +638,46 @@ impl TwilioClient {
             .map_err(|e| (describe_reqwest(&e), !e.is_builder()))?;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| (describe_reqwest(&e), true))?;
+        let body = bounded_body(response, MAX_API_BODY).await?;
         Ok(Answer {
             status,
             headers,
             body,
         })
     }
+}
+
+/// The whole body of `response`, if it is at most `limit` bytes: a longer one (as its
+/// `Content-Length` says, or as it streams in) fails the request, not retried, before
+/// more than `limit` bytes are held. The error (a retryable one when the body breaks off)
+/// as [`TwilioClient::get_once`] returns it.
+async fn bounded_body(
+    response: reqwest::Response,
+    limit: usize,
+) -> std::result::Result<Bytes, (String, bool)> {
+    use futures_util::StreamExt;
+    let too_large = || {
+        (
+            format!(
+                "the answer is larger than {} MiB, the most read of one API answer",
+                limit >> 20
+            ),
+            false,
+        )
+    };
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| (describe_reqwest(&e), true))?;
+        if chunk.len() > limit - body.len() {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(body))
 }
 
 /// One API GET as [`retry::run`] repeats it.
@@ -921,6 +955,35 @@ impl<T> Pager<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn streamed(
+        chunks: impl futures_util::Stream<Item = Bytes> + Send + 'static,
+    ) -> reqwest::Response {
+        use futures_util::StreamExt;
+        let body = reqwest::Body::wrap_stream(chunks.map(Ok::<_, std::io::Error>));
+        reqwest::Response::from(axum::http::Response::new(body))
+    }
+
+    #[tokio::test]
+    async fn api_answers_are_read_up_to_the_bound() {
+        static KIB: [u8; 1024] = [b' '; 1024];
+        let chunks = || futures_util::stream::repeat(Bytes::from_static(&KIB));
+        use futures_util::StreamExt;
+        // Exactly the bound is read.
+        let body = bounded_body(streamed(chunks().take(2048)), 2 << 20).await;
+        assert_eq!(body.unwrap().len(), 2 << 20);
+        // One byte more fails, and so does a body that never ends.
+        let over = chunks()
+            .take(2048)
+            .chain(futures_util::stream::iter([Bytes::from_static(b"x")]));
+        let (msg, retry) = bounded_body(streamed(over), 2 << 20).await.unwrap_err();
+        assert_eq!(
+            msg,
+            "the answer is larger than 2 MiB, the most read of one API answer"
+        );
+        assert!(!retry);
+        assert!(bounded_body(streamed(chunks()), 2 << 20).await.is_err());
+    }
 
     #[test]
     fn page_guard_stops_loops_and_floods() {

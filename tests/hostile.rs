@@ -1,0 +1,240 @@
+//! Hostile and broken servers, through the real program: a server in front of the
+//! emulator answers some requests itself (the rest it forwards) with bodies that never
+//! end, or with messages full of terminal escapes.
+//!
+//! An endless body: `ls`, `get` and a mount's listing fail that request with a clean
+//! error, within their address space (limited here to 1 GiB, so that a read without a
+//! bound fails by running out of memory, not the machine), and the mount stays up.
+//!
+//! Escapes: what the server said reaches stdout and stderr of `ls`, `get`, `doctor`
+//! and `mount` escaped: no ESC, no BEL, no CR, and no line that the server forged.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::response::{IntoResponse, Response};
+use common::mount::*;
+use common::*;
+use futures_util::StreamExt;
+use twilio_media_fs::emulator::{RunningEmulator, spawn};
+
+/// The most address space the program under test may have.
+const ADDRESS_SPACE: u64 = 1 << 30;
+
+/// What the hostile server answers itself: `Some(response)` for its own URL, a path and
+/// a query.
+type Answer = dyn Fn(&str, &str, &str) -> Option<Response> + Send + Sync;
+
+struct Hostile {
+    url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Hostile {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Serves `answer`'s responses, and forwards everything else to the emulator.
+async fn hostile(
+    emu: &RunningEmulator,
+    answer: impl Fn(&str, &str, &str) -> Option<Response> + Send + Sync + 'static,
+) -> Hostile {
+    use axum::extract::{Request, State};
+    type S = Arc<(String, String, reqwest::Client, Box<Answer>)>;
+    async fn forward(State(s): State<S>, req: Request) -> Response {
+        let (me, upstream, http, answer) = &*s;
+        let path = req.uri().path().to_owned();
+        if let Some(r) = answer(me, &path, req.uri().query().unwrap_or("")) {
+            return r;
+        }
+        let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let mut up = http.get(format!("{upstream}{pq}"));
+        for name in ["authorization", "range"] {
+            if let Some(v) = req.headers().get(name) {
+                up = up.header(name, v.clone());
+            }
+        }
+        let resp = up.send().await.unwrap();
+        let status = resp.status();
+        let mut headers = axum::http::HeaderMap::new();
+        for name in ["content-type", "location", "retry-after"] {
+            if let Some(v) = resp.headers().get(name) {
+                headers.insert(name, v.clone());
+            }
+        }
+        (status, headers, resp.bytes().await.unwrap()).into_response()
+    }
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let state: S = Arc::new((url.clone(), emu.url.clone(), http, Box::new(answer)));
+    let app = axum::Router::new().fallback(forward).with_state(state);
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    Hostile { url, task }
+}
+
+/// A body of `status` that never ends: 64 KiB chunks of spaces, as fast as they go.
+fn endless(status: u16) -> Response {
+    static CHUNK: [u8; 64 << 10] = [b' '; 64 << 10];
+    let chunks = futures_util::stream::repeat(Bytes::from_static(&CHUNK))
+        .map(Ok::<_, std::convert::Infallible>);
+    (
+        axum::http::StatusCode::from_u16(status).unwrap(),
+        Body::from_stream(chunks),
+    )
+        .into_response()
+}
+
+/// `cmd` with its address space limited to [`ADDRESS_SPACE`].
+fn limited(mut cmd: Command) -> Command {
+    // SAFETY: setrlimit(2) only, between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: ADDRESS_SPACE,
+                rlim_max: ADDRESS_SPACE,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// `cmd`'s output and how long it took.
+async fn timed(cmd: Command) -> (Output, Duration) {
+    let started = Instant::now();
+    let out = output(cmd).await;
+    (out, started.elapsed())
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A completed recording of the emulator.
+fn a_recording(emu: &RunningEmulator) -> String {
+    emu.emulator
+        .objects()
+        .into_iter()
+        .find(|o| o.status == "completed" && o.sid.starts_with("RT"))
+        .unwrap()
+        .sid
+}
+
+// ---- endless bodies ------------------------------------------------------------------
+
+/// `ls` against a listing that never ends fails it with the bound in its message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ls_with_an_endless_listing() {
+    let emu = spawn(emulator_config()).await.unwrap();
+    let h = hostile(&emu, |_, path, _| {
+        (path == "/v1/Recordings").then(|| endless(200))
+    })
+    .await;
+    let mut cmd = limited(cli_at(&h.url));
+    cmd.args(["ls", "recordings"]);
+    let (out, took) = timed(cmd).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("larger than 16 MiB, the most read of one API answer"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+    println!("ls failed in {took:?}");
+}
+
+/// `get` of a recording whose storage answers 403 with a body that never ends: the
+/// first 64 KiB are read, and `get` fails on the 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_with_an_endless_storage_error() {
+    let emu = spawn(emulator_config()).await.unwrap();
+    let sid = a_recording(&emu);
+    let h = hostile(&emu, |me, path, _| {
+        if path == "/endless" {
+            return Some(endless(403));
+        }
+        path.ends_with("/Media").then(|| {
+            let to = format!("{me}/endless");
+            (axum::http::StatusCode::FOUND, [("location", to)]).into_response()
+        })
+    })
+    .await;
+    let dir = tempdir();
+    let dest = dir.path().join("out.mka");
+    let mut cmd = limited(cli_at(&h.url));
+    cmd.args(["get", "--retry-budget", "2s"])
+        .arg(&sid)
+        .arg("-k")
+        .arg(&keys().pem[0])
+        .arg("-o")
+        .arg(&dest);
+    let (out, took) = timed(cmd).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("403"), "{err}");
+    println!("get failed in {took:?}: {err}");
+}
+
+/// A mount whose recordings listing never ends (the start-up probe, one item, is
+/// answered): that directory is EIO, the mount stays up and the compositions read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mount_with_an_endless_listing() {
+    let emu = spawn(emulator_config()).await.unwrap();
+    let h = hostile(&emu, |_, path, query| {
+        (path == "/v1/Recordings"
+            && !query.contains("PageSize=1&")
+            && !query.ends_with("PageSize=1"))
+        .then(|| endless(200))
+    })
+    .await;
+    let m = Mount::new();
+    let mut cmd = m.command(&h.url, &[&keys().pem[0]]);
+    cmd.args([
+        "--foreground",
+        "-v",
+        "--retry-budget",
+        "2s",
+        "--timeout",
+        "5s",
+    ]);
+    let mut m = m.spawn(limited(cmd)).await;
+    let dir = m.path.join("recordings");
+    let started = Instant::now();
+    let err =
+        blocking(move || std::fs::read_dir(dir).and_then(|d| d.collect::<Result<Vec<_>, _>>()))
+            .await
+            .unwrap_err();
+    println!("listing failed in {:?}", started.elapsed());
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    let log = m.log();
+    assert!(log.contains("larger than 16 MiB"), "{log}");
+    let o = emu
+        .emulator
+        .objects()
+        .into_iter()
+        .find(|o| o.status == "completed" && o.sid.starts_with("CJ"))
+        .unwrap();
+    let path = m.file(&o);
+    let got = blocking(move || std::fs::read(path)).await.unwrap();
+    assert_eq!(
+        sha256(&got),
+        sha256(&emu.emulator.plaintext(&o.sid).unwrap())
+    );
+    assert!(m.alive(), "{}", m.log());
+}
