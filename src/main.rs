@@ -1,4 +1,5 @@
-//! The `twilio-media-fs` binary: parse arguments, set up logging, run, print errors.
+//! The `twilio-media-fs` binary: parse arguments, set up logging, run, print errors
+//! (escaped: they may hold what a server said).
 
 use std::process::ExitCode;
 
@@ -22,8 +23,10 @@ fn main() -> ExitCode {
     match twilio_media_fs::cmd::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            // The whole chain on one line: "what failed: why: the root cause".
-            eprintln!("twilio-media-fs: error: {err:#}");
+            // The whole chain on one line: "what failed: why: the root cause", with
+            // what a server said in it escaped.
+            let err = twilio_media_fs::cmd::terminal::printable(&format!("{err:#}"));
+            eprintln!("twilio-media-fs: error: {err}");
             ExitCode::FAILURE
         }
     }

@@ -238,3 +238,132 @@ async fn mount_with_an_endless_listing() {
     );
     assert!(m.alive(), "{}", m.log());
 }
+
+// ---- escapes -------------------------------------------------------------------------
+
+/// Text that would retitle the terminal, clear it, and forge a line of output.
+const NASTY: &str = "\u{1b}]0;pwned\u{7}\u{1b}[2J\r\nforged: all is well";
+
+/// An API error answer whose message is [`NASTY`].
+fn api_error(status: u16) -> Response {
+    let body = serde_json::json!({"code": 20001, "message": NASTY, "status": status});
+    (
+        axum::http::StatusCode::from_u16(status).unwrap(),
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// `out` holds no ESC, BEL or CR, and no line that the server forged; its stderr says
+/// the message (escaped).
+fn clean(out: &Output) {
+    for (name, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        let shown = String::from_utf8_lossy(text);
+        assert!(
+            !text.iter().any(|b| matches!(b, 0x1b | 0x07 | b'\r')),
+            "{name}: {shown:?}"
+        );
+        assert!(
+            !shown.lines().any(|l| l.starts_with("forged")),
+            "{name}: {shown:?}"
+        );
+    }
+}
+
+/// `ls`: an API error message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ls_error_is_escaped() {
+    let emu = spawn(emulator_config()).await.unwrap();
+    let h = hostile(&emu, |_, path, _| {
+        (path == "/v1/Recordings").then(|| api_error(400))
+    })
+    .await;
+    let mut cmd = cli_at(&h.url);
+    cmd.args(["ls", "recordings"]);
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    clean(&out);
+    assert!(stderr(&out).contains("\\u{1b}]0;pwned"), "{}", stderr(&out));
+}
+
+/// `get`: an API error message on the resource, and S3's `<Code>` and `<Message>`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_errors_are_escaped() {
+    let emu = spawn(emulator_config()).await.unwrap();
+    let sid = a_recording(&emu);
+    let resource = format!("/v1/Recordings/{sid}");
+    let h = hostile(&emu, move |_, path, _| {
+        (path == resource).then(|| api_error(404))
+    })
+    .await;
+    let mut cmd = cli_at(&h.url);
+    cmd.args(["get", &sid, "-o", "-", "-k"]).arg(&keys().pem[0]);
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    clean(&out);
+    assert!(stderr(&out).contains("pwned"), "{}", stderr(&out));
+
+    let xml = format!("<Error><Code>{NASTY}</Code><Message>{NASTY}</Message></Error>");
+    let h = hostile(&emu, move |me, path, _| {
+        if path == "/s3" {
+            return Some((axum::http::StatusCode::BAD_REQUEST, xml.clone()).into_response());
+        }
+        path.ends_with("/Media").then(|| {
+            (
+                axum::http::StatusCode::FOUND,
+                [("location", format!("{me}/s3"))],
+            )
+                .into_response()
+        })
+    })
+    .await;
+    let mut cmd = cli_at(&h.url);
+    cmd.args(["get", "--retry-budget", "2s", &sid, "-o", "-", "-k"])
+        .arg(&keys().pem[0]);
+    let out = output(cmd).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    clean(&out);
+    assert!(stderr(&out).contains("pwned"), "{}", stderr(&out));
+}
+
+/// `doctor`: a settings value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_lines_are_escaped() {
+    let emu = spawn(emulator_config()).await.unwrap();
+    let h = hostile(&emu, |_, path, _| {
+        path.ends_with("Settings/Default").then(|| {
+            let body = serde_json::json!({
+                "encryption_enabled": true,
+                "encryption_key_sid": format!("CR{NASTY}"),
+            });
+            ([("content-type", "application/json")], body.to_string()).into_response()
+        })
+    })
+    .await;
+    let mut cmd = cli_at(&h.url);
+    cmd.arg("doctor").arg("-k").arg(&keys().pem[0]);
+    let out = output(cmd).await;
+    clean(&out);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("pwned"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// `mount`: the start-up error of a mount in the background.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mount_error_is_escaped() {
+    let emu = spawn(emulator_config()).await.unwrap();
+    let h = hostile(&emu, |_, path, _| {
+        (path == "/v1/Recordings").then(|| api_error(400))
+    })
+    .await;
+    let m = Mount::new();
+    let out = output(m.command(&h.url, &[&keys().pem[0]])).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    clean(&out);
+    assert!(stderr(&out).contains("pwned"), "{}", stderr(&out));
+    assert!(!mounted(&m.path));
+}

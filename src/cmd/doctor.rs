@@ -26,6 +26,7 @@ use anyhow::bail;
 use rsa::traits::PublicKeyParts;
 
 use super::config::{PROBED, RESTRICTED_FIX, client_config, load_keys, origin, who};
+use super::terminal::printable;
 use crate::cli::DoctorArgs;
 use crate::crypto::PrivateKeys;
 use crate::object::{ObjectClient, ObjectSource};
@@ -98,13 +99,14 @@ impl Check {
         }
     }
 
-    /// `FAIL  name: detail; fix: what to do`, on one line.
+    /// `FAIL  name: detail; fix: what to do`, on one line, the network's text in it
+    /// escaped ([`printable`]).
     pub fn line(&self) -> String {
-        let one_line = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        let one_line = |s: &str| printable(&s.split_whitespace().collect::<Vec<_>>().join(" "));
         let mut line = format!(
             "{:<4}  {}: {}",
             self.status,
-            self.name,
+            one_line(&self.name),
             one_line(&self.detail)
         );
         if let Some(fix) = &self.fix {

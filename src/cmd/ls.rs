@@ -10,6 +10,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::config::{access_error, twilio_client};
+use super::terminal::printable;
 use crate::cli::{ListWhat, LsArgs};
 use crate::twilio::{Media, MediaFilter, MediaKind, RoomFilter, TwilioClient};
 
@@ -151,19 +152,6 @@ fn size(bytes: Option<u64>) -> String {
     } else {
         format!("{v:.1} {}", units[unit])
     }
-}
-
-/// `text` with its control characters escaped (`\u{1b}`, `\n`), the rest as it is.
-fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
 }
 
 /// Left-aligned columns sized to their widest cell.

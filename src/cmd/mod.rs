@@ -1,6 +1,7 @@
 //! The subcommands: [`run`] dispatches a parsed command line to one module per
 //! subcommand, each of which takes its parsed arguments and does the job;
-//! [`init_logging`] ([`logging`]) sets up the log they write to stderr.
+//! [`init_logging`] ([`logging`]) sets up the log they write to stderr; [`terminal`]
+//! escapes the network's text before it is printed.
 //!
 //! This is the one layer that sees both clap's types ([`crate::cli`]) and the library:
 //! it turns flags into the library's configs. Nothing below it imports it, and the
@@ -19,6 +20,7 @@ pub mod logging;
 pub mod ls;
 pub mod mount;
 pub mod output;
+pub mod terminal;
 
 pub use logging::init_logging;
 
