@@ -670,6 +670,60 @@ async fn null_sizes() {
     assert!(m.alive());
 }
 
+/// Sizes of 2^63 and more (`stat` was EIO for the life of the mount: FUSE refuses a
+/// size above `i64::MAX`): files show size 0, read whole, and once the API lists a
+/// usable size, that size is shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absurd_sizes() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let emu = spawn(config()).await.unwrap();
+    let corrected = Arc::new(AtomicBool::new(false));
+    let fixed = corrected.clone();
+    let p = proxy(&emu, no_local, move |path, body| {
+        if path != "/v1/Recordings" || fixed.load(Ordering::SeqCst) {
+            return body;
+        }
+        let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        for (i, item) in v["recordings"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let absurd = if i % 2 == 0 { 1u64 << 63 } else { u64::MAX };
+            item["size"] = serde_json::Value::from(absurd);
+        }
+        serde_json::to_vec(&v).unwrap()
+    })
+    .await;
+    let flags = [FLAGS, &["--refresh", "1s"]].concat();
+    let mut m = Mount::start(&p.url, &[&keys().account_pem], &flags).await;
+    let recordings = completed_names(&emu, true);
+    for (o, name) in &recordings {
+        let meta = std::fs::metadata(m.file(o));
+        assert_eq!(meta.unwrap().len(), 0, "{name}");
+    }
+    // The API corrects itself: the next listing's sizes are shown.
+    corrected.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    names(m.path.join("recordings")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for (o, name) in &recordings {
+        let len = std::fs::metadata(m.file(o)).unwrap().len();
+        assert!(len > 0, "{name}: the listed size once corrected");
+    }
+    let (o, name) = &recordings[0];
+    let path = m.file(o);
+    let got = blocking(move || std::fs::read(path)).await.unwrap();
+    assert_eq!(
+        sha256(&got),
+        sha256(&emu.emulator.plaintext(&o.sid).unwrap()),
+        "{name}"
+    );
+    assert!(!m.log().contains("WARN"), "{}", m.log());
+    assert!(m.alive());
+}
+
 /// A `next_page_url` that points back at the first page: the loop is seen, the
 /// directory is EIO with one line saying so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1248,6 +1248,51 @@ async fn exact_sizes_are_learned_in_the_background_a_few_at_a_time() {
     assert_eq!(a.storage.gets(), gets);
 }
 
+/// Issue 16: a listed size of 2^63 or more (which FUSE answers with EIO for every
+/// `stat`) shows as 0, not final, until the size is learned; a later listing with a
+/// usable size is taken, and an open makes it exact.
+#[tokio::test]
+async fn absurd_listed_sizes_show_as_0_until_a_listing_corrects_them() {
+    let o = Options {
+        refresh: Duration::ZERO, // every readdir and lookup lists again
+        ..Default::default()
+    };
+    let a = account(o);
+    let plain = a.recording(1, ROOM_A, 5000);
+    let name = format!("{}.mka", rt(1));
+    let listed = |size: u64| Recording {
+        sid: rt(1),
+        status: Some("completed".into()),
+        container_format: Some("mka".into()),
+        size: Some(size),
+        ..Default::default()
+    };
+    for absurd in [1 << 63, u64::MAX] {
+        a.api.put(listed(absurd));
+        let fs = a.remount(&Options::default());
+        ls_in(&fs, fs::RECORDINGS).await.unwrap();
+        let attr = fs.lookup(fs::RECORDINGS, &name).await.unwrap();
+        assert_eq!((attr.size, attr.exact), (0, false), "{absurd}");
+        assert_eq!(fs.getattr(attr.ino).unwrap().size, 0);
+    }
+    a.api.put(listed(1 << 63));
+    let attr = a.lookup(fs::RECORDINGS, &name).await.unwrap();
+    assert_eq!((attr.size, attr.exact), (0, false));
+    // Corrected: the next listing's size is shown.
+    a.api.put(listed(5008));
+    a.ls(fs::RECORDINGS).await.unwrap();
+    let attr = a.lookup(fs::RECORDINGS, &name).await.unwrap();
+    assert_eq!((attr.size, attr.exact), (5008, false));
+    assert_eq!(a.fs.getattr(attr.ino).unwrap().size, 5008);
+    // A usable size is not replaced by a later absurd one, and an open makes it exact.
+    a.api.put(listed(1 << 63));
+    a.ls(fs::RECORDINGS).await.unwrap();
+    assert_eq!(a.fs.getattr(attr.ino).unwrap().size, 5008);
+    assert_eq!(a.read_all(attr.ino, 4096).await.unwrap(), plain);
+    let attr = a.fs.getattr(attr.ino).unwrap();
+    assert_eq!((attr.size, attr.exact), (plain.len() as u64, true));
+}
+
 /// Issue 12: a directory's mtime is the newest time of the files under it (the root's
 /// the epoch: its entries never change), the same on every mount whatever is read
 /// first, so that backup tools see no change from one mount to the next.

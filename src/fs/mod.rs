@@ -20,7 +20,8 @@
 //! A file's size is exact once the read core knows it ([`ReadCore::known_size`]: from
 //! an open, from an earlier mount's size cache, or sized in the background after a
 //! listing with `exact_sizes`); before, it is the listed (stored) size, marked not
-//! final. Times stay the same from one mount to the next, for backup tools that
+//! final, or 0 while none is listed or the listed one is larger than a file can be
+//! ([`MAX_FILE_SIZE`]); a later listing that gives a usable size is taken. Times stay the same from one mount to the next, for backup tools that
 //! compare them: a file's is its media's date, a directory's the newest date of the
 //! files under it ([`UNIX_EPOCH`] while none are; always, for the root, whose entries
 //! never change).
@@ -69,6 +70,10 @@ pub const STATS: u64 = 5;
 /// Its name in the root directory.
 pub const STATS_NAME: &str = ".stats";
 const FIRST_DYNAMIC: u64 = 16;
+/// The largest size a file can show: the kernel's (`loff_t`, `MAX_LFS_FILESIZE`). FUSE
+/// answers every `stat` of a larger size with EIO, so a larger size, listed or
+/// learned, shows as 0 (not final) instead.
+pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
 
 /// What the mount shows.
 #[derive(Debug, Clone)]
@@ -132,7 +137,8 @@ pub struct MediaFile {
     pub name: String,
     pub kind: MediaKind,
     pub room: Option<String>,
-    /// The size the API lists (the stored length), if it lists one.
+    /// The size the API lists (the stored length), if it lists one no larger than
+    /// [`MAX_FILE_SIZE`].
     listed_size: Option<u64>,
     mtime: SystemTime,
     xattrs: Xattrs,
@@ -319,7 +325,8 @@ impl TwilioFs {
     }
 
     fn file_attr(&self, f: &MediaFile) -> Attr {
-        let (size, exact) = match self.core.known_size(&f.object, f.listed_size) {
+        let known = self.core.known_size(&f.object, f.listed_size);
+        let (size, exact) = match known.filter(|&s| s <= MAX_FILE_SIZE) {
             Some(size) => (size, true),
             None => (f.listed_size.unwrap_or(0), false),
         };
@@ -614,9 +621,32 @@ impl TwilioFs {
             );
             return None;
         };
+        let listed_size = m.size().filter(|&s| s <= MAX_FILE_SIZE);
         let mut state = self.state.lock().expect("state lock");
         let ino = match state.by_sid.get(m.sid()) {
-            Some(&ino) => ino, // files never change: the first description stays
+            // Files never change: the first description stays, but for a size it
+            // lacked (none listed, or an absurd one), which a later listing may give.
+            Some(&ino) => {
+                if let Some(Node::File(f)) = state.nodes.get(&ino).map(|n| &**n)
+                    && f.listed_size.is_none()
+                    && listed_size.is_some()
+                {
+                    let file = MediaFile {
+                        ino,
+                        name: f.name.clone(),
+                        kind: f.kind,
+                        room: f.room.clone(),
+                        listed_size,
+                        mtime: f.mtime,
+                        xattrs: f.xattrs.clone(),
+                        object: f.object.clone(),
+                    };
+                    state
+                        .nodes
+                        .insert(ino, Arc::new(Node::File(Arc::new(file))));
+                }
+                ino
+            }
             None => {
                 let ino = state.alloc();
                 let file = MediaFile {
@@ -624,7 +654,7 @@ impl TwilioFs {
                     name,
                     kind,
                     room: m.room().filter(|r| names::is_sid(r)).map(str::to_owned),
-                    listed_size: m.size(),
+                    listed_size,
                     mtime: m.modified().unwrap_or(UNIX_EPOCH),
                     xattrs: Arc::from(m.xattrs()),
                     object: self.core.object(&m.media_ref()),
