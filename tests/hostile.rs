@@ -152,7 +152,10 @@ async fn ls_with_an_endless_listing() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(
-        err.contains("larger than 16 MiB, the most read of one API answer"),
+        err.contains(
+            "unexpected answer from /v1/Recordings: the answer is larger than 16 MiB, \
+             the most read of one API answer"
+        ),
         "{err}"
     );
     assert!(out.stdout.is_empty());

@@ -620,8 +620,8 @@ impl TwilioClient {
         retry::run(self.retry, &mut get).await
     }
 
-    /// One attempt; `Err((cause, retryable))`.
-    async fn get_once(&self, url: &Url) -> std::result::Result<Answer, (String, bool)> {
+    /// One attempt.
+    async fn get_once(&self, url: &Url) -> std::result::Result<Answer, NoAnswer> {
         // The permit covers the body read: Twilio counts a request until it is answered.
         let _permit = self
             .permits
@@ -635,7 +635,10 @@ impl TwilioClient {
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| (describe_reqwest(&e), !e.is_builder()))?;
+            .map_err(|e| NoAnswer::Transport {
+                detail: describe_reqwest(&e),
+                retry: !e.is_builder(),
+            })?;
         let status = response.status();
         let headers = response.headers().clone();
         let body = bounded_body(response, MAX_API_BODY).await?;
@@ -647,23 +650,28 @@ impl TwilioClient {
     }
 }
 
+/// Why one GET brought no answer to use.
+#[derive(Debug, PartialEq, Eq)]
+enum NoAnswer {
+    /// The connection or the body failed; `retry`: worth another try.
+    Transport { detail: String, retry: bool },
+    /// The body is longer than the bound: the server's fault, not the connection's.
+    TooLarge(String),
+}
+
 /// The whole body of `response`, if it is at most `limit` bytes: a longer one (as its
 /// `Content-Length` says, or as it streams in) fails the request, not retried, before
-/// more than `limit` bytes are held. The error (a retryable one when the body breaks off)
-/// as [`TwilioClient::get_once`] returns it.
+/// more than `limit` bytes are held.
 async fn bounded_body(
     response: reqwest::Response,
     limit: usize,
-) -> std::result::Result<Bytes, (String, bool)> {
+) -> std::result::Result<Bytes, NoAnswer> {
     use futures_util::StreamExt;
     let too_large = || {
-        (
-            format!(
-                "the answer is larger than {} MiB, the most read of one API answer",
-                limit >> 20
-            ),
-            false,
-        )
+        NoAnswer::TooLarge(format!(
+            "the answer is larger than {} MiB, the most read of one API answer",
+            limit >> 20
+        ))
     };
     if response.content_length().is_some_and(|n| n > limit as u64) {
         return Err(too_large());
@@ -671,7 +679,10 @@ async fn bounded_body(
     let mut body = Vec::new();
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| (describe_reqwest(&e), true))?;
+        let chunk = chunk.map_err(|e| NoAnswer::Transport {
+            detail: describe_reqwest(&e),
+            retry: true,
+        })?;
         if chunk.len() > limit - body.len() {
             return Err(too_large());
         }
@@ -724,11 +735,21 @@ impl Retried for ApiGet<'_> {
                 tracing::debug!(what, status = a.status.as_u16(), "twilio api");
                 Outcome::Done(a)
             }
-            Err((detail, false)) => Outcome::Fail(Error::Transport {
+            Err(NoAnswer::TooLarge(detail)) => Outcome::Fail(Error::Decode {
                 what: what.to_string(),
                 detail,
             }),
-            Err((cause, true)) => Outcome::Retry {
+            Err(NoAnswer::Transport {
+                detail,
+                retry: false,
+            }) => Outcome::Fail(Error::Transport {
+                what: what.to_string(),
+                detail,
+            }),
+            Err(NoAnswer::Transport {
+                detail: cause,
+                retry: true,
+            }) => Outcome::Retry {
                 why: ApiFailure {
                     cause,
                     throttled: false,
@@ -976,12 +997,12 @@ mod tests {
         let over = chunks()
             .take(2048)
             .chain(futures_util::stream::iter([Bytes::from_static(b"x")]));
-        let (msg, retry) = bounded_body(streamed(over), 2 << 20).await.unwrap_err();
         assert_eq!(
-            msg,
-            "the answer is larger than 2 MiB, the most read of one API answer"
+            bounded_body(streamed(over), 2 << 20).await.unwrap_err(),
+            NoAnswer::TooLarge(
+                "the answer is larger than 2 MiB, the most read of one API answer".into()
+            )
         );
-        assert!(!retry);
         assert!(bounded_body(streamed(chunks()), 2 << 20).await.is_err());
     }
 
