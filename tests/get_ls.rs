@@ -139,6 +139,42 @@ async fn a_get_stopped_by_a_signal_leaves_nothing() {
             .collect();
         assert!(left.is_empty(), "{name} left {left:?}");
     }
+
+    // Started ignoring SIGHUP (`nohup`), it ignores it: the download completes whole.
+    emu.emulator.reset_stats();
+    let dir = tempdir();
+    let mut cmd = cli(&emu);
+    cmd.args(["get", &big.sid, "-k"])
+        .arg(&keys().pem[0])
+        .arg("-o")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: signal(2) only, between fork and exec.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().unwrap();
+    while emu.emulator.stats().storage_bytes < 9 * MIB {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // SAFETY: a plain kill(2) of our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGHUP) }, 0);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let file = dir.path().join(format!("{}.{}", big.sid, big.extension));
+    let want = emu.emulator.plaintext(&big.sid).unwrap();
+    assert_eq!(sha256_file(&file), sha256(&want));
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -71,15 +71,22 @@ const STOPPING: [(libc::c_int, &str); 3] = [
     (libc::SIGHUP, "SIGHUP"),
 ];
 
-/// Resolves with the first of [`STOPPING`] to arrive; handled from the call on.
+/// Resolves with the first of [`STOPPING`] to arrive; handled from the call on. A
+/// signal the process was started ignoring stays ignored: `nohup get …` must survive
+/// the hangup, and `get … &` in a script its Ctrl-C.
 fn interruption() -> std::io::Result<impl std::future::Future<Output = (libc::c_int, &'static str)>>
 {
     use tokio::signal::unix::{SignalKind, signal};
     let mut streams = Vec::new();
     for (number, name) in STOPPING {
-        streams.push((signal(SignalKind::from_raw(number))?, number, name));
+        if !ignored(number) {
+            streams.push((signal(SignalKind::from_raw(number))?, number, name));
+        }
     }
     Ok(async move {
+        if streams.is_empty() {
+            return std::future::pending().await;
+        }
         let waits = streams.iter_mut().map(|(stream, number, name)| {
             Box::pin(async move {
                 stream.recv().await;
@@ -88,6 +95,16 @@ fn interruption() -> std::io::Result<impl std::future::Future<Output = (libc::c_
         });
         futures_util::future::select_all(waits).await.0
     })
+}
+
+/// Whether `signal`'s action is to ignore it (inherited from the parent).
+fn ignored(signal: libc::c_int) -> bool {
+    // SAFETY: a query only (no new action); `old` is a valid, zeroed sigaction.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_IGN
+    }
 }
 
 /// Ends the process by `signal`, with its default action, so that the parent sees what
