@@ -387,6 +387,54 @@ async fn lookup_by_name_and_by_unlisted_sid() {
     assert_eq!(errno(a.fs.getattr(12345)), libc::ENOENT);
 }
 
+/// Issue 16, item 8: every made-up name cost an API request, so 200 `stat`s made 200
+/// and any local user (with `--allow-other`) could spend the account's rate. Misses
+/// are remembered for the refresh interval and fetches of unlisted SIDs rationed.
+#[tokio::test]
+async fn made_up_sids_cost_a_bounded_number_of_requests() {
+    use fs::unlisted::{BURST, PER_SECOND};
+    let refresh = Duration::from_millis(400);
+    let a = account(Options {
+        refresh,
+        since: Some("2026-11-10T00:00:00Z".into()),
+        ..Default::default()
+    });
+    a.recording(20, ROOM_A, 100); // created on the 21st: listed
+    let listed = format!("{}.mka", rt(20));
+    a.ls(fs::RECORDINGS).await.unwrap();
+    let before = a.api.calls().resources;
+    let started = std::time::Instant::now();
+    for n in 1000..1200 {
+        let name = format!("{}.mka", rt(n));
+        assert_eq!(errno(a.lookup(fs::RECORDINGS, &name).await), libc::ENOENT);
+    }
+    let secs = started.elapsed().as_secs_f64().ceil() as u64;
+    let made = a.api.calls().resources - before;
+    let bound = u64::from(BURST) + u64::from(PER_SECOND) * secs;
+    assert!(
+        made <= bound,
+        "{made} requests for 200 made-up SIDs (bound {bound})"
+    );
+    // A listed name is found with no request, whatever the flood did.
+    a.lookup(fs::RECORDINGS, &listed).await.unwrap();
+    assert_eq!(a.api.calls().resources - before, made);
+
+    // An unlisted SID (outside --since) that is not there yet: one request, then it is
+    // remembered as missing: once it exists, it is found after the refresh interval.
+    let late = format!("{}.mka", rt(2));
+    tokio::time::sleep(Duration::from_millis(300)).await; // a few tokens back
+    let before = a.api.calls().resources;
+    assert_eq!(errno(a.lookup(fs::RECORDINGS, &late).await), libc::ENOENT);
+    assert_eq!(a.api.calls().resources, before + 1);
+    let plain = a.recording(2, ROOM_A, 700); // created on the 3rd: never listed
+    assert_eq!(errno(a.lookup(fs::RECORDINGS, &late).await), libc::ENOENT);
+    assert_eq!(a.api.calls().resources, before + 1, "a remembered miss");
+    tokio::time::sleep(refresh).await;
+    let attr = a.lookup(fs::RECORDINGS, &late).await.unwrap();
+    assert_eq!(a.api.calls().resources, before + 2);
+    assert_eq!(a.read_all(attr.ino, 100).await.unwrap(), plain);
+}
+
 /// The kernel reads a directory in chunks; a listing refreshed between two of them
 /// must neither skip nor repeat an entry of what the handle started reading.
 #[tokio::test]

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -69,11 +70,111 @@ async fn get_writes_every_sample_byte_identically() {
     let emu = spawn(emulator_config()).await.unwrap();
     let dir = tempdir();
     get_everything(&emu, dir.path()).await;
-    // Nothing temporary left beside the files.
+    // Nothing temporary left beside the files, and each readable by its owner only.
     for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
         assert!(!name.contains("partial"), "left behind: {name}");
+        let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{name}");
     }
+}
+
+/// Issue 16, item 9: SIGTERM (or Ctrl-C) during a download left `.RT….mka.XXXX.partial`
+/// (0600) holding the part decrypted so far. Now the file has no name until it is
+/// complete (`O_TMPFILE`), or the named fallback is removed on the signal; either way
+/// the directory is empty afterwards and `get` dies of the signal it was sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_stopped_by_a_signal_leaves_nothing() {
+    use std::os::unix::process::ExitStatusExt;
+    const MIB: u64 = 1 << 20;
+    let emu = spawn(EmulatorConfig {
+        synthetic: vec![24 * MIB],
+        bandwidth: Some(4 * MIB), // the first 8 MiB chunk takes 2 s, the rest 2 s more
+        ..emulator_config()
+    })
+    .await
+    .unwrap();
+    let big = emu
+        .emulator
+        .objects()
+        .into_iter()
+        .find(|o| o.synthetic && o.status == "completed")
+        .unwrap();
+    for (signal, name) in [
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGINT, "SIGINT"),
+        (libc::SIGHUP, "SIGHUP"),
+    ] {
+        emu.emulator.reset_stats();
+        let dir = tempdir();
+        let mut cmd = cli(&emu);
+        cmd.args(["get", &big.sid, "-k"])
+            .arg(&keys().pem[0])
+            .arg("-o")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let child = cmd.spawn().unwrap();
+        // Once the first chunk is in, plaintext is being written: stop it then.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while emu.emulator.stats().storage_bytes < 9 * MIB {
+            assert!(std::time::Instant::now() < deadline, "no download");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        // SAFETY: a plain kill(2) of our own child.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}: {stderr}");
+        assert_eq!(out.status.signal(), Some(signal), "{name}: {stderr}");
+        assert!(stderr.contains(&format!("stopped by {name}")), "{stderr}");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "{name} left {left:?}");
+    }
+
+    // Started ignoring SIGHUP (`nohup`), it ignores it: the download completes whole.
+    emu.emulator.reset_stats();
+    let dir = tempdir();
+    let mut cmd = cli(&emu);
+    cmd.args(["get", &big.sid, "-k"])
+        .arg(&keys().pem[0])
+        .arg("-o")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: signal(2) only, between fork and exec.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().unwrap();
+    while emu.emulator.stats().storage_bytes < 9 * MIB {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // SAFETY: a plain kill(2) of our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGHUP) }, 0);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let file = dir.path().join(format!("{}.{}", big.sid, big.extension));
+    let want = emu.emulator.plaintext(&big.sid).unwrap();
+    assert_eq!(sha256_file(&file), sha256(&want));
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

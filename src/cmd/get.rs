@@ -5,6 +5,11 @@
 //! connection is slow; parallel ranges are how clients go faster), and written in order
 //! through [`Output`], so memory stays at about `parallel × CHUNK` and a failure leaves
 //! no file under the final name.
+//!
+//! SIGINT, SIGTERM and SIGHUP stop the downloads where they are: the futures are
+//! dropped, and with them the unfinished [`Output`] (an `O_TMPFILE` inode with no
+//! name, or the named `.partial` fallback, deleted); then the process dies of the same
+//! signal. Files finished before stay.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,16 +35,87 @@ pub fn run(args: GetArgs) -> anyhow::Result<()> {
     }
     let keys = Arc::new(load_keys(&args.keys)?);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let twilio = Arc::new(twilio_client(&args.api)?);
-        let objects = Arc::new(ObjectClient::new(twilio.clone()));
-        for sid in &args.sids {
-            get_one(&twilio, &objects, &keys, sid, &args)
-                .await
-                .with_context(|| format!("cannot get {sid}"))?;
+    let interrupted = runtime.block_on(async {
+        // Before any file is made: from here on these signals end the downloads by
+        // dropping them, and with them the unfinished file.
+        let interrupt = interruption().context("cannot handle SIGINT, SIGTERM and SIGHUP")?;
+        let get_all = async {
+            let twilio = Arc::new(twilio_client(&args.api)?);
+            let objects = Arc::new(ObjectClient::new(twilio.clone()));
+            for sid in &args.sids {
+                get_one(&twilio, &objects, &keys, sid, &args)
+                    .await
+                    .with_context(|| format!("cannot get {sid}"))?;
+            }
+            anyhow::Ok(())
+        };
+        tokio::select! {
+            done = get_all => done.map(|()| None),
+            signal = interrupt => Ok(Some(signal)),
         }
-        Ok(())
+    })?;
+    match interrupted {
+        None => Ok(()),
+        Some((signal, name)) => {
+            eprintln!("twilio-media-fs: stopped by {name}: nothing unfinished is left on disk");
+            die_of(signal);
+            bail!("stopped by {name}")
+        }
+    }
+}
+
+/// The signals that stop a `get`, with their names.
+const STOPPING: [(libc::c_int, &str); 3] = [
+    (libc::SIGINT, "SIGINT"),
+    (libc::SIGTERM, "SIGTERM"),
+    (libc::SIGHUP, "SIGHUP"),
+];
+
+/// Resolves with the first of [`STOPPING`] to arrive; handled from the call on. A
+/// signal the process was started ignoring stays ignored: `nohup get …` must survive
+/// the hangup, and `get … &` in a script its Ctrl-C.
+fn interruption() -> std::io::Result<impl std::future::Future<Output = (libc::c_int, &'static str)>>
+{
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut streams = Vec::new();
+    for (number, name) in STOPPING {
+        if !ignored(number) {
+            streams.push((signal(SignalKind::from_raw(number))?, number, name));
+        }
+    }
+    Ok(async move {
+        if streams.is_empty() {
+            return std::future::pending().await;
+        }
+        let waits = streams.iter_mut().map(|(stream, number, name)| {
+            Box::pin(async move {
+                stream.recv().await;
+                (*number, *name)
+            })
+        });
+        futures_util::future::select_all(waits).await.0
     })
+}
+
+/// Whether `signal`'s action is to ignore it (inherited from the parent).
+fn ignored(signal: libc::c_int) -> bool {
+    // SAFETY: a query only (no new action); `old` is a valid, zeroed sigaction.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_IGN
+    }
+}
+
+/// Ends the process by `signal`, with its default action, so that the parent sees what
+/// stopped it (a shell's `$?` is 128 + the signal) once the file is cleaned up.
+fn die_of(signal: libc::c_int) {
+    // SAFETY: restoring the default action and raising are async-signal-safe calls
+    // with no memory arguments.
+    unsafe {
+        libc::signal(signal, libc::SIG_DFL);
+        libc::raise(signal);
+    }
 }
 
 async fn get_one(

@@ -12,7 +12,8 @@
 //! Directories are listed lazily, on first use (a lookup of the directory, or of a
 //! name in it), through the [`Api`], and listed again once older than `refresh`;
 //! `getattr` never makes a request, and a lookup of a SID not listed yet fetches that
-//! one resource. Names come from SIDs and each kind's extensions only ([`MediaKind`],
+//! one resource, within bounds: misses are remembered for `refresh` and such fetches
+//! are rationed ([`unlisted`]), so made-up names cannot spend the account's API rate. Names come from SIDs and each kind's extensions only ([`MediaKind`],
 //! [`crate::names`]). Each open directory handle reads one snapshot of its entries,
 //! taken when it is read from the start, so that a listing refreshed between two
 //! `readdir` chunks neither skips nor repeats an entry.
@@ -44,6 +45,7 @@
 
 mod error;
 pub mod fuse;
+pub mod unlisted;
 
 pub use error::Error;
 
@@ -55,7 +57,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use crate::names;
-use crate::read::{Handle, ObjectReader, ReadCore, Stats};
+use crate::read::{Failure, Handle, ObjectReader, ReadCore, Stats};
 use crate::twilio::{Api, Media, MediaFilter, MediaKind, MediaRef};
 
 /// Extended attributes, `user.twilio.` left off the names.
@@ -202,6 +204,8 @@ pub struct TwilioFs {
     /// Open `.stats` handles and the snapshot each serves.
     stats_handles: Mutex<HashMap<u64, Bytes>>,
     next_handle: AtomicU64,
+    /// What lookups of unlisted SIDs may still fetch ([`unlisted`]).
+    unlisted: Mutex<unlisted::Unlisted>,
 }
 
 impl TwilioFs {
@@ -220,7 +224,6 @@ impl TwilioFs {
             state.nodes.insert(ino, Arc::new(Node::Dir(dir)));
         }
         Self {
-            config,
             api,
             core,
             state: Mutex::new(state),
@@ -229,6 +232,8 @@ impl TwilioFs {
             dirs: Mutex::new(HashMap::new()),
             stats_handles: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
+            unlisted: Mutex::new(unlisted::Unlisted::new(config.refresh, Instant::now())),
+            config,
         }
     }
 
@@ -385,14 +390,7 @@ impl TwilioFs {
         let ino = match (known, &dir) {
             (Some(ino), _) => Some(ino),
             // Not listed (yet): a SID can be opened by name in a huge account.
-            (None, Dir::Media(k)) if *k == kind => {
-                let media = MediaRef {
-                    kind,
-                    sid: sid.into(),
-                };
-                let found = self.api.resource(&media).await?;
-                self.add_media(&found, false)
-            }
+            (None, Dir::Media(k)) if *k == kind => self.fetch_unlisted(kind, sid).await?,
             _ => None,
         };
         let file = self.file(ino.ok_or(Error::NotFound)?)?;
@@ -525,6 +523,47 @@ impl TwilioFs {
             self.list(kind).await?;
         }
         Ok(())
+    }
+
+    /// The file of a SID not listed, fetched as one resource if [`unlisted`] allows:
+    /// `None` when it is not there (now, or remembered from an earlier fetch) or the
+    /// fetches of unlisted SIDs are over their rate.
+    async fn fetch_unlisted(&self, kind: MediaKind, sid: &str) -> Result<Option<u64>> {
+        let verdict = self.unlisted_now().check(sid, Instant::now());
+        match verdict {
+            unlisted::Verdict::Fetch => {}
+            unlisted::Verdict::KnownMissing => return Ok(None),
+            unlisted::Verdict::Rationed { first } => {
+                let why = format!(
+                    "lookups of unlisted SIDs are over {} a second: {sid} answered \
+                     ENOENT without a request",
+                    unlisted::PER_SECOND
+                );
+                if first {
+                    tracing::warn!("{why} (said once; more at debug)");
+                } else {
+                    tracing::debug!("{why}");
+                }
+                return Ok(None);
+            }
+        }
+        let media = MediaRef {
+            kind,
+            sid: sid.into(),
+        };
+        let found = match self.api.resource(&media).await {
+            Ok(found) => self.add_media(&found, false),
+            Err(e) if Failure::of_api(&e) == Failure::Gone => None,
+            Err(e) => return Err(e.into()),
+        };
+        if found.is_none() {
+            self.unlisted_now().missed(sid, Instant::now());
+        }
+        Ok(found)
+    }
+
+    fn unlisted_now(&self) -> std::sync::MutexGuard<'_, unlisted::Unlisted> {
+        self.unlisted.lock().expect("unlisted lock")
     }
 
     /// Lists completed media of one kind (per `--room`, since `--since`) unless the
