@@ -302,11 +302,15 @@ fn windows_of_openssl_ciphertext() {
 
 /// Runs a failing decrypt and checks: non-zero exit, a one-line error naming the cause,
 /// no panic, and no file under the output name.
-fn assert_fails(mut cmd: Command, sealed: &Sealed, expect: &str) {
+/// Fails with one line holding one of `expect`, and leaves nothing behind.
+fn assert_fails(mut cmd: Command, sealed: &Sealed, expect: &[&str]) {
     let out = run(&mut cmd);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "should fail: {stderr}");
-    assert!(stderr.contains(expect), "expected {expect:?} in: {stderr}");
+    assert!(
+        expect.iter().any(|e| stderr.contains(e)),
+        "expected one of {expect:?} in: {stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
     assert!(
@@ -331,7 +335,9 @@ fn bad_input_gives_one_clear_line_and_no_output() {
     // Wrong private key.
     let mut cmd = decrypt_cmd(&sealed, &keys.other);
     cmd.arg("--headers").arg(sealed.headers_file(true));
-    assert_fails(cmd, &sealed, "no private key unwraps");
+    // A wrong key that happens to give a well-formed AES key (1 wrapping in 100) is
+    // refused by the last block instead.
+    assert_fails(cmd, &sealed, &["no private key unwraps", "is not the pair"]);
 
     // Damaged last block: bad padding.
     let mut ct = std::fs::read(&sealed.enc).unwrap();
@@ -348,7 +354,7 @@ fn bad_input_gives_one_clear_line_and_no_output() {
     cmd.arg(sealed.headers_file(false))
         .arg("-o")
         .arg(sealed.out());
-    assert_fails(cmd, &sealed, "padding");
+    assert_fails(cmd, &sealed, &["padding"]);
 
     // Not a multiple of 16 bytes.
     let short = sealed.dir.path().join("short");
@@ -366,7 +372,7 @@ fn bad_input_gives_one_clear_line_and_no_output() {
         "-o",
     ])
     .arg(sealed.out());
-    assert_fails(cmd, &sealed, "not a multiple of 16");
+    assert_fails(cmd, &sealed, &["not a multiple of 16"]);
 
     // Cut at a block boundary from a pipe: the padding check at the end catches it,
     // after output began, and still no file appears under the final name.
@@ -383,7 +389,7 @@ fn bad_input_gives_one_clear_line_and_no_output() {
     ])
     .arg(sealed.out());
     cmd.stdin(std::fs::File::open(&cut).unwrap());
-    assert_fails(cmd, &sealed, "padding");
+    assert_fails(cmd, &sealed, &["padding"]);
 
     // A length header that does not match the file.
     let mut cmd = decrypt_cmd(&sealed, &keys.pkcs1);
@@ -395,27 +401,27 @@ fn bad_input_gives_one_clear_line_and_no_output() {
         "--length",
         "12345",
     ]);
-    assert_fails(cmd, &sealed, "plaintext length of 12345");
+    assert_fails(cmd, &sealed, &["plaintext length of 12345"]);
 
     // IV of the wrong length, bad base64.
     let mut cmd = decrypt_cmd(&sealed, &keys.pkcs1);
     cmd.args(["--key-header", &sealed.key_b64, "--iv", "AAECAwQFBgc="]);
-    assert_fails(cmd, &sealed, "needs exactly 16");
+    assert_fails(cmd, &sealed, &["needs exactly 16"]);
     let mut cmd = decrypt_cmd(&sealed, &keys.pkcs1);
     cmd.args(["--key-header", "not*base64", "--iv", &sealed.iv_b64]);
-    assert_fails(cmd, &sealed, "not valid base64");
+    assert_fails(cmd, &sealed, &["not valid base64"]);
 
     // Encrypted key without a passphrase (no terminal): say how to give one.
     let mut cmd = decrypt_cmd(&sealed, &keys.pkcs8_encrypted);
     cmd.env_remove("TWILIO_MEDIA_FS_KEY_PASSPHRASE");
     cmd.args(["--key-header", &sealed.key_b64, "--iv", &sealed.iv_b64]);
-    assert_fails(cmd, &sealed, "TWILIO_MEDIA_FS_KEY_PASSPHRASE");
+    assert_fails(cmd, &sealed, &["TWILIO_MEDIA_FS_KEY_PASSPHRASE"]);
 
     // Wrong passphrase.
     let mut cmd = decrypt_cmd(&sealed, &keys.pkcs8_encrypted);
     cmd.env("TWILIO_MEDIA_FS_KEY_PASSPHRASE", "wrong");
     cmd.args(["--key-header", &sealed.key_b64, "--iv", &sealed.iv_b64]);
-    assert_fails(cmd, &sealed, "wrong passphrase");
+    assert_fails(cmd, &sealed, &["wrong passphrase"]);
 
     // S3 Encryption Client v2 headers are refused, never decrypted as CBC.
     let v2 = sealed.dir.path().join("v2.txt");
@@ -430,7 +436,7 @@ fn bad_input_gives_one_clear_line_and_no_output() {
     .unwrap();
     let mut cmd = decrypt_cmd(&sealed, &keys.pkcs1);
     cmd.arg("--headers").arg(&v2);
-    assert_fails(cmd, &sealed, "S3 Encryption Client v2");
+    assert_fails(cmd, &sealed, &["S3 Encryption Client v2"]);
 
     // Several keys: the right one is found whatever its place.
     let mut cmd = decrypt_cmd(&sealed, &keys.other);

@@ -934,13 +934,20 @@ async fn the_errno_of_every_error_kind() {
     a.recording(1, ROOM_A, size);
     a.storage
         .put_sealed(&rt(1), &plaintext(1, size), other, false);
-    // Damaged: the last block's padding changed.
+    // Damaged: cut to a length that is not whole AES blocks.
     a.recording(2, ROOM_A, size);
     let stored = a.storage.object(&rt(2)).unwrap();
     let mut data = stored.data.to_vec();
+    data.truncate(data.len() - 7);
+    a.storage.put(&rt(2), data, stored.headers);
+    // The last block's padding changed: from outside, the key's AES key is refused,
+    // which a wrong key does as well as damage does; refused as a key that does not fit.
+    a.recording(8, ROOM_A, size);
+    let stored = a.storage.object(&rt(8)).unwrap();
+    let mut data = stored.data.to_vec();
     let n = data.len();
     data[n - 17] ^= 1;
-    a.storage.put(&rt(2), data, stored.headers);
+    a.storage.put(&rt(8), data, stored.headers);
     // The S3 Encryption Client v2 format.
     a.recording(4, ROOM_A, size);
     a.storage.put(
@@ -970,6 +977,7 @@ async fn the_errno_of_every_error_kind() {
     };
     assert_eq!(errno(open(1).await), libc::EACCES, "key that does not fit");
     assert_eq!(errno(open(2).await), libc::EIO, "damaged");
+    assert_eq!(errno(open(8).await), libc::EACCES, "last block refused");
     assert_eq!(errno(open(4).await), libc::EOPNOTSUPP, "v2");
     assert_eq!(errno(open(5).await), libc::ENOENT, "deleted while mounted");
 

@@ -26,11 +26,23 @@ pub enum CryptoError {
     WrongPassphrase { name: String, detail: String },
 
     #[error(
-        "no private key unwraps this object's content key; tried {tried}. The media was \
-         encrypted for another public key (check `encryption_key_sid` in the Recording \
-         settings and pass the matching private key with -k), or its key header is damaged"
+        "no private key unwraps this object's content key; tried {tried}. They are not the \
+         pair of the public key the media was encrypted with (check `encryption_key_sid` in \
+         the Recording settings and pass the matching private key with -k), or its key \
+         header is damaged"
     )]
     WrongKey { tried: String },
+
+    #[error(
+        "the content key unwrapped with {key} fails the check of the object's last block \
+         ({cause}): {key} is not the pair of the public key the media was encrypted with \
+         (implicit rejection makes a wrong key give a random AES key), or the object is \
+         damaged"
+    )]
+    KeyCheck {
+        key: String,
+        cause: Box<CryptoError>,
+    },
 
     #[error("no private key given: pass the account's RSA private key with -k KEY.pem")]
     NoKeys,

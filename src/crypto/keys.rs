@@ -128,7 +128,8 @@ impl PrivateKeys {
     /// `|_| Ok(())` and rely on the padding check at the end of the object.
     ///
     /// When no key passes: if some key gave a well-formed AES key that failed `verify`,
-    /// that failure is returned (most likely damaged data); otherwise [`CryptoError::WrongKey`].
+    /// [`CryptoError::KeyCheck`] (that key is wrong, or the object is damaged: nothing
+    /// here can tell which); otherwise [`CryptoError::WrongKey`].
     pub fn unwrap_cek(
         &self,
         wrapped: &[u8],
@@ -154,7 +155,10 @@ impl PrivateKeys {
                     Ok(()) => return Ok((key, &k.name)),
                     Err(e) => {
                         tried.push(format!("{} (its AES key fails the check: {e})", k.name));
-                        failed_check.get_or_insert(e);
+                        failed_check.get_or_insert_with(|| CryptoError::KeyCheck {
+                            key: k.name.clone(),
+                            cause: Box::new(e),
+                        });
                     }
                 },
                 Err(_) => tried.push(format!(
@@ -303,14 +307,39 @@ mod tests {
             }
         };
         let r = keys.unwrap_cek(&wrapped, right);
+        // a.pem is the wrong key: it fails outright, or (about 1% of wrappings) gives a
+        // well-formed AES key that the check refuses.
         assert!(
-            matches!(&r, Err(CryptoError::WrongKey { tried }) if tried.contains("a.pem")),
+            matches!(&r, Err(CryptoError::WrongKey { tried }) if tried.contains("a.pem"))
+                || matches!(&r, Err(CryptoError::KeyCheck { key, .. }) if key == "a.pem"),
             "{r:?}"
         );
         keys.add("b.pem", b);
         let (got, name) = keys.unwrap_cek(&wrapped, right).unwrap();
         assert_eq!(got, cek);
         assert_eq!(name, "b.pem");
+    }
+
+    #[test]
+    fn a_key_whose_aes_key_fails_the_check_is_named_with_both_causes() {
+        // The 1% case of a wrong key made certain: it unwraps to a well-formed AES key
+        // that the object's check refuses.
+        let a = seal::test_key(1);
+        let wrapped = seal::wrap_cek(&a.to_public_key(), &ContentKey::Aes128([5; 16]));
+        let mut keys = PrivateKeys::new();
+        keys.add("a.pem", a);
+        let r = keys.unwrap_cek(&wrapped, |_| Err(CryptoError::BadPadding));
+        let Err(CryptoError::KeyCheck { key, cause }) = &r else {
+            panic!("{r:?}");
+        };
+        assert_eq!(
+            (key.as_str(), &**cause),
+            ("a.pem", &CryptoError::BadPadding)
+        );
+        let message = r.unwrap_err().to_string();
+        assert!(message.contains("a.pem is not the pair"), "{message}");
+        assert!(message.contains("or the object is damaged"), "{message}");
+        assert!(message.contains("bad PKCS#7 padding"), "{message}");
     }
 
     #[test]

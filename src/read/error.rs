@@ -70,7 +70,8 @@ impl Failure {
 /// `source`), so that a chain printed whole says it once.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ReadError {
-    /// No private key unwraps the content key (or none was given).
+    /// No private key unwraps the content key (or none was given), or the one that does
+    /// gives an AES key the object refuses (a wrong key, or a damaged object).
     #[error("{sid}: {cause}")]
     Key { sid: String, cause: CryptoError },
     /// The data does not decrypt: bad padding, a cut-short object, a length mismatch.

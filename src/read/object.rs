@@ -288,10 +288,16 @@ impl ObjectReader {
             window::check_tail(cek, &prev, &last, stored_len, envelope.plaintext_len).map(|_| ())
         });
         let (key, key_name) = unwrapped.map_err(|e| match e {
-            CryptoError::WrongKey { .. } | CryptoError::NoKeys => ReadError::Key {
-                sid: self.sid().to_owned(),
-                cause: e,
-            },
+            // A key check that failed is a wrong key far more often than a damaged object
+            // (a wrong key gives a well-formed AES key for 1 object in 100; storage damages
+            // a tail almost never), so its siblings' errno is the one to give; the message
+            // names both causes.
+            CryptoError::WrongKey { .. } | CryptoError::KeyCheck { .. } | CryptoError::NoKeys => {
+                ReadError::Key {
+                    sid: self.sid().to_owned(),
+                    cause: e,
+                }
+            }
             other => self.damaged(other),
         })?;
         let plain_len = window::check_tail(&key, &prev, &last, stored_len, envelope.plaintext_len)
@@ -513,15 +519,33 @@ mod tests {
             keys_of(&wrong),
             1024,
         );
-        assert!(matches!(
-            r.read(0, 10).await,
-            Err(ReadError::Key { .. }) | Err(ReadError::Damaged { .. })
-        ));
+        // No AES key at all, or (1 wrapping in 100) one the last block refuses: both a
+        // key that does not fit.
+        assert!(matches!(r.read(0, 10).await, Err(ReadError::Key { .. })));
+        // The last block's padding changed: the right key's AES key is refused, which
+        // from outside is what a wrong key does; refused as a key, both causes named.
         let mem = sealed(&plain, &right, true);
         let stored = mem.object(SID).unwrap();
         let mut data = stored.data.to_vec();
         let n = data.len();
-        data[n - 17] ^= 1; // the last block's padding changes
+        data[n - 17] ^= 1;
+        mem.put(SID, data.clone(), stored.headers.clone());
+        let r = reader(Arc::new(mem), keys_of(&right), 1024);
+        let e = r.read(0, 10).await.unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                ReadError::Key {
+                    cause: CryptoError::KeyCheck { .. },
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("or the object is damaged"), "{e}");
+        // Cut short of whole blocks: damage, whatever the key.
+        let mem = sealed(&plain, &right, true);
+        data.truncate(n - 7);
         mem.put(SID, data, stored.headers);
         let r = reader(Arc::new(mem), keys_of(&right), 1024);
         assert!(matches!(
