@@ -11,130 +11,14 @@
 
 mod common;
 
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Output};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Instant;
 
-use axum::body::{Body, Bytes};
 use axum::response::{IntoResponse, Response};
+use common::hostile::*;
 use common::mount::*;
 use common::*;
-use futures_util::StreamExt;
-use twilio_media_fs::emulator::{RunningEmulator, spawn};
-
-/// The most address space the program under test may have.
-const ADDRESS_SPACE: u64 = 1 << 30;
-
-/// What the hostile server answers itself: `Some(response)` for its own URL, a path and
-/// a query.
-type Answer = dyn Fn(&str, &str, &str) -> Option<Response> + Send + Sync;
-
-struct Hostile {
-    url: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Hostile {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// Serves `answer`'s responses, and forwards everything else to the emulator.
-async fn hostile(
-    emu: &RunningEmulator,
-    answer: impl Fn(&str, &str, &str) -> Option<Response> + Send + Sync + 'static,
-) -> Hostile {
-    use axum::extract::{Request, State};
-    type S = Arc<(String, String, reqwest::Client, Box<Answer>)>;
-    async fn forward(State(s): State<S>, req: Request) -> Response {
-        let (me, upstream, http, answer) = &*s;
-        let path = req.uri().path().to_owned();
-        if let Some(r) = answer(me, &path, req.uri().query().unwrap_or("")) {
-            return r;
-        }
-        let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
-        let mut up = http.get(format!("{upstream}{pq}"));
-        for name in ["authorization", "range"] {
-            if let Some(v) = req.headers().get(name) {
-                up = up.header(name, v.clone());
-            }
-        }
-        let resp = up.send().await.unwrap();
-        let status = resp.status();
-        let mut headers = axum::http::HeaderMap::new();
-        for name in ["content-type", "location", "retry-after"] {
-            if let Some(v) = resp.headers().get(name) {
-                headers.insert(name, v.clone());
-            }
-        }
-        (status, headers, resp.bytes().await.unwrap()).into_response()
-    }
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let state: S = Arc::new((url.clone(), emu.url.clone(), http, Box::new(answer)));
-    let app = axum::Router::new().fallback(forward).with_state(state);
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    Hostile { url, task }
-}
-
-/// A body of `status` that never ends: 64 KiB chunks of spaces, as fast as they go.
-fn endless(status: u16) -> Response {
-    static CHUNK: [u8; 64 << 10] = [b' '; 64 << 10];
-    let chunks = futures_util::stream::repeat(Bytes::from_static(&CHUNK))
-        .map(Ok::<_, std::convert::Infallible>);
-    (
-        axum::http::StatusCode::from_u16(status).unwrap(),
-        Body::from_stream(chunks),
-    )
-        .into_response()
-}
-
-/// `cmd` with its address space limited to [`ADDRESS_SPACE`].
-fn limited(mut cmd: Command) -> Command {
-    // SAFETY: setrlimit(2) only, between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            let lim = libc::rlimit {
-                rlim_cur: ADDRESS_SPACE,
-                rlim_max: ADDRESS_SPACE,
-            };
-            if libc::setrlimit(libc::RLIMIT_AS, &lim) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    cmd
-}
-
-/// `cmd`'s output and how long it took.
-async fn timed(cmd: Command) -> (Output, Duration) {
-    let started = Instant::now();
-    let out = output(cmd).await;
-    (out, started.elapsed())
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// A completed recording of the emulator.
-fn a_recording(emu: &RunningEmulator) -> String {
-    emu.emulator
-        .objects()
-        .into_iter()
-        .find(|o| o.status == "completed" && o.sid.starts_with("RT"))
-        .unwrap()
-        .sid
-}
+use twilio_media_fs::emulator::spawn;
 
 // ---- endless bodies ------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 //! [`mount`] has real FUSE mounts of the binary, [`reads`] timed reads through them.
 #![allow(dead_code)]
 
+pub mod hostile;
 pub mod mount;
 pub mod reads;
 
