@@ -52,6 +52,7 @@
 //! Plaintext stays in memory; nothing decrypted is written to disk by the filesystem.
 
 pub mod app;
+pub mod bounded;
 pub mod cli;
 pub mod cmd;
 pub mod crypto;

@@ -1,6 +1,8 @@
 //! The fuzz targets of `fuzz/` (cargo-fuzz, libFuzzer), each run for a bounded time:
 //! `envelope` (header parsing), `window` (window decryption against whole-object
-//! decryption) and `api_json` (the API's response bodies). A crash, a failed property
+//! decryption), `api_json` (the API's response bodies), `listing` (list pages with
+//! sizes, dates and names at their extremes) and `error_body` (error answers, in any
+//! chunks, to the line a user sees). A crash, a failed property
 //! or a leak fails the test, which prints the input that caused it (libFuzzer's
 //! artifact) so it can become a regression test.
 //!
@@ -134,4 +136,14 @@ fn fuzz_window() {
 #[test]
 fn fuzz_api_json() {
     fuzz("api_json");
+}
+
+#[test]
+fn fuzz_listing() {
+    fuzz("listing");
+}
+
+#[test]
+fn fuzz_error_body() {
+    fuzz("error_body");
 }

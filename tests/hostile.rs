@@ -32,9 +32,10 @@ async fn ls_with_an_endless_listing() {
     .await;
     let mut cmd = limited(cli_at(&h.url));
     cmd.args(["ls", "recordings"]);
-    let (out, took) = timed(cmd).await;
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let err = stderr(&out);
+    let ran = timed(cmd).await;
+    let out = &ran.out;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(out));
+    let err = stderr(out);
     assert!(
         err.contains(
             "unexpected answer from /v1/Recordings: the answer is larger than 16 MiB, \
@@ -43,7 +44,7 @@ async fn ls_with_an_endless_listing() {
         "{err}"
     );
     assert!(out.stdout.is_empty());
-    println!("ls failed in {took:?}");
+    println!("ls against an endless listing: {ran}");
 }
 
 /// `get` of a recording whose storage answers 403 with a body that never ends: the
@@ -71,11 +72,12 @@ async fn get_with_an_endless_storage_error() {
         .arg(&keys().pem[0])
         .arg("-o")
         .arg(&dest);
-    let (out, took) = timed(cmd).await;
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let err = stderr(&out);
+    let ran = timed(cmd).await;
+    let out = &ran.out;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(out));
+    let err = stderr(out);
     assert!(err.contains("403"), "{err}");
-    println!("get failed in {took:?}: {err}");
+    println!("get of an endless storage error: {ran}: {err}");
 }
 
 /// A mount whose recordings listing never ends (the start-up probe, one item, is

@@ -31,7 +31,7 @@
 //! This module must not decrypt, cache data, or show a signed URL's query string.
 
 mod memory;
-mod status;
+pub mod status;
 
 pub use memory::{MemoryStorage, StoredObject};
 pub use status::{ContentRange, parse_content_range, parse_s3_error};
@@ -46,6 +46,7 @@ use reqwest::header::{
     CONTENT_LENGTH, CONTENT_RANGE, ETAG, HeaderName, IF_MATCH, RANGE, RETRY_AFTER,
 };
 
+use crate::bounded::{Bounded, ERROR_BODY_LIMIT};
 use crate::retry::{self, Backoff, Outcome, Retried, RetryPolicy, parse_retry_after};
 use crate::stats::IoStats;
 use crate::twilio::{self, Api, MediaRef, TwilioClient, describe_reqwest};
@@ -53,11 +54,6 @@ use status::{Asked, Classified, ErrorStatus};
 
 /// How many times one read asks `/Media` again after a 403.
 pub const MAX_REFRESHES: u32 = 2;
-
-/// The most of an error body that is read: S3's XML errors are a few hundred bytes,
-/// and what a misbehaving server or proxy sends need not be read whole to report a
-/// status.
-const ERROR_BODY_LIMIT: usize = 64 << 10;
 
 /// The bytes asked for, and what came with them.
 #[derive(Debug, Clone)]
@@ -358,19 +354,16 @@ impl Progress {
 /// The start of an error body, as text: at most [`ERROR_BODY_LIMIT`] bytes are read.
 /// A body that breaks off counts as empty, as `Response::text` had it.
 async fn error_body(response: reqwest::Response) -> String {
-    let mut body = Vec::new();
+    let mut body = Bounded::new(ERROR_BODY_LIMIT);
     let mut stream = response.bytes_stream();
-    while body.len() < ERROR_BODY_LIMIT {
+    loop {
         match stream.next().await {
-            Some(Ok(chunk)) => {
-                let room = ERROR_BODY_LIMIT - body.len();
-                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            }
+            Some(Ok(chunk)) if body.push(&chunk) => {}
+            Some(Ok(_)) | None => break,
             Some(Err(_)) => return String::new(),
-            None => break,
         }
     }
-    String::from_utf8_lossy(&body).into_owned()
+    body.text()
 }
 
 /// A header's value, when it is text.

@@ -38,6 +38,7 @@ use super::types::{
     Composition, CompositionSettings, PublicKeyCredential, Recording, RecordingSettings, Room,
     StorageSettings, media_redirect_target, parse_page_with, tolerant_json,
 };
+use crate::bounded::Bounded;
 use crate::retry::{self, Backoff, Outcome, Retried, RetryPolicy, parse_retry_after};
 
 /// Twilio's Video API.
@@ -676,19 +677,19 @@ async fn bounded_body(
     if response.content_length().is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    let mut body = Vec::new();
+    let mut body = Bounded::new(limit);
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| NoAnswer::Transport {
             detail: describe_reqwest(&e),
             retry: true,
         })?;
-        if chunk.len() > limit - body.len() {
+        body.push(&chunk);
+        if body.over() {
             return Err(too_large());
         }
-        body.extend_from_slice(&chunk);
     }
-    Ok(Bytes::from(body))
+    Ok(Bytes::from(body.into_bytes()))
 }
 
 /// One API GET as [`retry::run`] repeats it.

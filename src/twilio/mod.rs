@@ -39,4 +39,5 @@ pub use memory::{ApiCalls, MemoryApi};
 pub use types::{
     Composition, CompositionSettings, GroupingSids, PublicKeyCredential, Recording,
     RecordingSettings, Room, StorageSettings, media_redirect_target, parse_date, parse_page,
+    parse_page_with,
 };
