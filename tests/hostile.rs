@@ -20,6 +20,55 @@ use common::mount::*;
 use common::*;
 use twilio_media_fs::emulator::spawn;
 
+// ---- names that do not exist --------------------------------------------------------
+
+/// 200 `stat`s of made-up SIDs through a real mount (any local user can make them with
+/// `--allow-other`): at most 20 + 10/s reach the API, each answers at once, and the
+/// mount stays small.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_names_through_a_mount_cost_a_bounded_number_of_requests() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let emu = spawn(emulator_config()).await.unwrap();
+    let asked = Arc::new(AtomicUsize::new(0));
+    let counter = asked.clone();
+    let h = hostile(&emu, move |_, path, _| {
+        if path.starts_with("/v1/Recordings/RT") {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+        None
+    })
+    .await;
+    let mut m = Mount::start(&h.url, &[&keys().pem[0]], &[]).await;
+    let dir = m.path.join("recordings");
+    let started = Instant::now();
+    let slowest = blocking(move || {
+        let mut slowest = std::time::Duration::ZERO;
+        for i in 0..200u32 {
+            let path = dir.join(format!("RT{:032x}.mka", 0xdead_0000u64 + u64::from(i)));
+            let t = Instant::now();
+            let err = std::fs::metadata(&path).unwrap_err();
+            slowest = slowest.max(t.elapsed());
+            assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+        }
+        slowest
+    })
+    .await;
+    let took = started.elapsed();
+    let requests = asked.load(Ordering::SeqCst);
+    let peak = peak_rss_kib(m.child.as_ref().unwrap().id());
+    m.unmount().await;
+    let allowed = 20 + 10 * (took.as_secs() as usize + 1);
+    println!(
+        "200 made-up names: {requests} API requests in {:.2} s, slowest stat {slowest:?}, \
+         mount peak RSS {:.1} MiB",
+        took.as_secs_f64(),
+        peak as f64 / 1024.0
+    );
+    assert!(requests <= allowed, "{requests} requests in {took:?}");
+    assert!(requests >= 1, "the first lookups do reach the API");
+}
+
 // ---- endless bodies ------------------------------------------------------------------
 
 /// `ls` against a listing that never ends fails it with the bound in its message.
