@@ -704,8 +704,11 @@ async fn absurd_sizes() {
     let flags = [FLAGS, &["--refresh", "1s"]].concat();
     let mut m = Mount::start(&p.url, &[&keys().account_pem], &flags).await;
     let recordings = completed_names(&emu, true);
+    let mut slowest = Duration::ZERO;
     for (o, name) in &recordings {
+        let t = Instant::now();
         let meta = std::fs::metadata(m.file(o));
+        slowest = slowest.max(t.elapsed());
         assert_eq!(meta.unwrap().len(), 0, "{name}");
     }
     // The API corrects itself: the next listing's sizes are shown.
@@ -726,6 +729,11 @@ async fn absurd_sizes() {
         "{name}"
     );
     assert!(!m.log().contains("WARN"), "{}", m.log());
+    let peak = common::hostile::peak_rss_kib(m.child.as_ref().unwrap().id());
+    println!(
+        "sizes of 2^63 and more: slowest stat {slowest:?}, mount peak RSS {:.1} MiB",
+        peak as f64 / 1024.0
+    );
     assert!(m.alive());
 }
 
