@@ -140,7 +140,12 @@ async fn get_one(
         Arc::new(WindowCache::new(CHUNK as usize)),
         CHUNK,
     );
-    let plain_len = reader.meta().await?.plain_len;
+    let meta = reader.meta().await?;
+    if args.require_encrypted {
+        // Before the output exists: a refused object leaves no file.
+        reader.require_encrypted(meta)?;
+    }
+    let plain_len = meta.plain_len;
     tracing::info!("{sid}: {plain_len} bytes of plaintext");
 
     let mut output = Output::create(&dest)?;
