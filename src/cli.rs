@@ -381,6 +381,15 @@ pub struct LsArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Add an ENCRYPTED column (recordings and compositions; with --json, an
+    /// "encrypted" field): `yes`, `no` (stored unencrypted: media from before the
+    /// account turned encryption on), `damaged` (no encryption headers and not media:
+    /// the mount and `get` refuse it), `unknown` (the media could not be fetched), `-`
+    /// (not completed). Costs, per completed item, one /Media request and a ranged GET
+    /// of 16 bytes; without it nothing but the listing is requested.
+    #[arg(long)]
+    pub encryption: bool,
+
     #[command(flatten)]
     pub api: ApiArgs,
 }
