@@ -209,7 +209,9 @@ async fn mount_refuses_stripped_ciphertext_and_flags_unencrypted_media() {
     let m = m.spawn(limited(cmd)).await;
 
     let stripped = m.file(&s.stripped);
+    let started = std::time::Instant::now();
     let err = blocking(move || std::fs::read(stripped)).await.unwrap_err();
+    let took = started.elapsed();
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
     assert_eq!(xattr(&m.file(&s.stripped), "encrypted"), Err(libc::EIO));
 
@@ -251,6 +253,20 @@ async fn mount_refuses_stripped_ciphertext_and_flags_unencrypted_media() {
         "{log}"
     );
     assert!(!log.contains(&other.sid), "{log}");
+    println!(
+        "mount: stripped ciphertext refused (EIO) in {took:?}; mount {}",
+        peak_rss(m.child.as_ref().unwrap().id())
+    );
+}
+
+/// `VmHWM` (peak RSS) of a running process, as `/proc/PID/status` says it.
+fn peak_rss(pid: u32) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"));
+    line.unwrap_or("VmHWM: unknown")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `mount --require-encrypted`: the unencrypted file is EACCES to open (its attribute
