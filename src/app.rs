@@ -60,6 +60,8 @@ pub struct MountSettings {
     /// Size files in the background after each listing, so that every size is exact
     /// without opening anything.
     pub exact_sizes: bool,
+    /// Refuse to open media stored unencrypted ([`ReadConfig::require_encrypted`]).
+    pub require_encrypted: bool,
 }
 
 impl Default for MountSettings {
@@ -78,6 +80,7 @@ impl Default for MountSettings {
             since: None,
             metadata_cache: sizes::default_dir(),
             exact_sizes: false,
+            require_encrypted: false,
         }
     }
 }
@@ -115,6 +118,7 @@ pub fn build(settings: &MountSettings, backend: Backend, keys: Arc<PrivateKeys>)
     let read = ReadConfig {
         window: settings.window,
         answer_within: backend.answer_within,
+        require_encrypted: settings.require_encrypted,
     };
     let cache = Arc::new(WindowCache::new(settings.cache_size as usize));
     let sizes = match &settings.metadata_cache {

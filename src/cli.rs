@@ -28,7 +28,8 @@ Mounting from /etc/fstab:
 the package puts it, or /usr/local/bin). Options: ro (required: the mount is read-only), allow_other, \
 key=PATH[:PATH...], credentials=FILE, cache_size=SIZE, window=SIZE, refresh=DURATION, \
 room=RM...[:RM...], since=DATE, uid=N, gid=N, api_url=URL, fsname=NAME, timeout=DURATION, \
-retry_budget=DURATION, metadata_cache=DIR, no_metadata_cache, exact_sizes, each as the \
+retry_budget=DURATION, metadata_cache=DIR, no_metadata_cache, exact_sizes, \
+require_encrypted, each as the \
 `mount` flag of the same name. Generic options (_netdev, nofail, noauto, user, \
 x-systemd.*, nodev, nosuid, noatime...) are ignored; any other is refused.
 
@@ -380,6 +381,15 @@ pub struct LsArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Add an ENCRYPTED column (recordings and compositions; with --json, an
+    /// "encrypted" field): `yes`, `no` (stored unencrypted: media from before the
+    /// account turned encryption on), `damaged` (no encryption headers and not media:
+    /// the mount and `get` refuse it), `unknown` (the media could not be fetched), `-`
+    /// (not completed). Costs, per completed item, one /Media request and a ranged GET
+    /// of 16 bytes; without it nothing but the listing is requested.
+    #[arg(long)]
+    pub encryption: bool,
+
     #[command(flatten)]
     pub api: ApiArgs,
 }
@@ -405,6 +415,13 @@ pub struct GetArgs {
     /// Ranged requests in flight at once per object.
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub parallel: usize,
+
+    /// Refuse media stored unencrypted (no encryption headers): exit non-zero and
+    /// write no file. Without it, unencrypted media (stored before the account turned
+    /// encryption on) is written as it is, with a warning. An object without its
+    /// encryption headers that is not Matroska or MP4 is refused either way.
+    #[arg(long)]
+    pub require_encrypted: bool,
 
     #[command(flatten)]
     pub api: ApiArgs,
@@ -500,6 +517,15 @@ pub struct MountArgs {
     /// once, and never again on later mounts with the size cache.
     #[arg(long)]
     pub exact_sizes: bool,
+
+    /// Refuse to open media stored unencrypted (no encryption headers): open and read
+    /// fail with EACCES (permission denied), with a warning naming the SID;
+    /// `user.twilio.encrypted` still tells `false`. Without it, unencrypted media
+    /// (stored before the account turned encryption on) is served as it is, with one
+    /// warning per file. An object without its encryption headers that is not Matroska
+    /// or MP4 (ciphertext whose headers were lost) is refused either way, with EIO.
+    #[arg(long)]
+    pub require_encrypted: bool,
 
     #[command(flatten)]
     pub api: ApiArgs,

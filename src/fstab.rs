@@ -47,6 +47,7 @@ const SWITCH_OPTIONS: &[(&str, &str)] = &[
     ("allow_other", "--allow-other"),
     ("exact_sizes", "--exact-sizes"),
     ("no_metadata_cache", "--no-metadata-cache"),
+    ("require_encrypted", "--require-encrypted"),
 ];
 
 /// Options that `mount`, the kernel, `mount.fuse3` or systemd handle, accepted and
@@ -530,6 +531,10 @@ mod tests {
             Just(("x-systemd.automount".to_owned(), vec![])),
             Just(("allow_other".to_owned(), vec!["--allow-other".to_owned()])),
             Just(("exact_sizes".to_owned(), vec!["--exact-sizes".to_owned()])),
+            Just((
+                "require_encrypted".to_owned(),
+                vec!["--require-encrypted".to_owned()]
+            )),
             proptest::collection::vec(path, 1..3).prop_map(|ks| (
                 format!("key={}", ks.join(":")),
                 ks.iter()
@@ -565,6 +570,7 @@ mod tests {
             prop_assert_eq!(keys, expected_keys);
             prop_assert_eq!(m.allow_other, list.contains(&"allow_other"));
             prop_assert_eq!(m.exact_sizes, list.contains(&"exact_sizes"));
+            prop_assert_eq!(m.require_encrypted, list.contains(&"require_encrypted"));
             let last = |flag: &str| opts.iter().rev()
                 .find_map(|(_, f)| (f.first().map(String::as_str) == Some(flag)).then(|| f[1].clone()));
             prop_assert_eq!(

@@ -22,7 +22,7 @@ use twilio_media_fs::crypto::window::ciphertext_len;
 use twilio_media_fs::faults::{ApiCall, FaultyApi, FaultySource};
 use twilio_media_fs::fs::{self, Error, Kind, TwilioFs};
 use twilio_media_fs::object::{Fetched, MemoryStorage, ObjectError, ObjectSource};
-use twilio_media_fs::read::ReadError;
+use twilio_media_fs::read::{self, ReadError};
 use twilio_media_fs::twilio::{self, Composition, GroupingSids, MemoryApi, Recording};
 
 /// Plaintext bytes per window: small, so that files of a few KiB span many windows.
@@ -48,6 +48,7 @@ struct Options {
     /// The size cache's directory (none: in memory only).
     metadata_cache: Option<PathBuf>,
     exact_sizes: bool,
+    require_encrypted: bool,
 }
 
 impl Default for Options {
@@ -58,6 +59,7 @@ impl Default for Options {
             since: None,
             metadata_cache: None,
             exact_sizes: false,
+            require_encrypted: false,
         }
     }
 }
@@ -97,6 +99,7 @@ fn filesystem(
         since: o.since.clone(),
         metadata_cache: o.metadata_cache.clone(),
         exact_sizes: o.exact_sizes,
+        require_encrypted: o.require_encrypted,
     };
     let backend = Backend {
         api,
@@ -111,6 +114,14 @@ fn plaintext(n: u64, len: usize) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u64 * 31 + n * 7 + i as u64 / 251) as u8)
         .collect()
+}
+
+/// [`plaintext`] that starts like a Matroska file (its EBML magic): what an object
+/// stored unencrypted must look like to be served ([`read::unencrypted`]).
+fn matroska(n: u64, len: usize) -> Vec<u8> {
+    let mut v = plaintext(n, len);
+    v[..4].copy_from_slice(&read::unencrypted::EBML_MAGIC);
+    v
 }
 
 fn rt(n: u64) -> String {
@@ -505,7 +516,7 @@ async fn every_extended_attribute() {
     let a = account(Options::default());
     a.recording(3, ROOM_A, 100);
     a.composition(1, ROOM_B, 100);
-    a.storage.put(&rt(5), plaintext(5, 300), Vec::new()); // stored unencrypted
+    a.storage.put(&rt(5), matroska(5, 300), Vec::new()); // stored unencrypted
     a.api.put(Recording {
         sid: rt(5),
         status: Some("completed".into()),
@@ -590,7 +601,7 @@ async fn every_extended_attribute() {
         );
     }
     assert_eq!(xattr(&a, plain.ino, "encrypted").await.unwrap(), "false");
-    assert_eq!(a.read_all(plain.ino, 77).await.unwrap(), plaintext(5, 300));
+    assert_eq!(a.read_all(plain.ino, 77).await.unwrap(), matroska(5, 300));
 
     // Unknown names, other namespaces, directories but rooms, and .stats have none.
     for (ino, name) in [
@@ -1566,4 +1577,75 @@ async fn expired_urls_and_revoked_credentials_over_real_storage() {
     let head = fs.read(ino, fh, 0, 100).await.unwrap();
     let want = emu.emulator.plaintext(&other.sid).unwrap();
     assert_eq!(&head[..], &want[..100.min(want.len())]);
+}
+
+/// Issue 16, item 6: a file stored unencrypted (it starts like Matroska) is served as it
+/// is and says `encrypted` = `false`; under `--require-encrypted` its open is refused
+/// with EACCES, its attribute still answers, and an encrypted file still opens.
+#[tokio::test]
+async fn require_encrypted_refuses_unencrypted_files_with_eacces() {
+    for require in [false, true] {
+        let a = account(Options {
+            require_encrypted: require,
+            ..Default::default()
+        });
+        let sealed = a.recording(1, ROOM_A, 3000);
+        a.storage.put(&rt(5), matroska(5, 3000), Vec::new());
+        a.api.put(Recording {
+            sid: rt(5),
+            status: Some("completed".into()),
+            container_format: Some("mka".into()),
+            ..Default::default()
+        });
+        let plain = a
+            .lookup(fs::RECORDINGS, &format!("{}.mka", rt(5)))
+            .await
+            .unwrap();
+        let enc = a
+            .lookup(fs::RECORDINGS, &format!("{}.mka", rt(1)))
+            .await
+            .unwrap();
+        assert_eq!(xattr(&a, plain.ino, "encrypted").await.unwrap(), "false");
+        assert_eq!(xattr(&a, enc.ino, "encrypted").await.unwrap(), "true");
+        assert_eq!(a.read_all(enc.ino, 1000).await.unwrap(), sealed);
+        let read = a.read_all(plain.ino, 1000).await;
+        if require {
+            assert_eq!(errno(read), libc::EACCES);
+            assert_eq!(a.fs.stats().errors, 1, "the refusal is counted");
+        } else {
+            assert_eq!(read.unwrap(), matroska(5, 3000));
+        }
+    }
+}
+
+/// Issue 16, item 6: ciphertext served without its envelope headers is EIO to open and
+/// to the `encrypted` attribute, with or without `--require-encrypted`: never served
+/// as if it were plaintext.
+#[tokio::test]
+async fn a_file_stripped_of_its_envelope_is_eio_not_ciphertext() {
+    for require in [false, true] {
+        let a = account(Options {
+            require_encrypted: require,
+            ..Default::default()
+        });
+        a.recording(1, ROOM_A, 5000);
+        let stored = a.storage.object(&rt(1)).unwrap();
+        let kept: Vec<_> = (stored.headers.iter())
+            .filter(|(k, _)| !k.starts_with("x-amz-meta-"))
+            .cloned()
+            .collect();
+        a.storage.put(&rt(1), stored.data.to_vec(), kept);
+        let f = a
+            .lookup(fs::RECORDINGS, &format!("{}.mka", rt(1)))
+            .await
+            .unwrap();
+        assert_eq!(errno(a.read_all(f.ino, 1000).await), libc::EIO);
+        assert_eq!(errno(xattr(&a, f.ino, "encrypted").await), libc::EIO);
+        let e = a.fs.open(f.ino).await.unwrap_err();
+        assert!(e.to_string().contains(&rt(1)), "{e}");
+        assert!(
+            e.to_string().contains("without its encryption headers"),
+            "{e}"
+        );
+    }
 }

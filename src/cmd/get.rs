@@ -6,6 +6,11 @@
 //! through [`Output`], so memory stays at about `parallel × CHUNK` and a failure leaves
 //! no file under the final name.
 //!
+//! An object stored unencrypted is written as it is (the read path logs one WARN naming
+//! it); with `--require-encrypted` it is refused before the output file exists, so a
+//! refusal leaves no file. An object without its envelope that is not media is refused
+//! by the read path either way ([`crate::read::unencrypted`]).
+//!
 //! SIGINT, SIGTERM and SIGHUP stop the downloads where they are: the futures are
 //! dropped, and with them the unfinished [`Output`] (an `O_TMPFILE` inode with no
 //! name, or the named `.partial` fallback, deleted); then the process dies of the same
@@ -140,7 +145,12 @@ async fn get_one(
         Arc::new(WindowCache::new(CHUNK as usize)),
         CHUNK,
     );
-    let plain_len = reader.meta().await?.plain_len;
+    let meta = reader.meta().await?;
+    if args.require_encrypted {
+        // Before the output exists: a refused object leaves no file.
+        reader.require_encrypted(meta)?;
+    }
+    let plain_len = meta.plain_len;
     tracing::info!("{sid}: {plain_len} bytes of plaintext");
 
     let mut output = Output::create(&dest)?;

@@ -3,21 +3,31 @@
 //! Recordings and compositions are one listing over [`MediaKind`]; the kinds differ
 //! only in two of its columns ([`media_header`]). `--json` prints each resource as the
 //! API sent it.
+//!
+//! `--encryption` adds a last column, ENCRYPTED (an `"encrypted"` field in JSON), from
+//! the first 16 bytes of each completed object and their headers, judged as the read
+//! core judges them ([`encryption_cell`]). The table without it is unchanged, so that
+//! scripts that read its columns keep working.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use anyhow::Context;
+use futures_util::{StreamExt, stream};
 use serde::Serialize;
 
 use super::config::{access_error, twilio_client};
 use super::terminal::printable;
 use crate::cli::{ListWhat, LsArgs};
+use crate::crypto::{CryptoError, Envelope};
+use crate::object::{Fetched, ObjectClient};
+use crate::read::unencrypted::looks_like_media;
 use crate::twilio::{Media, MediaFilter, MediaKind, RoomFilter, TwilioClient};
 
 pub fn run(args: LsArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
-        let twilio = twilio_client(&args.api)?;
+        let twilio = Arc::new(twilio_client(&args.api)?);
         let mut out = std::io::stdout().lock();
         match args.what {
             ListWhat::Recordings => media(&twilio, MediaKind::Recording, &args, &mut out).await,
@@ -37,12 +47,17 @@ fn rooms_or_all(args: &LsArgs) -> Vec<Option<String>> {
 }
 
 async fn media(
-    twilio: &TwilioClient,
+    twilio: &Arc<TwilioClient>,
     kind: MediaKind,
     args: &LsArgs,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let mut table = Table::new(&media_header(kind));
+    let mut header = media_header(kind).to_vec();
+    if args.encryption {
+        header.push("ENCRYPTED");
+    }
+    let mut table = Table::new(&header);
+    let objects = args.encryption.then(|| ObjectClient::new(twilio.clone()));
     for room in rooms_or_all(args) {
         let filter = MediaFilter {
             status: args.status.clone(),
@@ -50,15 +65,68 @@ async fn media(
             ..Default::default()
         };
         let listed = twilio.media(kind, &filter).await;
-        for m in listed.map_err(|e| access_error(twilio, e, kind.plural()))? {
+        let listed = listed.map_err(|e| access_error(twilio, e, kind.plural()))?;
+        let cells: Vec<Option<&str>> = match &objects {
+            Some(objects) => {
+                let cells = stream::iter(&listed)
+                    .map(|m| encryption_of(objects, m))
+                    .buffered(ENCRYPTION_AT_ONCE);
+                cells.map(Some).collect().await
+            }
+            None => vec![None; listed.len()],
+        };
+        for (m, cell) in listed.iter().zip(cells) {
             if args.json {
-                json_line(out, &m)?;
+                match cell {
+                    Some(cell) => {
+                        let mut value = serde_json::to_value(m)?;
+                        if let Some(fields) = value.as_object_mut() {
+                            fields.insert("encrypted".into(), cell.into());
+                        }
+                        json_line(out, &value)?;
+                    }
+                    None => json_line(out, m)?,
+                }
                 continue;
             }
-            table.row(media_row(&m));
+            let mut row = media_row(m);
+            row.extend(cell.map(str::to_owned));
+            table.row(row);
         }
     }
     table.print(out, args.json)
+}
+
+/// Objects whose encryption `--encryption` checks at once.
+const ENCRYPTION_AT_ONCE: usize = 8;
+
+/// The ENCRYPTED cell of `m`: `-` unless completed, else its first 16 bytes judged
+/// ([`encryption_cell`]).
+async fn encryption_of(objects: &ObjectClient, m: &Media) -> &'static str {
+    if !m.status_is("completed") {
+        return "-";
+    }
+    let got = objects.get_range(&m.media_ref(), 0, 16).await;
+    if let Err(e) = &got {
+        tracing::warn!("{}: cannot tell whether it is encrypted: {e}", m.sid());
+    }
+    encryption_cell(got.as_ref().ok())
+}
+
+/// What the first GET of an object says of its encryption, as the read core judges it
+/// ([`crate::read::unencrypted`]): `yes` with an envelope (either format), `no` for
+/// unencrypted media, `damaged` for no envelope on bytes that are not media (or an
+/// envelope that does not parse), `unknown` when nothing was fetched.
+fn encryption_cell(first: Option<&Fetched>) -> &'static str {
+    let Some(first) = first else {
+        return "unknown";
+    };
+    let headers = first.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    match Envelope::from_headers(headers) {
+        Ok(Some(_)) | Err(CryptoError::UnsupportedV2 { .. }) => "yes",
+        Ok(None) if looks_like_media(&first.data, first.total_len) => "no",
+        Ok(None) | Err(_) => "damaged",
+    }
 }
 
 /// The columns of a listing of `kind`: the same six for both, and between ROOM and
@@ -279,6 +347,36 @@ mod tests {
         t.print(&mut out, false).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text, "SID\nRT\\u{1b}[2J\\nRTforged\\u{0}é\n");
+    }
+
+    /// Issue 16, item 6: the ENCRYPTED column judges as the read core does.
+    #[test]
+    fn encryption_cells() {
+        let fetched = |headers: &[(&str, &str)], data: &[u8]| Fetched {
+            data: bytes::Bytes::copy_from_slice(data),
+            total_len: 1000,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let iv = "AAAAAAAAAAAAAAAAAAAAAA==";
+        let envelope = [
+            ("x-amz-meta-x-amz-key", "a2V5"),
+            ("x-amz-meta-x-amz-iv", iv),
+        ];
+        let ebml = [
+            0x1A, 0x45, 0xDF, 0xA3, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+        ];
+        let random = [
+            0x9C, 0x01, 0x77, 0xE3, 0x55, 0x10, 0xAB, 0xCD, 0, 1, 2, 3, 4, 5, 6, 7,
+        ];
+        assert_eq!(encryption_cell(Some(&fetched(&envelope, &random))), "yes");
+        assert_eq!(encryption_cell(Some(&fetched(&[], &ebml))), "no");
+        assert_eq!(encryption_cell(Some(&fetched(&[], &random))), "damaged");
+        let broken = [("x-amz-meta-x-amz-key", "a2V5")];
+        assert_eq!(encryption_cell(Some(&fetched(&broken, &random))), "damaged");
+        assert_eq!(encryption_cell(None), "unknown");
     }
 
     #[test]

@@ -92,6 +92,7 @@ pub fn settings(args: &MountArgs) -> MountSettings {
             (false, None) => defaults.metadata_cache,
         },
         exact_sizes: args.exact_sizes,
+        require_encrypted: args.require_encrypted,
     }
 }
 
@@ -386,6 +387,7 @@ mod tests {
                 since: Some("2026-01-31T00:00:00Z".to_owned()),
                 metadata_cache: Some("/var/cache/sizes".into()),
                 exact_sizes: true,
+                require_encrypted: false,
             }
         );
     }

@@ -56,12 +56,17 @@ impl Error {
 }
 
 /// A read's errno: a key that does not fit is a permission matter (EACCES), data that
-/// does not decrypt is an I/O error, a format not supported is EOPNOTSUPP.
+/// does not decrypt is an I/O error, a format not supported is EOPNOTSUPP. An object
+/// without its envelope that is not media is damaged data (EIO); unencrypted media
+/// refused by `--require-encrypted` is a policy refusal, like a key that does not fit
+/// (EACCES): the data is fine, this mount may not serve it.
 fn read_errno(e: &ReadError) -> i32 {
     match e {
         ReadError::Key { .. } => libc::EACCES,
         ReadError::Damaged { .. } => libc::EIO,
         ReadError::Unsupported { .. } => libc::EOPNOTSUPP,
+        ReadError::NoEnvelope { .. } => libc::EIO,
+        ReadError::NotEncrypted { .. } => libc::EACCES,
         ReadError::Gone { .. } => failure_errno(Failure::Gone),
         ReadError::Denied { .. } => failure_errno(Failure::Denied),
         ReadError::Storage { .. } => failure_errno(Failure::Failed),

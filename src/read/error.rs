@@ -80,6 +80,21 @@ pub enum ReadError {
     /// Encrypted in a format this program does not decrypt (S3 Encryption Client v2).
     #[error("{sid}: {cause}")]
     Unsupported { sid: String, cause: CryptoError },
+    /// Arrived without its envelope headers, and its bytes do not begin a Matroska or
+    /// MP4 file: ciphertext whose headers were lost on the way, or not media at all.
+    /// Refused, never served as if it were plaintext ([`super::unencrypted`]).
+    #[error(
+        "{sid}: damaged data: the object came without its encryption headers \
+         (x-amz-meta-x-amz-key, x-amz-meta-x-amz-iv) and is not unencrypted media either \
+         (its {stored_len} bytes do not start like Matroska or MP4): refusing to serve it"
+    )]
+    NoEnvelope { sid: String, stored_len: u64 },
+    /// Stored unencrypted, and `--require-encrypted` refuses unencrypted media.
+    #[error(
+        "{sid}: stored unencrypted (no encryption headers), and --require-encrypted \
+         refuses unencrypted media"
+    )]
+    NotEncrypted { sid: String },
     /// The media is not there (any more): see [`Failure::Gone`].
     #[error("{sid}: {message}")]
     Gone { sid: String, message: String },
@@ -115,6 +130,8 @@ impl ReadError {
             ReadError::Key { sid, .. }
             | ReadError::Damaged { sid, .. }
             | ReadError::Unsupported { sid, .. }
+            | ReadError::NoEnvelope { sid, .. }
+            | ReadError::NotEncrypted { sid }
             | ReadError::Gone { sid, .. }
             | ReadError::Denied { sid, .. }
             | ReadError::Storage { sid, .. }

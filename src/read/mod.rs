@@ -35,6 +35,7 @@ mod handle;
 pub mod object;
 pub mod prefetch;
 pub mod served;
+pub mod unencrypted;
 
 pub use cache::{CacheStats, WindowCache, WindowKey};
 pub use error::{Failure, ReadError};
@@ -67,6 +68,9 @@ pub struct ReadConfig {
     /// ([`crate::twilio::TwilioClient::answer_bound`]), so it only cuts reads whose
     /// retries are spent anyway, but it holds whatever the storage does.
     pub answer_within: Duration,
+    /// Refuse to open objects stored unencrypted ([`ReadError::NotEncrypted`]):
+    /// `--require-encrypted`.
+    pub require_encrypted: bool,
 }
 
 /// Counters since the core started: what `.stats` shows.
@@ -207,7 +211,8 @@ impl ReadCore {
 
     /// Opens `media` for reading: learns its envelope and exact size (one ranged GET
     /// that also fetches the first window) so that a wrong key fails here, before any
-    /// byte is read.
+    /// byte is read. With [`ReadConfig::require_encrypted`], an object stored
+    /// unencrypted fails here too.
     pub async fn open(self: &Arc<Self>, media: &MediaRef) -> Result<Handle, ReadError> {
         self.open_object(self.object(media)).await
     }
@@ -222,6 +227,11 @@ impl ReadCore {
             .await
             .inspect_err(|e| self.failed(e))?;
         self.learned(&object, meta.stored_len, meta.plain_len);
+        if self.config.require_encrypted {
+            object
+                .require_encrypted(meta)
+                .inspect_err(|e| self.failed(e))?;
+        }
         Ok(Handle::new(self.clone(), object))
     }
 
@@ -353,6 +363,7 @@ mod tests {
             ReadConfig {
                 window: 4096,
                 answer_within: Duration::from_secs(5),
+                require_encrypted: false,
             },
             storage,
             Arc::new(keys),

@@ -13,6 +13,11 @@
 //! right. A read returns exactly the bytes asked for, short only at the end of the
 //! object: the kernel fills a short FUSE reply with zeroes.
 //!
+//! An object without envelope headers is served as it is only if it starts like media
+//! (Matroska or MP4), with one WARN naming it; otherwise it is refused as damaged
+//! ([`super::unencrypted`]). [`ObjectReader::require_encrypted`] is the check of
+//! `--require-encrypted`.
+//!
 //! This module knows nothing of FUSE or inodes; it must not block a thread (everything
 //! is async) and it never writes plaintext anywhere but the cache.
 
@@ -24,6 +29,7 @@ use tokio::sync::OnceCell;
 
 use super::cache::{WindowCache, WindowKey};
 use super::error::ReadError;
+use super::unencrypted::looks_like_media;
 use crate::crypto::{ContentKey, CryptoError, Envelope, PrivateKeys, window};
 use crate::object::{Fetched, ObjectError, ObjectSource};
 use crate::twilio::MediaRef;
@@ -231,6 +237,9 @@ impl ObjectReader {
             .map_err(|e| self.storage(e))?;
         let stored = first.total_len;
         let envelope = self.envelope(&first)?;
+        if envelope.is_none() {
+            self.plain_media(&first)?;
+        }
         let told = match &envelope {
             None => Some(stored),
             Some(env) => env
@@ -259,6 +268,29 @@ impl ObjectReader {
         })
     }
 
+    /// An object without its envelope must start like media ([`looks_like_media`]):
+    /// otherwise it is ciphertext that lost its headers, or not media, and is refused.
+    fn plain_media(&self, first: &Fetched) -> Result<(), ReadError> {
+        if looks_like_media(&first.data, first.total_len) {
+            return Ok(());
+        }
+        Err(ReadError::NoEnvelope {
+            sid: self.sid().to_owned(),
+            stored_len: first.total_len,
+        })
+    }
+
+    /// `Err(`[`ReadError::NotEncrypted`]`)` for an object stored unencrypted: what
+    /// `--require-encrypted` asks of every open, before any byte is served.
+    pub fn require_encrypted(&self, meta: &ObjectMeta) -> Result<(), ReadError> {
+        match meta.key {
+            Some(_) => Ok(()),
+            None => Err(ReadError::NotEncrypted {
+                sid: self.sid().to_owned(),
+            }),
+        }
+    }
+
     /// [`Self::learn`] from the first GET (of one block or more) and its envelope.
     async fn learn_from(
         &self,
@@ -267,7 +299,14 @@ impl ObjectReader {
     ) -> Result<ObjectMeta, ReadError> {
         let stored_len = first.total_len;
         let Some(envelope) = envelope else {
-            tracing::debug!("{}: stored unencrypted ({stored_len} bytes)", self.sid());
+            self.plain_media(&first)?;
+            // Once per object: `learn_from` runs once, inside the `OnceCell`.
+            tracing::warn!(
+                "{}: stored unencrypted (no encryption headers; {stored_len} bytes that \
+                 start like Matroska or MP4): serving it as it is. Media stored before \
+                 encryption was turned on is; --require-encrypted refuses it",
+                self.sid()
+            );
             let meta = ObjectMeta {
                 stored_len,
                 plain_len: stored_len,
@@ -587,19 +626,77 @@ mod tests {
         }
         // Stored unencrypted: its length.
         let mem = Arc::new(MemoryStorage::new());
-        mem.put(SID, vec![7u8; 3000], Vec::new());
+        mem.put(SID, matroska(3000), Vec::new());
         let r = reader(mem.clone(), PrivateKeys::new(), 1000);
         assert_eq!(r.learn_size().await.unwrap(), (3000, 3000));
         assert_eq!(mem.gets(), 1);
     }
 
+    /// `len` bytes that start like a Matroska file, then a pattern.
+    fn matroska(len: usize) -> Vec<u8> {
+        let mut v: Vec<u8> = (0..len as u32).map(|i| (i * 7) as u8).collect();
+        let magic = crate::read::unencrypted::EBML_MAGIC;
+        v[..4.min(len)].copy_from_slice(&magic[..4.min(len)]);
+        v
+    }
+
     #[tokio::test]
     async fn unencrypted_objects_are_served_as_they_are() {
-        let plain: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+        let plain = matroska(3000);
         let mem = MemoryStorage::new();
         let headers = vec![("content-type".into(), "audio/x-matroska".into())];
         mem.put(SID, plain.clone(), headers);
         let r = reader(Arc::new(mem), PrivateKeys::new(), 1000);
         assert_eq!(&r.read(900, 1200).await.unwrap()[..], &plain[900..2100]);
+        let meta = r.meta().await.unwrap();
+        assert!(meta.key.is_none());
+        let refused = r.require_encrypted(meta).unwrap_err();
+        assert!(
+            matches!(&refused, ReadError::NotEncrypted { sid } if sid == SID),
+            "{refused}"
+        );
+        assert!(
+            refused.to_string().contains("--require-encrypted"),
+            "{refused}"
+        );
+    }
+
+    /// Issue 16, item 6: ciphertext whose envelope headers were stripped is refused as
+    /// damaged, by an open and by sizing alike, and no byte of it is served; an
+    /// encrypted object passes `require_encrypted`.
+    #[tokio::test]
+    async fn an_object_stripped_of_its_envelope_is_refused_not_served() {
+        let k = seal::test_key(11);
+        let plain = matroska(5000);
+        let sealed = sealed(&plain, &k, true);
+        let stored = sealed.object(SID).unwrap();
+        let r = reader(Arc::new(sealed), keys_of(&k), 1024);
+        let meta = r.meta().await.unwrap();
+        assert!(r.require_encrypted(meta).is_ok());
+
+        let mem = Arc::new(MemoryStorage::new());
+        let kept: Vec<_> = (stored.headers.iter())
+            .filter(|(k, _)| !k.starts_with("x-amz-meta-"))
+            .cloned()
+            .collect();
+        mem.put(SID, stored.data.to_vec(), kept);
+        for window in [16, 1024, 1 << 20] {
+            let r = reader(mem.clone(), keys_of(&k), window);
+            let e = r.read(0, 100).await.unwrap_err();
+            assert!(
+                matches!(&e, ReadError::NoEnvelope { sid, stored_len } if sid == SID && *stored_len == stored.data.len() as u64),
+                "{e}"
+            );
+            assert!(
+                e.to_string().contains("without its encryption headers"),
+                "{e}"
+            );
+            let r = reader(mem.clone(), keys_of(&k), window);
+            assert!(matches!(
+                r.learn_size().await,
+                Err(ReadError::NoEnvelope { .. })
+            ));
+            assert!(r.known_meta().is_none());
+        }
     }
 }

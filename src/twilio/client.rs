@@ -15,6 +15,9 @@
 //! thin wrappers for callers that want the resource's own type or the filters only
 //! recordings take; they build their paths from the kind too.
 //!
+//! A `/Media` answer is read, never followed, and its URL is taken only if
+//! [`media_url_allowed`] says so: under an `https` API, `https` URLs only.
+//!
 //! This module must not follow redirects (the `/Media` redirect is read, not followed,
 //! and the same no-redirect client serves the object module), nor put credentials or
 //! signed URLs in messages or logs.
@@ -33,7 +36,7 @@ use tokio::sync::Semaphore;
 use super::credentials::Credentials;
 use super::error::{Error, Result, describe_reqwest, redact_url};
 use super::kind::{Media, MediaFilter, MediaKind};
-use super::media::{MEDIA_TTL, MediaRef, MediaUrl, UrlCache, signed_lifetime};
+use super::media::{MEDIA_TTL, MediaRef, MediaUrl, UrlCache, media_url_allowed, signed_lifetime};
 use super::types::{
     Composition, CompositionSettings, PublicKeyCredential, Recording, RecordingSettings, Room,
     StorageSettings, media_redirect_target, parse_page_with, tolerant_json,
@@ -531,15 +534,7 @@ impl TwilioClient {
             ));
         }
         let location = answer.headers.get(LOCATION).and_then(|v| v.to_str().ok());
-        let target =
-            media_redirect_target(&answer.body, location).ok_or_else(|| Error::Decode {
-                what: what.clone(),
-                detail: format!("HTTP {status} without redirect_to or Location"),
-            })?;
-        let target = url.join(target.trim()).map_err(|e| Error::Decode {
-            what: what.clone(),
-            detail: format!("redirect_to is not a URL ({e}): {}", redact_url(&target)),
-        })?;
+        let target = media_target(&url, &what, status, &answer.body, location)?;
         tracing::debug!(sid = %media.sid, url = %redact_url(target.as_str()), "resolved media");
         let lifetime =
             signed_lifetime(&target, SystemTime::now()).map_or(MEDIA_TTL, |l| l.min(MEDIA_TTL));
@@ -974,6 +969,33 @@ impl<T> Pager<'_, T> {
     }
 }
 
+/// Where a `/Media` answer (to `asked`, on the configured API) points: `redirect_to`,
+/// else `Location`, resolved against `asked`, and fetched only if
+/// [`media_url_allowed`] lets it (an `https` API hands out `https` URLs only). Pure: the
+/// rule is tested here with an `https` API that no test can run.
+fn media_target(
+    asked: &Url,
+    what: &str,
+    status: StatusCode,
+    body: &[u8],
+    location: Option<&str>,
+) -> Result<Url> {
+    let decode = |detail: String| Error::Decode {
+        what: what.to_owned(),
+        detail,
+    };
+    let target = media_redirect_target(body, location)
+        .ok_or_else(|| decode(format!("HTTP {status} without redirect_to or Location")))?;
+    let target = asked.join(target.trim()).map_err(|e| {
+        decode(format!(
+            "redirect_to is not a URL ({e}): {}",
+            redact_url(&target)
+        ))
+    })?;
+    media_url_allowed(asked, &target).map_err(decode)?;
+    Ok(target)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1149,6 +1171,63 @@ mod tests {
         .unwrap_err();
         assert!(matches!(e, Error::Decode { .. }), "{e}");
         assert!(decode::<Composition>("/x", b"{\"sid\": \"CJ1\"} x").is_err());
+    }
+
+    /// Issue 16, item 6: a `/Media` answer under an https API that points at http (in
+    /// `redirect_to` or `Location`, absolute or scheme-relative) is refused; https on
+    /// another host is the normal case and is taken.
+    #[test]
+    fn media_targets_under_an_https_api() {
+        let api = Url::parse("https://video.twilio.com/v1/Recordings/RT1/Media?Ttl=3600").unwrap();
+        let found = StatusCode::FOUND;
+        let target = |body: &str, location: Option<&str>| {
+            media_target(
+                &api,
+                "/v1/Recordings/RT1/Media",
+                found,
+                body.as_bytes(),
+                location,
+            )
+        };
+        let ok = target(
+            r#"{"redirect_to": "https://s3.example.com/b/o?X-Amz-Signature=s"}"#,
+            None,
+        );
+        assert_eq!(ok.unwrap().host_str(), Some("s3.example.com"));
+        assert!(target("{}", Some("https://127.0.0.2:9/o")).is_ok());
+        assert!(
+            target("{}", Some("//s3.example.com/o")).is_ok(),
+            "scheme-relative: https"
+        );
+        for (body, location) in [
+            (
+                r#"{"redirect_to": "http://s3.example.com/b/o?X-Amz-Signature=s"}"#,
+                None,
+            ),
+            (
+                r#"{"redirect_to": "http://127.0.0.2:9/o"}"#,
+                Some("https://s3.example.com/o"),
+            ),
+            ("not json", Some("http://s3.example.com/o")),
+            (r#"{"redirect_to": "ftp://s3.example.com/o"}"#, None),
+            (r#"{"redirect_to": "file:///etc/passwd"}"#, None),
+        ] {
+            let e = target(body, location).unwrap_err();
+            assert!(matches!(e, Error::Decode { .. }), "{e}");
+            let text = e.to_string();
+            assert!(text.contains("refusing the"), "{text}");
+            assert!(!text.contains("Signature=s"), "{text}");
+        }
+        // An http API (the emulator) may hand out http.
+        let http = Url::parse("http://127.0.0.1:8080/v1/Recordings/RT1/Media").unwrap();
+        let got = media_target(
+            &http,
+            "m",
+            found,
+            br#"{"redirect_to": "http://127.0.0.2:9/o"}"#,
+            None,
+        );
+        assert_eq!(got.unwrap().as_str(), "http://127.0.0.2:9/o");
     }
 
     #[test]

@@ -8,6 +8,9 @@
 //! while that SID is being resolved; the map itself is behind a `std::sync::Mutex` that is
 //! never held across an `.await`.
 //!
+//! [`media_url_allowed`] is the rule for which URLs are fetched at all (an `https` API
+//! hands out `https` URLs only; any host).
+//!
 //! A [`MediaUrl`] never shows its query string (the signature) in `Debug` or `Display`.
 //!
 //! [`invalidates`]: super::TwilioClient::invalidate
@@ -101,6 +104,47 @@ impl MediaUrl {
     pub fn fresh_at(&self, now: Instant) -> bool {
         now < self.fresh_until
     }
+}
+
+/// Whether a pre-signed URL that `/Media` handed out (its `redirect_to`, or `Location`)
+/// may be fetched, given the API's base URL: `Err` says why not, in words for a message.
+///
+/// - Only `http` and `https` URLs with a host are fetched (`file:`, `ftp:`, `data:`, …
+///   never).
+/// - Under an `https` API (Twilio's, always) only an `https` URL is: the object, and the
+///   signature in its query string, must not cross the network in the clear, and a
+///   plain-`http` answer is what a proxy or a hostile server downgrading the media would
+///   send. An `http` API (the emulator, a test proxy on 127.0.0.1) may hand out either.
+/// - The host is not checked: Twilio's media is served from storage hosts that are not
+///   the API's (S3 and its regional names), so another host is the normal case. No
+///   credential is ever sent with the storage GET, wherever it goes.
+pub fn media_url_allowed(api: &reqwest::Url, target: &reqwest::Url) -> Result<(), String> {
+    let shown = || redact_url(target.as_str());
+    match target.scheme() {
+        "https" => {}
+        "http" if api.scheme() == "https" => {
+            return Err(format!(
+                "refusing the http:// media URL {} under the https API {}: pre-signed media \
+                 URLs must be https",
+                shown(),
+                redact_url(api.as_str())
+            ));
+        }
+        "http" => {}
+        other => {
+            return Err(format!(
+                "refusing the media URL {}: scheme {other:?} (only http and https are fetched)",
+                shown()
+            ));
+        }
+    }
+    if target.host_str().is_none_or(str::is_empty) {
+        return Err(format!(
+            "refusing the media URL {}: it names no host",
+            shown()
+        ));
+    }
+    Ok(())
 }
 
 /// How long a pre-signed URL says it is valid: `X-Amz-Expires` (SigV4, seconds from
@@ -221,6 +265,58 @@ mod tests {
         cache.invalidate("RT1", Some(&good));
         assert_eq!(cache.fresh("RT1"), None);
         assert!(!format!("{good:?} {good}").contains("Signature"));
+    }
+
+    /// Issue 16, item 6: under an https API only https media URLs are fetched; every
+    /// pair of API scheme and URL scheme, and URLs with no host.
+    #[test]
+    fn media_urls_by_scheme() {
+        let url = |s: &str| reqwest::Url::parse(s).unwrap();
+        let cases = [
+            (
+                "https://video.twilio.com",
+                "https://s3.amazonaws.com/b/o?X-Amz-Signature=s",
+                true,
+            ),
+            ("https://video.twilio.com", "https://127.0.0.2:9/o", true),
+            (
+                "https://video.twilio.com",
+                "http://s3.amazonaws.com/b/o?X-Amz-Signature=s",
+                false,
+            ),
+            ("https://video.twilio.com", "http://127.0.0.1:8080/o", false),
+            (
+                "https://video.twilio.com",
+                "HTTP://s3.amazonaws.com/o",
+                false,
+            ),
+            (
+                "https://video.twilio.com",
+                "ftp://s3.amazonaws.com/o",
+                false,
+            ),
+            ("https://video.twilio.com", "file:///etc/passwd", false),
+            ("https://video.twilio.com", "data:text/plain,abc", false),
+            ("http://127.0.0.1:8080", "http://127.0.0.2:9/o", true),
+            ("http://127.0.0.1:8080", "https://s3.amazonaws.com/o", true),
+            ("http://127.0.0.1:8080", "ftp://127.0.0.1/o", false),
+            ("http://127.0.0.1:8080", "file:///etc/passwd", false),
+            ("http://127.0.0.1:8080", "unix:/run/x.sock", false),
+        ];
+        for (api, target, ok) in cases {
+            let got = media_url_allowed(&url(api), &url(target));
+            assert_eq!(got.is_ok(), ok, "{api} -> {target}: {got:?}");
+            if let Err(why) = got {
+                assert!(
+                    !why.contains("Signature=s"),
+                    "no signature in messages: {why}"
+                );
+                assert!(why.starts_with("refusing the"), "{why}");
+            }
+        }
+        let e =
+            media_url_allowed(&url("https://video.twilio.com"), &url("http://h/o")).unwrap_err();
+        assert!(e.contains("must be https"), "{e}");
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub use credentials::{
 };
 pub use error::{Access, Error, Result, describe_reqwest, redact_url};
 pub use kind::{Media, MediaFilter, MediaKind};
-pub use media::{EXPIRY_MARGIN, MEDIA_TTL, MediaRef, MediaUrl, signed_lifetime};
+pub use media::{EXPIRY_MARGIN, MEDIA_TTL, MediaRef, MediaUrl, media_url_allowed, signed_lifetime};
 pub use memory::{ApiCalls, MemoryApi};
 pub use types::{
     Composition, CompositionSettings, GroupingSids, PublicKeyCredential, Recording,
