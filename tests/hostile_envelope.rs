@@ -140,40 +140,11 @@ fn warns(log: &str, sid: &str, what: &str) -> usize {
         .count()
 }
 
-/// `cmd` under `/usr/bin/time` when it is installed: its output, how long it took, and
-/// its peak RSS in KiB (then printed).
+/// `cmd`'s output, after printing how long it took and its peak RSS.
 async fn measured(what: &str, cmd: Command) -> Output {
-    let time = Path::new("/usr/bin/time");
-    let (cmd, rss) = if time.exists() {
-        let mut wrapped = Command::new(time);
-        wrapped
-            .args(["-f", "peak-rss-kib=%M"])
-            .arg(cmd.get_program())
-            .args(cmd.get_args());
-        for (k, v) in cmd.get_envs() {
-            match v {
-                Some(v) => wrapped.env(k, v),
-                None => wrapped.env_remove(k),
-            };
-        }
-        (wrapped, true)
-    } else {
-        (cmd, false)
-    };
-    let (out, took) = timed(limited(cmd)).await;
-    let peak = rss
-        .then(|| {
-            stderr(&out)
-                .lines()
-                .find_map(|l| l.strip_prefix("peak-rss-kib=").map(str::to_owned))
-        })
-        .flatten();
-    println!(
-        "{what}: exit {:?} in {took:?}, peak RSS {} KiB",
-        out.status.code(),
-        peak.as_deref().unwrap_or("(no /usr/bin/time)")
-    );
-    out
+    let ran = timed(limited(cmd)).await;
+    println!("{what}: {ran}");
+    ran.out
 }
 
 fn get_cmd(api: &str, sid: &str, dest: &Path, extra: &[&str]) -> Command {
