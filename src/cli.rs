@@ -358,7 +358,9 @@ pub struct RetryArgs {
     /// (32KiB, 1MiB; 0: no minimum), averaged over 5 s. A storage body slower than this
     /// is cut and tried again, and only a download moving at least this fast starts
     /// --retry-budget again: storage that dribbles fails within the budget instead of
-    /// holding a read, a read-ahead or a `get` for ever.
+    /// holding a read, a read-ahead or a `get` for ever. It is per request: on a link
+    /// slower than this times the requests in flight (up to 32 for a mount's
+    /// read-ahead, --parallel for `get`), lower it.
     #[arg(
         long,
         value_name = "RATE",
