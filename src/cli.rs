@@ -28,7 +28,7 @@ Mounting from /etc/fstab:
 the package puts it, or /usr/local/bin). Options: ro (required: the mount is read-only), allow_other, \
 key=PATH[:PATH...], credentials=FILE, cache_size=SIZE, window=SIZE, refresh=DURATION, \
 room=RM...[:RM...], since=DATE, uid=N, gid=N, api_url=URL, fsname=NAME, timeout=DURATION, \
-retry_budget=DURATION, metadata_cache=DIR, no_metadata_cache, exact_sizes, \
+retry_budget=DURATION, min_rate=RATE, metadata_cache=DIR, no_metadata_cache, exact_sizes, \
 require_encrypted, each as the \
 `mount` flag of the same name. Generic options (_netdev, nofail, noauto, user, \
 x-systemd.*, nodev, nosuid, noatime...) are ignored; any other is refused.
@@ -61,6 +61,8 @@ static DEFAULT_WINDOW: LazyLock<String> = LazyLock::new(|| format_size(app::DEFA
 static DEFAULT_REFRESH: LazyLock<String> = LazyLock::new(|| format_duration(app::DEFAULT_REFRESH));
 static DEFAULT_RETRY_BUDGET: LazyLock<String> =
     LazyLock::new(|| format_duration(crate::retry::RetryPolicy::default().total_budget));
+static DEFAULT_MIN_RATE: LazyLock<String> =
+    LazyLock::new(|| format_size(crate::retry::RetryPolicy::default().min_rate.bytes_per_sec));
 
 #[derive(Debug, Parser)]
 #[command(
@@ -352,6 +354,21 @@ pub struct RetryArgs {
         value_parser = parse_duration
     )]
     pub retry_budget: Duration,
+
+    /// The slowest a download may go and still count as moving, in bytes per second
+    /// (32KiB, 1MiB; 0: no minimum), averaged over 5 s. A storage body slower than this
+    /// is cut and tried again, and only a download moving at least this fast starts
+    /// --retry-budget again: storage that dribbles fails within the budget instead of
+    /// holding a read, a read-ahead or a `get` for ever. It is per request: on a link
+    /// slower than this times the requests in flight (up to 32 for a mount's
+    /// read-ahead, --parallel for `get`), lower it.
+    #[arg(
+        long,
+        value_name = "RATE",
+        default_value = DEFAULT_MIN_RATE.as_str(),
+        value_parser = parse_size
+    )]
+    pub min_rate: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -739,6 +756,10 @@ mod tests {
         ));
         assert_eq!(args.api.retry.timeout, library.request_timeout);
         assert_eq!(args.api.retry.retry_budget, library.retry.total_budget);
+        assert_eq!(
+            args.api.retry.min_rate,
+            library.retry.min_rate.bytes_per_sec
+        );
     }
 
     #[test]
@@ -751,6 +772,8 @@ mod tests {
             "500ms",
             "--retry-budget",
             "5s",
+            "--min-rate",
+            "1MiB",
         ])
         .unwrap();
         let Command::Mount(args) = cli.command else {
@@ -758,6 +781,8 @@ mod tests {
         };
         assert_eq!(args.api.retry.timeout, Duration::from_millis(500));
         assert_eq!(args.api.retry.retry_budget, Duration::from_secs(5));
+        assert_eq!(args.api.retry.min_rate, 1 << 20);
+        assert!(Cli::try_parse_from(["twilio-media-fs", "ls", "--min-rate", "fast"]).is_err());
         assert!(Cli::try_parse_from(["twilio-media-fs", "ls", "--timeout", "0"]).is_err());
     }
 }

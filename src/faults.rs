@@ -3,8 +3,10 @@
 //! [`ObjectSource`] (the real object client or [`crate::object::MemoryStorage`]).
 //!
 //! A test arms a fault while the code under test runs: fail the next *n* calls (or
-//! every call until cleared) with an error it builds, delay every call, or (API side)
-//! hand out `/Media` URLs whose signature storage will refuse, as if they had expired.
+//! every call until cleared) with an error it builds, delay every call, (storage side)
+//! stall one object's GETs past a byte for ever, as storage that dribbles, or (API
+//! side) hand out `/Media` URLs whose signature storage will refuse, as if they had
+//! expired.
 //! Each wrapper counts the faults it injected, so a test can check that its fault was
 //! met and not silently skipped.
 //!
@@ -252,6 +254,19 @@ impl Api for FaultyApi {
 pub struct FaultySource {
     inner: Arc<dyn ObjectSource>,
     plan: Plan<ObjectError>,
+    /// `(sid, bytes)`: GETs of `sid` that overlap stored `bytes` never answer.
+    stalls: Mutex<Vec<(String, std::ops::Range<u64>)>>,
+    /// GETs stalled now (a dropped one no longer counts).
+    stalled_now: Arc<AtomicU64>,
+}
+
+/// Counts one stalled GET for as long as it lives.
+struct Stalled(Arc<AtomicU64>);
+
+impl Drop for Stalled {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl FaultySource {
@@ -260,7 +275,30 @@ impl FaultySource {
         Self {
             inner,
             plan: Plan::default(),
+            stalls: Mutex::new(Vec::new()),
+            stalled_now: Arc::default(),
         }
+    }
+
+    /// GETs of `sid` whose range overlaps stored `bytes` never answer, as a storage
+    /// that sends their body a byte now and then, for ever: only a caller's deadline
+    /// (dropping the call) ends them. Each counts as a fault injected.
+    pub fn stall(&self, sid: &str, bytes: std::ops::Range<u64>) {
+        let mut stalls = self.stalls.lock().expect("fault plan lock");
+        stalls.push((sid.to_owned(), bytes));
+    }
+
+    /// GETs stalled now: dropped ones are not counted.
+    pub fn stalled_now(&self) -> u64 {
+        self.stalled_now.load(Ordering::SeqCst)
+    }
+
+    /// Whether a GET of `[start, end)` of `sid` stalls.
+    fn stalls(&self, sid: &str, start: u64, end: u64) -> bool {
+        let stalls = self.stalls.lock().expect("fault plan lock");
+        stalls
+            .iter()
+            .any(|(s, bytes)| s == sid && start < bytes.end && end > bytes.start)
     }
 
     /// The next `times` GETs (every one, for `None`) fail with `make(sid)`.
@@ -277,9 +315,10 @@ impl FaultySource {
         *self.plan.delay.lock().expect("fault plan lock") = delay;
     }
 
-    /// Disarms every fault.
+    /// Disarms every fault (GETs stalled already stay stalled).
     pub fn clear(&self) {
         self.plan.clear();
+        self.stalls.lock().expect("fault plan lock").clear();
     }
 
     /// Faults injected so far.
@@ -297,6 +336,12 @@ impl ObjectSource for FaultySource {
     ) -> BoxFuture<'_, Result<Fetched, ObjectError>> {
         let media = media.clone();
         Box::pin(async move {
+            if self.stalls(&media.sid, start, end) {
+                self.plan.injected.fetch_add(1, Ordering::SeqCst);
+                self.stalled_now.fetch_add(1, Ordering::SeqCst);
+                let _stalled = Stalled(self.stalled_now.clone());
+                return std::future::pending().await;
+            }
             let call = self.inner.get_range(&media, start, end);
             self.plan.run(&media.sid, call).await
         })
@@ -336,6 +381,30 @@ mod tests {
         f.clear();
         assert!(f.get_range(&media, 0, 10).await.is_ok());
         assert_eq!(f.injected(), 7);
+    }
+
+    #[tokio::test]
+    async fn a_stalled_get_answers_only_if_it_ends_before_the_stall() {
+        let mem = Arc::new(MemoryStorage::new());
+        mem.put(SID, vec![1u8; 100], Vec::new());
+        let f = FaultySource::new(mem);
+        let media = MediaRef::recording(SID);
+        f.stall(SID, 50..90);
+        assert_eq!(f.get_range(&media, 0, 50).await.unwrap().data.len(), 50);
+        let stalled = tokio::time::timeout(Duration::from_millis(50), async {
+            let call = f.get_range(&media, 40, 60);
+            tokio::task::yield_now().await;
+            call.await
+        });
+        assert!(stalled.await.is_err(), "it never answers");
+        assert_eq!(
+            (f.stalled_now(), f.injected()),
+            (0, 1),
+            "dropped: not stalled"
+        );
+        assert_eq!(f.get_range(&media, 90, 100).await.unwrap().data.len(), 10);
+        f.clear();
+        assert_eq!(f.get_range(&media, 40, 60).await.unwrap().data.len(), 20);
     }
 
     #[tokio::test]

@@ -38,6 +38,7 @@ const VALUE_OPTIONS: &[(&str, &str, &str)] = &[
     ("api_url", "--api-url", "URL"),
     ("timeout", "--timeout", "duration such as 30s"),
     ("retry_budget", "--retry-budget", "duration such as 30s"),
+    ("min_rate", "--min-rate", "bytes per second such as 32KiB"),
     ("fsname", "--fsname", "name"),
     ("metadata_cache", "--metadata-cache", "directory"),
 ];
@@ -223,7 +224,7 @@ fn unknown(option: &str) -> OptionError {
 /// fstab option rather than a flag the user never wrote.
 fn check_value(name: &str, value: &str) -> Result<(), OptionError> {
     let checked = match name {
-        "cache_size" => crate::cli::parse_size(value).map(|_| ()),
+        "cache_size" | "min_rate" => crate::cli::parse_size(value).map(|_| ()),
         "window" => crate::cli::parse_window(value).map(|_| ()),
         "refresh" | "retry_budget" => crate::cli::parse_duration(value).map(|_| ()),
         "timeout" => crate::cli::parse_timeout(value).map(|_| ()),
@@ -377,7 +378,7 @@ mod tests {
                 &format!(
                     "ro,key=/a.pem:/b.pem,key=/c.pem,cache_size=1GiB,window=64KiB,refresh=5m,\
                      room={ROOM},since=2026-01-31,uid=1000,gid=100,api_url=http://127.0.0.1:9/x,\
-                     fsname=other,timeout=500ms,retry_budget=5s,metadata_cache=/var/cache/t"
+                     fsname=other,timeout=500ms,retry_budget=5s,min_rate=1MiB,metadata_cache=/var/cache/t"
                 ),
             ]),
             is_sub,
@@ -396,6 +397,7 @@ mod tests {
         assert_eq!(m.fsname, "other", "fsname= wins over SOURCE");
         assert_eq!(m.api.retry.timeout, std::time::Duration::from_millis(500));
         assert_eq!(m.api.retry.retry_budget, std::time::Duration::from_secs(5));
+        assert_eq!(m.api.retry.min_rate, 1 << 20);
         assert_eq!(
             m.metadata_cache.as_deref(),
             Some(std::path::Path::new("/var/cache/t"))

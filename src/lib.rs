@@ -10,6 +10,7 @@
 //! - [`object`]: ranged GETs of one stored object on its pre-signed URL
 //!   ([`object::ObjectSource`]), and the in-memory storage double.
 //! - [`retry`]: the retry schedule (full-jitter backoff, attempts, time budget).
+//! - [`rate`]: the minimum rate: what counts as progress, when a body is too slow (pure).
 //! - [`read`]: the read core every front-end calls: open by SID, read at any offset,
 //!   the shared window cache, read-ahead, statistics, error kinds.
 //! - [`fs`]: the FUSE front-end: tree, attributes, directory handles, errno mapping, and
@@ -64,6 +65,7 @@ pub mod harden;
 pub mod keyfile;
 pub mod names;
 pub mod object;
+pub mod rate;
 pub mod read;
 pub mod retry;
 pub mod sizes;

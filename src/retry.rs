@@ -13,7 +13,8 @@
 //! The *loop* is [`run`]: it makes attempts of a [`Retried`] operation until one says
 //! [`Outcome::Done`] or [`Outcome::Fail`], sleeping the schedule's delay after each
 //! [`Outcome::Retry`]. Both the Twilio client and the object client go through it; what
-//! differs between them is said by the attempt's outcome (an attempt that made progress
+//! differs between them is said by the attempt's outcome (an attempt that made progress,
+//! moving a download forward at the policy's minimum rate ([`MinRate::is_progress`]),
 //! starts the budget again; [`Outcome::Again`] repeats at once, outside the budget) and
 //! by two hooks of the operation (what to log before a delay, which error to return
 //! once the budget is spent).
@@ -22,6 +23,8 @@
 //! classify their own failures. Its only effect is the sleep between attempts.
 
 use std::time::{Duration, Instant};
+
+pub use crate::rate::MinRate;
 
 /// How persistent to be with a failing request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +37,9 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// No retry starts once this much time has passed since the first attempt.
     pub total_budget: Duration,
+    /// What counts as progress, which starts the budget again: a download moving at
+    /// least this fast ([`MinRate::is_progress`]); a body slower than it is cut.
+    pub min_rate: MinRate,
 }
 
 impl Default for RetryPolicy {
@@ -47,6 +53,7 @@ impl Default for RetryPolicy {
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(5),
             total_budget: Duration::from_secs(30),
+            min_rate: MinRate::default(),
         }
     }
 }
@@ -153,8 +160,9 @@ pub enum Outcome<T, E, W> {
         why: W,
         /// The server's `Retry-After`, when it sent one.
         retry_after: Option<Duration>,
-        /// The attempt got somewhere before it failed (bytes arrived): the budget
-        /// bounds time without progress, so it starts again.
+        /// The attempt got somewhere before it failed (it moved a download forward at
+        /// the policy's minimum rate, [`MinRate::is_progress`]; the caller decides):
+        /// the budget bounds time without progress, so it starts again.
         progressed: bool,
     },
     /// Try again at once, without a delay and without spending the budget: the
@@ -329,6 +337,7 @@ mod tests {
             base_delay: MS,
             max_delay: MS,
             total_budget: Duration::from_secs(30),
+            min_rate: MinRate::default(),
         }
     }
 

@@ -341,6 +341,7 @@ fn fast_retry() -> RetryPolicy {
         base_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(20),
         total_budget: Duration::from_secs(5),
+        ..RetryPolicy::default()
     }
 }
 

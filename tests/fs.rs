@@ -1649,3 +1649,81 @@ async fn a_file_stripped_of_its_envelope_is_eio_not_ciphertext() {
         );
     }
 }
+
+/// What `.stats` says now.
+async fn stats_of(fs: &TwilioFs) -> serde_json::Value {
+    let o = fs.open(fs::STATS).await.unwrap();
+    let text = fs.read(fs::STATS, o.fh, 0, 1 << 16).await.unwrap();
+    fs.release(o.fh);
+    serde_json::from_slice(&text).unwrap()
+}
+
+/// Issue 16, item 3: storage that dribbles one file's body (its GETs past the first
+/// window never end) held the read-ahead's slots for ever, starving every other file's
+/// read-ahead. Each prefetch now ends at its deadline (the answer bound): the stalled
+/// GETs are dropped, the slots come back, and another file's read-ahead runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_ahead_of_a_dribbling_file_ends_by_its_deadline_and_frees_its_slots() {
+    let within = Duration::from_millis(500);
+    let a = account(Options {
+        answer_within: within,
+        ..Options::default()
+    });
+    let len = 40 * WINDOW as usize;
+    a.recording(1, ROOM_A, len);
+    let fast = a.recording(2, ROOM_A, len);
+    // What an open reads (the first window, the last two blocks) comes; the rest never.
+    let stored = ciphertext_len(len as u64);
+    a.faulty.stall(&rt(1), WINDOW..stored - 32);
+    let slow = a
+        .lookup(fs::RECORDINGS, &format!("{}.mka", rt(1)))
+        .await
+        .unwrap();
+    let fh = a.fs.open(slow.ino).await.unwrap().fh;
+    // 8 windows read from the start: 4 more prefetched, as many as the slots
+    // (64 windows of cache / 16).
+    let started = std::time::Instant::now();
+    let err = a.fs.read(slow.ino, fh, 0, 8 * WINDOW as u32).await;
+    assert_eq!(errno(err), libc::EIO);
+    let s = stats_of(&a.fs).await;
+    assert!(s["prefetching"].as_u64().unwrap() <= 4, "{s}");
+    until("the dribbling prefetches to end", || {
+        a.faulty.stalled_now() == 0
+    })
+    .await;
+    let ended = started.elapsed();
+    assert!(ended < within + Duration::from_secs(1), "{ended:?}");
+    let s = stats_of(&a.fs).await;
+    assert_eq!(s["prefetching"], 0, "{s}");
+    assert!(s["prefetches_abandoned"].as_u64().unwrap() >= 4, "{s}");
+    assert!(a.faulty.injected() >= 4 + 7, "{}", a.faulty.injected());
+
+    // The other file's read-ahead runs: 8 windows read, the next 4 fetched meanwhile,
+    // and reading them fetches none of them (each is a hit, or joins its fetch).
+    let f = a
+        .lookup(fs::RECORDINGS, &format!("{}.mka", rt(2)))
+        .await
+        .unwrap();
+    let fh2 = a.fs.open(f.ino).await.unwrap().fh;
+    let opened = a.storage.gets();
+    let got = a.fs.read(f.ino, fh2, 0, 8 * WINDOW as u32).await.unwrap();
+    assert_eq!(&got[..], &fast[..8 * WINDOW as usize]);
+    until("the other file's read-ahead", || {
+        a.storage.gets() >= opened + 7 + 4
+    })
+    .await;
+    let found = |s: serde_json::Value| {
+        s["cache"]["hits"].as_u64().unwrap() + s["cache"]["shared_fetches"].as_u64().unwrap()
+    };
+    let before = found(stats_of(&a.fs).await);
+    let got = a.fs.read(f.ino, fh2, 8 * WINDOW, 4 * WINDOW as u32).await;
+    assert_eq!(
+        &got.unwrap()[..],
+        &fast[8 * WINDOW as usize..12 * WINDOW as usize]
+    );
+    let after = found(stats_of(&a.fs).await);
+    assert_eq!(after - before, 4, "read ahead: found, not fetched");
+    a.fs.release(fh);
+    a.fs.release(fh2);
+    println!("the dribbling prefetches ended {ended:?} after the read began");
+}

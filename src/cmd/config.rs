@@ -43,6 +43,7 @@ pub fn client_config(api: &ApiArgs) -> anyhow::Result<ClientConfig> {
     config.request_timeout = api.retry.timeout;
     config.connect_timeout = config.connect_timeout.min(api.retry.timeout);
     config.retry.total_budget = api.retry.retry_budget;
+    config.retry.min_rate.bytes_per_sec = api.retry.min_rate;
     Ok(config)
 }
 

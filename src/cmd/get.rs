@@ -11,6 +11,14 @@
 //! refusal leaves no file. An object without its envelope that is not media is refused
 //! by the read path either way ([`crate::read::unencrypted`]).
 //!
+//! Each chunk (the first one with the envelope too) has a deadline ([`chunk_deadline`]):
+//! the time a read of the mount may wait (the retry budget, one request timeout and a
+//! second), plus the chunk's bytes at the minimum rate. A chunk not read by then fails
+//! the `get`, naming the deadline: the minimum rate cuts a dribbling body and ends its
+//! retries within the budget, and the deadline bounds whatever else the storage does
+//! (bodies just fast enough that break off again and again). With the defaults that is
+//! 61 s + 256 s for an 8 MiB chunk.
+//!
 //! SIGINT, SIGTERM and SIGHUP stop the downloads where they are: the futures are
 //! dropped, and with them the unfinished [`Output`] (an `O_TMPFILE` inode with no
 //! name, or the named `.partial` fallback, deleted); then the process dies of the same
@@ -18,6 +26,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use futures_util::{StreamExt, TryStreamExt, stream};
@@ -27,6 +36,7 @@ use super::output::Output;
 use crate::cli::GetArgs;
 use crate::crypto::PrivateKeys;
 use crate::object::ObjectClient;
+use crate::rate::MinRate;
 use crate::read::{ObjectReader, WindowCache};
 use crate::twilio::{MediaRef, TwilioClient};
 
@@ -145,7 +155,12 @@ async fn get_one(
         Arc::new(WindowCache::new(CHUNK as usize)),
         CHUNK,
     );
-    let meta = reader.meta().await?;
+    let (bound, rate) = (twilio.answer_bound(), twilio.retry_policy().min_rate);
+    let first = chunk_deadline(bound, rate, CHUNK);
+    let meta = match tokio::time::timeout(first, reader.meta()).await {
+        Ok(meta) => meta?,
+        Err(_) => bail!(too_late(0, CHUNK, first, bound, rate)),
+    };
     if args.require_encrypted {
         // Before the output exists: a refused object leaves no file.
         reader.require_encrypted(meta)?;
@@ -158,7 +173,17 @@ async fn get_one(
     progress.set_message(sid.to_owned());
     let reader = &reader;
     let mut chunks = stream::iter(0..plain_len.div_ceil(CHUNK))
-        .map(|i| reader.read(i * CHUNK, CHUNK))
+        .map(|i| {
+            let (start, len) = (i * CHUNK, CHUNK.min(plain_len - i * CHUNK));
+            read_chunk(
+                reader,
+                start,
+                len,
+                chunk_deadline(bound, rate, len),
+                bound,
+                rate,
+            )
+        })
         .buffered(args.parallel.max(1));
     let mut written = 0u64;
     while let Some(plain) = chunks.try_next().await? {
@@ -175,6 +200,40 @@ async fn get_one(
         eprintln!("{sid} → {} ({plain_len} bytes)", dest.display());
     }
     Ok(())
+}
+
+/// How long a chunk of `len` bytes may take: `bound` (what a read of the mount may
+/// wait: the retry budget, one request timeout and a second), plus `len` at the
+/// minimum rate.
+pub fn chunk_deadline(bound: Duration, rate: MinRate, len: u64) -> Duration {
+    bound.saturating_add(rate.time_for(len))
+}
+
+/// Plaintext `[start, start + len)` of `reader`, or an error naming the deadline once
+/// `within` has passed.
+async fn read_chunk(
+    reader: &ObjectReader,
+    start: u64,
+    len: u64,
+    within: Duration,
+    bound: Duration,
+    rate: MinRate,
+) -> anyhow::Result<bytes::Bytes> {
+    match tokio::time::timeout(within, reader.read(start, len)).await {
+        Ok(read) => Ok(read?),
+        Err(_) => bail!(too_late(start, len, within, bound, rate)),
+    }
+}
+
+/// What a chunk that missed its deadline says.
+fn too_late(start: u64, len: u64, within: Duration, bound: Duration, rate: MinRate) -> String {
+    format!(
+        "bytes {start}-{} not read within {:.1} s (the answer bound of {:.1} s, plus {len} \
+         bytes at the minimum rate of {rate}): the storage is too slow",
+        start + len,
+        within.as_secs_f64(),
+        bound.as_secs_f64()
+    )
 }
 
 /// The media reference and file extension of a SID, from its resource.
@@ -218,5 +277,64 @@ fn destination(
             o.display()
         ),
         Some(o) => Ok(o.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::seal;
+    use crate::faults::FaultySource;
+    use crate::object::MemoryStorage;
+
+    const SID: &str = "RT0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn the_deadline_is_the_answer_bound_plus_the_chunk_at_the_minimum_rate() {
+        let bound = Duration::from_secs(61);
+        let d = chunk_deadline(bound, MinRate::default(), CHUNK);
+        assert_eq!(d, Duration::from_secs(61 + 256));
+        assert_eq!(
+            chunk_deadline(bound, MinRate::default(), 32 << 10),
+            Duration::from_secs(62)
+        );
+        assert_eq!(chunk_deadline(bound, MinRate::off(), CHUNK), Duration::MAX);
+    }
+
+    /// Issue 16, item 3: a chunk whose storage never finishes fails at its deadline,
+    /// with a message naming it.
+    #[tokio::test]
+    async fn a_chunk_that_never_comes_fails_at_its_deadline() {
+        let key = seal::test_key(11);
+        let plain = vec![9u8; 4096];
+        let storage = Arc::new(MemoryStorage::new());
+        storage.put_sealed(SID, &plain, &key, true);
+        let faulty = Arc::new(FaultySource::new(storage));
+        faulty.stall(SID, 1024..2048);
+        let mut keys = PrivateKeys::new();
+        keys.add("k.pem", key);
+        let reader = ObjectReader::new(
+            0,
+            MediaRef::recording(SID),
+            faulty.clone(),
+            Arc::new(keys),
+            Arc::new(WindowCache::new(1 << 20)),
+            1024,
+        );
+        let within = Duration::from_millis(200);
+        let rate = MinRate::default();
+        let got = read_chunk(&reader, 0, 1024, within, within, rate).await;
+        assert_eq!(&got.unwrap()[..], &plain[..1024]);
+        let started = std::time::Instant::now();
+        let e = read_chunk(&reader, 1024, 1024, within, within, rate)
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(
+            e.to_string(),
+            "bytes 1024-2048 not read within 0.2 s (the answer bound of 0.2 s, plus 1024 \
+             bytes at the minimum rate of 32 KiB/s): the storage is too slow"
+        );
+        assert_eq!(faulty.stalled_now(), 0, "its GET was dropped");
     }
 }

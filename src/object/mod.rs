@@ -10,10 +10,12 @@
 //!   request repeated: twice at once, outside the retry budget, then after backoff
 //!   delays within it.
 //! - `5xx`, `429`, connect errors, timeouts: retried per the [`RetryPolicy`].
-//! - A body cut short (a stream error, fewer bytes than promised, a timeout mid-body):
-//!   the read resumes from the byte reached with a new ranged GET, after a backoff
-//!   delay. An attempt that brought bytes starts the retry budget again: the budget
-//!   bounds time without progress, not the length of a slow download.
+//! - A body cut short (a stream error, fewer bytes than promised, a timeout mid-body)
+//!   or too slow (less than the policy's minimum rate in a window: it is cut, see
+//!   [`crate::rate`]): the read resumes from the byte reached with a new ranged GET,
+//!   after a backoff delay. An attempt that moved the read forward at the minimum rate
+//!   starts the retry budget again: the budget bounds time without progress, not the
+//!   length of a slow download; a dribble is no progress, so it ends with the budget.
 //!
 //! The work is split three ways: `status` says what an answer means from its status
 //! and headers (pure, table-tested); `ObjectClient::get_once` makes one GET and reads
@@ -37,7 +39,7 @@ pub use memory::{MemoryStorage, StoredObject};
 pub use status::{ContentRange, parse_content_range, parse_s3_error};
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -47,6 +49,7 @@ use reqwest::header::{
 };
 
 use crate::bounded::{Bounded, ERROR_BODY_LIMIT};
+use crate::rate::{MinRate, RateMeter};
 use crate::retry::{self, Backoff, Outcome, Retried, RetryPolicy, parse_retry_after};
 use crate::stats::IoStats;
 use crate::twilio::{self, Api, MediaRef, TwilioClient, describe_reqwest};
@@ -208,6 +211,7 @@ impl Retried for RangeRead<'_> {
         };
         self.attempts += 1;
         let attempt_from = self.p.pos();
+        let began = Instant::now();
         match client.get_once(media, url.url(), &mut self.p).await {
             Ok(Step::Done) => Outcome::Done(()),
             Err(e) => Outcome::Fail(e),
@@ -217,8 +221,12 @@ impl Retried for RangeRead<'_> {
                     pos: self.p.pos(),
                 },
                 retry_after,
-                // A body cut or stalled after some bytes.
-                progressed: self.p.pos() > attempt_from,
+                // A body cut, stalled or too slow after some bytes: progress only if
+                // they came at the minimum rate.
+                progressed: client
+                    .retry
+                    .min_rate
+                    .is_progress(self.p.pos() - attempt_from, began.elapsed()),
             },
             Ok(Step::Refresh(cause)) => {
                 self.refreshes += 1;
@@ -320,13 +328,38 @@ impl Progress {
 
     /// Reads a data body: skips `skip` bytes, keeps what falls in `[pos(), stop())`,
     /// and stops there. Returns how many bytes arrived (skipped ones included), or why
-    /// the body broke off.
-    async fn read_body(&mut self, response: reqwest::Response, skip: u64) -> Result<u64, String> {
+    /// the body broke off: an error, or less than `rate` in one of its windows (the
+    /// body is then cut, and what arrived kept).
+    async fn read_body(
+        &mut self,
+        response: reqwest::Response,
+        skip: u64,
+        rate: MinRate,
+    ) -> Result<u64, String> {
         let stop = self.stop();
         let mut skip = skip;
         let mut received: u64 = 0;
         let mut stream = response.bytes_stream();
-        while let Some(chunk) = stream.next().await {
+        let mut meter = RateMeter::new(rate, Instant::now());
+        loop {
+            let next = match meter.deadline() {
+                Some(at) => tokio::time::timeout_at(at.into(), stream.next()).await,
+                None => Ok(stream.next().await),
+            };
+            let slow = |meter: &mut RateMeter, pos: u64| {
+                meter
+                    .check(Instant::now())
+                    .map_err(|too_slow| format!("body {too_slow} at byte {pos}"))
+            };
+            let chunk = match next {
+                // The window ended with nothing more: check it.
+                Err(_) => {
+                    slow(&mut meter, self.pos())?;
+                    continue;
+                }
+                Ok(None) => break,
+                Ok(Some(chunk)) => chunk,
+            };
             let mut chunk = chunk.map_err(|e| {
                 format!(
                     "body cut short at byte {}: {}",
@@ -335,6 +368,7 @@ impl Progress {
                 )
             })?;
             received += chunk.len() as u64;
+            meter.add(chunk.len() as u64);
             if skip > 0 {
                 let n = skip.min(chunk.len() as u64);
                 let _ = chunk.split_to(n as usize);
@@ -346,6 +380,7 @@ impl Progress {
             if self.pos() >= stop {
                 break;
             }
+            slow(&mut meter, self.pos())?;
         }
         Ok(received)
     }
@@ -559,7 +594,7 @@ impl ObjectClient {
         if p.done() {
             return Ok(Step::Done);
         }
-        let received = match p.read_body(response, skip).await {
+        let received = match p.read_body(response, skip, self.retry.min_rate).await {
             Ok(received) => received,
             Err(cause) => return Ok(Step::Retry(cause, None)),
         };
@@ -645,6 +680,62 @@ mod tests {
         reqwest::Response::from(axum::http::Response::new(body))
     }
 
+    /// The default minimum rate: the bodies of these tests come at once.
+    const RATE: MinRate = MinRate {
+        bytes_per_sec: crate::rate::DEFAULT_MIN_RATE,
+        window: crate::rate::RATE_WINDOW,
+    };
+
+    /// A body at `per_tick` bytes every `tick`, for ever.
+    fn dribble(tick: Duration, per_tick: usize) -> reqwest::Response {
+        let chunks = futures_util::stream::unfold((), move |()| async move {
+            tokio::time::sleep(tick).await;
+            Some((
+                Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; per_tick])),
+                (),
+            ))
+        });
+        let body = reqwest::Body::wrap_stream(chunks);
+        reqwest::Response::from(axum::http::Response::new(body))
+    }
+
+    /// Issue 16, item 3: a body at 10 B/s is cut at the end of its first window,
+    /// keeping what arrived; one at the rate is read whole.
+    #[tokio::test]
+    async fn a_body_slower_than_the_minimum_rate_is_cut() {
+        let rate = MinRate {
+            bytes_per_sec: 1000,
+            window: Duration::from_millis(300),
+        };
+        let mut p = progress(0, 1 << 20, Some(1 << 20));
+        let started = Instant::now();
+        let cause = p
+            .read_body(dribble(Duration::from_millis(100), 1), 0, rate)
+            .await
+            .unwrap_err();
+        let took = started.elapsed();
+        assert!(
+            cause.starts_with("body slower than the minimum rate of 1000 B/s ("),
+            "{cause}"
+        );
+        assert!(cause.ends_with(&format!("at byte {}", p.pos())), "{cause}");
+        assert!((1..=3).contains(&p.buf.len()), "{}", p.buf.len());
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        // 100 bytes every 10 ms is 10 000 B/s: read to its stop.
+        let mut p = progress(0, 5000, Some(5000));
+        let got = p
+            .read_body(dribble(Duration::from_millis(10), 100), 0, rate)
+            .await;
+        assert_eq!(got, Ok(5000));
+        // A body that sends nothing at all is cut too, without waiting for a byte.
+        let mut p = progress(0, 100, Some(100));
+        let silent = reqwest::Body::wrap_stream(futures_util::stream::pending::<
+            Result<Bytes, std::io::Error>,
+        >());
+        let silent = reqwest::Response::from(axum::http::Response::new(silent));
+        assert!(p.read_body(silent, 0, rate).await.is_err());
+    }
+
     fn progress(start: u64, end: u64, total: Option<u64>) -> Progress {
         Progress {
             start,
@@ -659,13 +750,15 @@ mod tests {
     #[tokio::test]
     async fn a_body_is_appended_up_to_the_stop() {
         let mut p = progress(0, 100, Some(6));
-        let got = p.read_body(response(&[b"abc", b"def"], false), 0).await;
+        let got = p
+            .read_body(response(&[b"abc", b"def"], false), 0, RATE)
+            .await;
         assert_eq!(got, Ok(6));
         assert_eq!(&p.buf[..], b"abcdef");
         // The read ends before the body: the rest is not read.
         let mut p = progress(0, 4, None);
         let got = p
-            .read_body(response(&[b"abc", b"def", b"ghi"], false), 0)
+            .read_body(response(&[b"abc", b"def", b"ghi"], false), 0, RATE)
             .await;
         assert_eq!(got, Ok(6));
         assert_eq!(&p.buf[..], b"abcd");
@@ -676,7 +769,7 @@ mod tests {
     async fn a_whole_object_body_is_skipped_to_the_start() {
         let mut p = progress(5, 9, None);
         let got = p
-            .read_body(response(&[b"012", b"345", b"678", b"9ab"], false), 5)
+            .read_body(response(&[b"012", b"345", b"678", b"9ab"], false), 5, RATE)
             .await;
         assert_eq!(got, Ok(9));
         assert_eq!(&p.buf[..], b"5678");
@@ -685,13 +778,13 @@ mod tests {
     #[tokio::test]
     async fn a_body_cut_short_keeps_what_arrived() {
         let mut p = progress(10, 100, Some(100));
-        let got = p.read_body(response(&[b"abc"], true), 0).await;
+        let got = p.read_body(response(&[b"abc"], true), 0, RATE).await;
         let cause = got.unwrap_err();
         assert!(cause.starts_with("body cut short at byte 13: "), "{cause}");
         assert_eq!(&p.buf[..], b"abc");
         // Fewer bytes than promised is no error here: the caller compares.
         let mut p = progress(0, 100, Some(100));
-        assert_eq!(p.read_body(response(&[b"ab"], false), 0).await, Ok(2));
+        assert_eq!(p.read_body(response(&[b"ab"], false), 0, RATE).await, Ok(2));
     }
 
     #[test]

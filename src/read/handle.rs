@@ -70,7 +70,7 @@ impl Handle {
     pub async fn read(&self, offset: u64, size: u64) -> Result<Bytes, ReadError> {
         let ahead = self.state().prefetch.on_read(offset, size);
         if let Some((start, end)) = ahead {
-            self.object.prefetch(start, end, &self.core.prefetch_budget);
+            self.object.prefetch(start, end, &self.core.read_ahead);
         }
         let data = self
             .core

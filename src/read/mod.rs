@@ -15,8 +15,9 @@
 //!
 //! [`ReadCore`] owns what all readers share: one [`ObjectReader`] per SID (so a file
 //! open in the mount and streamed over HTTP is fetched and decrypted once), the
-//! byte-bounded [`WindowCache`], the global budget of windows being prefetched, the
-//! answer bound, and the counters behind `.stats` ([`Stats`]). A [`Handle`] is one open
+//! byte-bounded [`WindowCache`], the global budget of windows being prefetched
+//! ([`ReadAhead`]), the answer bound (of reads, and of each window prefetched), and
+//! the counters behind `.stats` ([`Stats`]). A [`Handle`] is one open
 //! file: its own read-ahead state and what it has been served.
 //!
 //! Every exact size the core learns (an open, a metadata look-up, sizing in the
@@ -40,7 +41,7 @@ pub mod unencrypted;
 pub use cache::{CacheStats, WindowCache, WindowKey};
 pub use error::{Failure, ReadError};
 pub use handle::Handle;
-pub use object::{ObjectMeta, ObjectReader};
+pub use object::{ObjectMeta, ObjectReader, ReadAhead};
 pub use prefetch::Prefetcher;
 pub use served::Served;
 
@@ -66,7 +67,9 @@ pub struct ReadConfig {
     /// The longest an open or a read waits for the storage: past it,
     /// [`ReadError::TimedOut`]. The retry budget plus one request timeout plus a second
     /// ([`crate::twilio::TwilioClient::answer_bound`]), so it only cuts reads whose
-    /// retries are spent anyway, but it holds whatever the storage does.
+    /// retries are spent anyway, but it holds whatever the storage does. It is also the
+    /// deadline of a window being prefetched: one that no reader would wait for is
+    /// abandoned, and its slot of the read-ahead goes to other files.
     pub answer_within: Duration,
     /// Refuse to open objects stored unencrypted ([`ReadError::NotEncrypted`]):
     /// `--require-encrypted`.
@@ -97,6 +100,10 @@ pub struct Stats {
     pub open_handles: u64,
     /// Storage fetches in progress now.
     pub in_flight: u64,
+    /// Windows being prefetched now (at most the read-ahead's slots).
+    pub prefetching: u64,
+    /// Prefetches abandoned at their deadline (the answer bound).
+    pub prefetches_abandoned: u64,
 }
 
 /// What every reader shares. Cheap to share behind an `Arc`.
@@ -108,8 +115,9 @@ pub struct ReadCore {
     /// One reader per SID, made on first use and kept: objects never change.
     objects: Mutex<HashMap<MediaRef, Arc<ObjectReader>>>,
     next_object: AtomicU64,
-    /// Windows being prefetched at once, across all files (see [`prefetch_slots`]).
-    prefetch_budget: Arc<tokio::sync::Semaphore>,
+    /// Windows being prefetched at once, across all files (see [`prefetch_slots`]),
+    /// each within the answer bound.
+    read_ahead: Arc<ReadAhead>,
     /// Read-ahead per handle: at most 64 MiB, and a quarter of the cache.
     max_ahead: u64,
     started: SystemTime,
@@ -143,10 +151,10 @@ impl ReadCore {
     ) -> Self {
         let capacity = cache.stats().capacity as u64;
         Self {
-            prefetch_budget: Arc::new(tokio::sync::Semaphore::new(prefetch_slots(
-                capacity,
-                config.window,
-            ))),
+            read_ahead: Arc::new(ReadAhead::new(
+                prefetch_slots(capacity, config.window),
+                config.answer_within,
+            )),
             max_ahead: (64u64 << 20).min(capacity / 4),
             config,
             source,
@@ -311,6 +319,8 @@ impl ReadCore {
             errors: self.errors.load(Ordering::Relaxed),
             open_handles: self.open_handles.load(Ordering::Relaxed),
             in_flight: io.in_flight,
+            prefetching: self.read_ahead.in_flight(),
+            prefetches_abandoned: self.read_ahead.abandoned(),
         }
     }
 

@@ -18,10 +18,15 @@
 //! ([`super::unencrypted`]). [`ObjectReader::require_encrypted`] is the check of
 //! `--require-encrypted`.
 //!
+//! Read-ahead ([`ObjectReader::prefetch`]) fetches windows in the background within
+//! the [`ReadAhead`] all files share: a few slots, each held at most until a deadline.
+//!
 //! This module knows nothing of FUSE or inodes; it must not block a thread (everything
 //! is async) and it never writes plaintext anywhere but the cache.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::future::try_join_all;
@@ -46,6 +51,38 @@ pub struct ObjectMeta {
     /// The private key that unwrapped `key` (its file name), for messages and `doctor`.
     pub key_name: Option<String>,
     pub iv: [u8; 16],
+}
+
+/// The read-ahead all files share: how many windows may be prefetched at once, how
+/// long each may take, and how many were given up.
+#[derive(Debug)]
+pub struct ReadAhead {
+    slots: Arc<tokio::sync::Semaphore>,
+    total: usize,
+    within: Duration,
+    abandoned: AtomicU64,
+}
+
+impl ReadAhead {
+    /// `slots` windows prefetched at once at most, each abandoned after `within`.
+    pub fn new(slots: usize, within: Duration) -> Self {
+        Self {
+            slots: Arc::new(tokio::sync::Semaphore::new(slots)),
+            total: slots,
+            within,
+            abandoned: AtomicU64::new(0),
+        }
+    }
+
+    /// Windows being prefetched now.
+    pub fn in_flight(&self) -> u64 {
+        self.total.saturating_sub(self.slots.available_permits()) as u64
+    }
+
+    /// Prefetches abandoned at their deadline so far.
+    pub fn abandoned(&self) -> u64 {
+        self.abandoned.load(Ordering::Relaxed)
+    }
 }
 
 pub struct ObjectReader {
@@ -134,11 +171,14 @@ impl ObjectReader {
     }
 
     /// Fetches the windows covering plaintext `[start, end)` in the background, skipping
-    /// those cached or being fetched. Each window takes a permit from `budget` (shared
-    /// by all files) for as long as it is in flight; with none left, prefetching stops
-    /// there, so read-ahead never queues up unbounded work or memory. A failure is not
-    /// reported here: the reader meets it, with its errno, when it gets there.
-    pub fn prefetch(self: &Arc<Self>, start: u64, end: u64, budget: &Arc<tokio::sync::Semaphore>) {
+    /// those cached or being fetched. Each window takes a slot of `ahead` (shared by
+    /// all files) for as long as it is in flight; with none left, prefetching stops
+    /// there, so read-ahead never queues up unbounded work or memory. A window not
+    /// fetched within `ahead`'s deadline is abandoned (its requests dropped) and its
+    /// slot freed, so that storage that dribbles cannot hold the read-ahead of every
+    /// other file. A failure is not reported here: the reader meets it, with its errno,
+    /// when it gets there.
+    pub fn prefetch(self: &Arc<Self>, start: u64, end: u64, ahead: &Arc<ReadAhead>) {
         let Some(meta) = self.meta.get() else { return };
         let end = end.min(meta.plain_len);
         if start >= end {
@@ -152,13 +192,21 @@ impl ObjectReader {
             if self.cache.contains_or_in_flight(&key) {
                 continue;
             }
-            let Ok(permit) = budget.clone().try_acquire_owned() else {
+            let Ok(permit) = ahead.slots.clone().try_acquire_owned() else {
                 break;
             };
-            let this = self.clone();
+            let (this, ahead) = (self.clone(), ahead.clone());
             tokio::spawn(async move {
                 if let Some(meta) = this.meta.get() {
-                    let _ = this.window_data(meta, w).await;
+                    let fetch = this.window_data(meta, w);
+                    if tokio::time::timeout(ahead.within, fetch).await.is_err() {
+                        ahead.abandoned.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(
+                            "{}: read-ahead of window {w} abandoned after {:?}",
+                            this.sid(),
+                            ahead.within
+                        );
+                    }
                 }
                 drop(permit);
             });
