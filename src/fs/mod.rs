@@ -756,6 +756,9 @@ impl TwilioFs {
                     );
                 } else if matches!(e, Error::ListingDeadline { .. }) {
                     tracing::warn!("cannot list {}: {e}", kind.plural());
+                } else {
+                    // Said by whoever waits for it (see `listed`).
+                    tracing::debug!("cannot list {}: {e}", kind.plural());
                 }
                 return Err(e);
             }
