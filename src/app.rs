@@ -36,6 +36,12 @@ pub const DEFAULT_CACHE_SIZE: u64 = 512 << 20;
 /// How old a directory listing may get before it is listed again.
 pub const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
 
+/// The longest one whole listing (all its pages) may take before it is given up and
+/// the previous listing kept: at Twilio's 100 items a page and well under a second a
+/// page, time enough for some 100 000 recordings, yet a listing that never ends (pages
+/// that trickle in forever) stops.
+pub const DEFAULT_LISTING_DEADLINE: Duration = Duration::from_secs(600);
+
 /// What a mount shows and how it reads: everything of the filesystem that a user
 /// chooses, none of how it is mounted (mount point, mount options).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +56,8 @@ pub struct MountSettings {
     pub cache_size: u64,
     /// List directories again after this long.
     pub refresh: Duration,
+    /// Give up a listing (all its pages) that takes longer than this.
+    pub listing_deadline: Duration,
     /// Only these rooms' media (RM…); empty: all.
     pub rooms: Vec<String>,
     /// Only media created at or after this date (RFC 3339).
@@ -76,6 +84,7 @@ impl Default for MountSettings {
             window: DEFAULT_WINDOW,
             cache_size: DEFAULT_CACHE_SIZE,
             refresh: DEFAULT_REFRESH,
+            listing_deadline: DEFAULT_LISTING_DEADLINE,
             rooms: Vec::new(),
             since: None,
             metadata_cache: sizes::default_dir(),
@@ -131,11 +140,12 @@ pub fn build(settings: &MountSettings, backend: Backend, keys: Arc<PrivateKeys>)
         uid: settings.uid,
         gid: settings.gid,
         refresh: settings.refresh,
+        listing_deadline: settings.listing_deadline,
         rooms: settings.rooms.clone(),
         since: settings.since.clone(),
         exact_sizes: settings.exact_sizes,
     };
-    Arc::new(TwilioFs::new(config, backend.api, Arc::new(core)))
+    TwilioFs::new(config, backend.api, Arc::new(core))
 }
 
 /// [`build`] over Twilio's HTTP API ([`Backend::http`]): what `mount` and `demo` run.

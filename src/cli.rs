@@ -27,7 +27,7 @@ Mounting from /etc/fstab:
 (through mount.fuse3, with the default PATH: the program must be in /usr/bin, where \
 the package puts it, or /usr/local/bin). Options: ro (required: the mount is read-only), allow_other, \
 key=PATH[:PATH...], credentials=FILE, cache_size=SIZE, window=SIZE, refresh=DURATION, \
-room=RM...[:RM...], since=DATE, uid=N, gid=N, api_url=URL, fsname=NAME, timeout=DURATION, \
+listing_deadline=DURATION, room=RM...[:RM...], since=DATE, uid=N, gid=N, api_url=URL, fsname=NAME, timeout=DURATION, \
 retry_budget=DURATION, min_rate=RATE, metadata_cache=DIR, no_metadata_cache, exact_sizes, \
 require_encrypted, each as the \
 `mount` flag of the same name. Generic options (_netdev, nofail, noauto, user, \
@@ -59,6 +59,8 @@ static DEFAULT_CACHE_SIZE: LazyLock<String> =
     LazyLock::new(|| format_size(app::DEFAULT_CACHE_SIZE));
 static DEFAULT_WINDOW: LazyLock<String> = LazyLock::new(|| format_size(app::DEFAULT_WINDOW));
 static DEFAULT_REFRESH: LazyLock<String> = LazyLock::new(|| format_duration(app::DEFAULT_REFRESH));
+static DEFAULT_LISTING_DEADLINE: LazyLock<String> =
+    LazyLock::new(|| format_duration(app::DEFAULT_LISTING_DEADLINE));
 static DEFAULT_RETRY_BUDGET: LazyLock<String> =
     LazyLock::new(|| format_duration(crate::retry::RetryPolicy::default().total_budget));
 static DEFAULT_MIN_RATE: LazyLock<String> =
@@ -503,6 +505,19 @@ pub struct MountArgs {
         value_parser = parse_duration
     )]
     pub refresh: Duration,
+
+    /// Give up a listing that takes longer than this, all its pages together (an API
+    /// whose pages trickle in, or never end): the directory keeps its previous listing
+    /// (a directory never listed answers EIO) and the next refresh tries again.
+    /// Meanwhile names already listed answer at once; a lookup or readdir that must
+    /// wait for a listing answers within --retry-budget + --timeout + 1 s.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = DEFAULT_LISTING_DEADLINE.as_str(),
+        value_parser = parse_timeout
+    )]
+    pub listing_deadline: Duration,
 
     /// Only this room's media (RM…); repeat for several.
     #[arg(long = "room", value_name = "RM")]

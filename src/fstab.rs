@@ -31,6 +31,11 @@ const VALUE_OPTIONS: &[(&str, &str, &str)] = &[
     ("cache_size", "--cache-size", "size such as 512MiB"),
     ("window", "--window", "size such as 1MiB"),
     ("refresh", "--refresh", "duration such as 60s"),
+    (
+        "listing_deadline",
+        "--listing-deadline",
+        "duration such as 10m",
+    ),
     ("room", "--room", "room SID(s), colon-separated"),
     ("since", "--since", "date such as 2026-01-31"),
     ("uid", "--uid", "user id"),
@@ -227,7 +232,7 @@ fn check_value(name: &str, value: &str) -> Result<(), OptionError> {
         "cache_size" | "min_rate" => crate::cli::parse_size(value).map(|_| ()),
         "window" => crate::cli::parse_window(value).map(|_| ()),
         "refresh" | "retry_budget" => crate::cli::parse_duration(value).map(|_| ()),
-        "timeout" => crate::cli::parse_timeout(value).map(|_| ()),
+        "timeout" | "listing_deadline" => crate::cli::parse_timeout(value).map(|_| ()),
         "since" => crate::cli::parse_date(value).map(|_| ()),
         "uid" | "gid" => value
             .parse::<u32>()

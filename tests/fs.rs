@@ -44,6 +44,8 @@ struct Account {
 struct Options {
     refresh: Duration,
     answer_within: Duration,
+    /// The longest a whole listing may take.
+    listing_deadline: Duration,
     since: Option<String>,
     /// The size cache's directory (none: in memory only).
     metadata_cache: Option<PathBuf>,
@@ -56,6 +58,7 @@ impl Default for Options {
         Self {
             refresh: Duration::from_secs(3600),
             answer_within: Duration::from_secs(10),
+            listing_deadline: Duration::from_secs(60),
             since: None,
             metadata_cache: None,
             exact_sizes: false,
@@ -95,6 +98,7 @@ fn filesystem(
         window: WINDOW,
         cache_size: 64 * WINDOW,
         refresh: o.refresh,
+        listing_deadline: o.listing_deadline,
         rooms: Vec::new(),
         since: o.since.clone(),
         metadata_cache: o.metadata_cache.clone(),
@@ -196,6 +200,12 @@ impl Account {
     /// does, `.` and `..` left out.
     async fn ls(&self, ino: u64) -> Result<Vec<String>, Error> {
         ls_in(&self.fs, ino).await
+    }
+
+    /// Recording `n`'s file name.
+    fn fs_name(&self, n: u64) -> String {
+        let ext = if n.is_multiple_of(3) { "mkv" } else { "mka" };
+        format!("{}.{ext}", rt(n))
     }
 
     async fn lookup(&self, parent: u64, name: &str) -> Result<fs::Attr, Error> {
@@ -1413,6 +1423,230 @@ async fn directory_times_are_their_newest_files_on_every_mount() {
         (nov(10, 10), true),
         "listed the next time"
     );
+}
+
+/// `fut`'s output and how long it took; panics naming `what` if it takes over `limit`.
+async fn answered<T>(
+    what: &str,
+    limit: Duration,
+    fut: impl std::future::Future<Output = T>,
+) -> (T, Duration) {
+    let started = std::time::Instant::now();
+    let out = tokio::time::timeout(limit, fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer within {limit:?}"));
+    (out, started.elapsed())
+}
+
+/// Issue 16, item 2: while a listing was slow, every lookup waited behind it (`stat`
+/// of a file already read sat in state D for 11 minutes). Names already listed answer
+/// from the table at once while the listing refreshes in the background; what has to
+/// wait for a listing (a name not listed, a directory never listed) answers within the
+/// answer bound, and the listing goes on so that a later try succeeds.
+#[tokio::test]
+async fn known_names_answer_while_a_listing_is_slow() {
+    let refresh = Duration::from_millis(200);
+    let answer_within = Duration::from_millis(600);
+    let a = account(Options {
+        refresh,
+        answer_within,
+        listing_deadline: Duration::from_millis(1500),
+        ..Default::default()
+    });
+    for n in 1..=3 {
+        a.recording(n, ROOM_A, 100);
+    }
+    let names: Vec<String> = (1..=3).map(|n| a.fs_name(n)).collect();
+    assert_eq!(a.ls(fs::RECORDINGS).await.unwrap(), names);
+    tokio::time::sleep(refresh).await; // the listing is stale now
+    a.faulty_api.delay(ApiCall::List, Duration::from_secs(30));
+    a.recording(4, ROOM_A, 100); // not listed yet
+
+    // Known names: from the table, at once, however often.
+    let quick = Duration::from_millis(100);
+    for _ in 0..20 {
+        for name in &names {
+            let (attr, _) = answered(name, quick, a.lookup(fs::RECORDINGS, name)).await;
+            a.fs.getattr(attr.unwrap().ino).unwrap();
+        }
+    }
+    // `ls` of a directory listed before: its previous listing, within the bound.
+    let bound = answer_within + Duration::from_millis(300);
+    let (listed, took) = answered("ls recordings", bound, a.ls(fs::RECORDINGS)).await;
+    assert_eq!(listed.unwrap(), names, "the previous listing");
+    println!("ls during a slow refresh: {took:?}");
+    // A name not listed yet: fetched by SID, within the bound.
+    let new = a.fs_name(4);
+    let (found, took) = answered("a new name", bound, a.lookup(fs::RECORDINGS, &new)).await;
+    found.unwrap();
+    println!("lookup of a new name during a slow refresh: {took:?}");
+    // A directory never listed: EIO within the bound, its listing going on.
+    let slow_started = std::time::Instant::now(); // the last listing started
+    let (never, took) = answered("ls compositions", bound, a.ls(fs::COMPOSITIONS)).await;
+    assert_eq!(errno(never), libc::EIO);
+    println!("ls of a directory never listed, its listing slow: {took:?}");
+    let (attr, _) = answered(
+        "stat compositions",
+        bound,
+        a.lookup(fs::ROOT, "compositions"),
+    )
+    .await;
+    assert!(!attr.unwrap().exact, "not listed yet");
+
+    // Past the listing deadline the slow listings are given up; the next ones list.
+    a.faulty_api.clear();
+    a.composition(1, ROOM_A, 100);
+    let past = Duration::from_millis(1600).saturating_sub(slow_started.elapsed());
+    tokio::time::sleep(past).await;
+    let (listed, _) = answered("ls recordings", bound, a.ls(fs::RECORDINGS)).await;
+    assert_eq!(listed.unwrap().len(), 4, "listed again");
+    let (listed, _) = answered("ls compositions", bound, a.ls(fs::COMPOSITIONS)).await;
+    assert_eq!(listed.unwrap().len(), 1, "listed at last");
+}
+
+/// Issue 16, item 2: a whole listing (all its pages) has a deadline. Past it the
+/// listing fails with a message naming the deadline, and a directory listed before
+/// keeps its previous listing.
+#[tokio::test]
+async fn a_listing_past_its_deadline_fails_and_the_previous_one_stays() {
+    let refresh = Duration::from_millis(100);
+    let a = account(Options {
+        refresh,
+        answer_within: Duration::from_secs(5),
+        listing_deadline: Duration::from_millis(300),
+        ..Default::default()
+    });
+    a.faulty_api.delay(ApiCall::List, Duration::from_secs(30));
+    let limit = Duration::from_secs(2);
+    let (never, took) = answered("ls", limit, a.ls(fs::COMPOSITIONS)).await;
+    let e = never.unwrap_err();
+    assert_eq!(e.errno(), libc::EIO);
+    assert!(
+        e.to_string().contains("300ms") && e.to_string().contains("--listing-deadline"),
+        "{e}"
+    );
+    println!("a listing past its deadline failed in {took:?}: {e}");
+
+    a.faulty_api.clear();
+    a.composition(1, ROOM_A, 100);
+    assert_eq!(a.ls(fs::COMPOSITIONS).await.unwrap().len(), 1);
+    tokio::time::sleep(refresh).await;
+    a.faulty_api.delay(ApiCall::List, Duration::from_secs(30));
+    a.composition(2, ROOM_A, 100);
+    let (listed, _) = answered("ls", limit, a.ls(fs::COMPOSITIONS)).await;
+    assert_eq!(
+        listed.unwrap(),
+        vec![format!("{}.mp4", cj(1))],
+        "the previous listing"
+    );
+    let (found, _) = answered(
+        "lookup",
+        limit,
+        a.lookup(fs::COMPOSITIONS, &format!("{}.mp4", cj(1))),
+    )
+    .await;
+    found.unwrap();
+}
+
+/// Issue 16, item 4: the inode table only grew: with listings that change (20 000 new
+/// SIDs per refresh) memory went from 167 to 527 MB and stayed there. An inode is
+/// dropped once it is gone from the current listings and the kernel holds it no more
+/// (forgotten, not open): the table holds the current listings and what the kernel
+/// holds. A SID keeps its inode while it is known.
+#[tokio::test]
+async fn the_inode_table_holds_the_listings_and_what_the_kernel_holds() {
+    const FIXED: usize = 4; // /, recordings/, compositions/, rooms/
+    const PER_ROUND: u64 = 50;
+    let a = account(Options {
+        refresh: Duration::ZERO, // every `ls` lists again
+        ..Default::default()
+    });
+    let room = |r: u64| format!("RM{r:032x}");
+    let round = |r: u64| (r * 1000 + 10)..(r * 1000 + 10 + PER_ROUND);
+    a.recording(1, ROOM_A, 100); // listed throughout
+    for n in round(0) {
+        a.recording(n, &room(0), 64);
+    }
+    assert_eq!(
+        a.ls(fs::RECORDINGS).await.unwrap().len(),
+        1 + PER_ROUND as usize
+    );
+    assert_eq!(
+        a.ls(fs::ROOMS).await.unwrap(),
+        vec![room(0), ROOM_A.to_owned()]
+    );
+    let steady = a.lookup(fs::RECORDINGS, &a.fs_name(1)).await.unwrap().ino;
+    // What the kernel keeps: a file looked up, a file open (its lookup forgotten), a
+    // room directory looked up.
+    let held = a.lookup(fs::RECORDINGS, &a.fs_name(10)).await.unwrap().ino;
+    let opened = a.lookup(fs::RECORDINGS, &a.fs_name(11)).await.unwrap().ino;
+    let fh = a.fs.open(opened).await.unwrap().fh;
+    a.fs.forget(opened, 1);
+    let room0 = a.lookup(fs::ROOMS, &room(0)).await.unwrap().ino;
+    let kept = 3;
+
+    for r in 1..=5 {
+        for n in round(r - 1) {
+            a.api.remove(&rt(n));
+        }
+        for n in round(r) {
+            a.recording(n, &room(r), 64);
+        }
+        assert_eq!(
+            a.ls(fs::RECORDINGS).await.unwrap().len(),
+            1 + PER_ROUND as usize
+        );
+        assert_eq!(a.ls(fs::ROOMS).await.unwrap().len(), 2);
+        let bound = FIXED + 1 + PER_ROUND as usize + 2 + kept;
+        assert_eq!(
+            a.fs.inodes(),
+            bound,
+            "round {r}: listings and what the kernel holds"
+        );
+        let again = a.lookup(fs::RECORDINGS, &a.fs_name(1)).await.unwrap().ino;
+        assert_eq!(again, steady, "a SID keeps its inode while it is known");
+        a.fs.forget(steady, 1);
+    }
+    // Gone from the listing, the file the kernel holds still answers getattr; a lookup
+    // of its name (the kernel revalidating) says it is gone.
+    a.fs.getattr(held).unwrap();
+    assert_eq!(
+        errno(a.lookup(fs::RECORDINGS, &a.fs_name(10)).await),
+        libc::ENOENT
+    );
+    a.fs.forget(held, 1);
+    assert_eq!(
+        errno(a.fs.getattr(held)),
+        libc::ENOENT,
+        "dropped once forgotten"
+    );
+    // The open file reads on until released.
+    let first = a.fs.read(opened, fh, 0, 64).await.unwrap();
+    assert_eq!(&first[..], &plaintext(11, 64)[..]);
+    a.fs.getattr(opened).unwrap();
+    a.fs.release(fh);
+    assert_eq!(
+        errno(a.fs.getattr(opened)),
+        libc::ENOENT,
+        "dropped once closed"
+    );
+    a.fs.getattr(room0).unwrap();
+    a.fs.forget(room0, 7); // more than it had: nothing left, nothing wraps
+    assert_eq!(errno(a.fs.getattr(room0)), libc::ENOENT);
+    a.fs.forget(fs::ROOT, 1); // fixed inodes stay
+    a.fs.forget(1 << 40, 1); // unknown ones are ignored
+    a.fs.getattr(fs::ROOT).unwrap();
+    assert_eq!(a.fs.inodes(), FIXED + 1 + PER_ROUND as usize + 2);
+    // A SID listed again after it was dropped is a new inode, and a working one.
+    let back = round(0).start;
+    a.recording(back, &room(0), 64);
+    a.ls(fs::RECORDINGS).await.unwrap();
+    let ino = a
+        .lookup(fs::RECORDINGS, &a.fs_name(back))
+        .await
+        .unwrap()
+        .ino;
+    assert_eq!(a.read_all(ino, 64).await.unwrap(), plaintext(back, 64));
 }
 
 fn api_error(status: u16) -> twilio::Error {

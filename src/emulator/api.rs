@@ -164,6 +164,19 @@ fn page(
     filters: &[(&str, &String)],
     q: &HashMap<String, String>,
 ) -> Response {
+    page_with(base, path, key, items, |v| v, filters, q)
+}
+
+/// [`page`] of `items` that `to_json` turns into JSON, for the page's items only.
+fn page_with<T>(
+    base: &str,
+    path: &str,
+    key: &str,
+    items: Vec<T>,
+    to_json: impl Fn(T) -> Value,
+    filters: &[(&str, &String)],
+    q: &HashMap<String, String>,
+) -> Response {
     let size = match q.get("PageSize").map(|s| s.parse::<usize>()) {
         None => 50,
         Some(Ok(n)) if (1..=100).contains(&n) => n,
@@ -195,7 +208,12 @@ fn page(
         format!("{base}{path}?{query}PageSize={size}&Page={page}{token}")
     };
     let total = items.len();
-    let slice: Vec<Value> = items.into_iter().skip(offset).take(size).collect();
+    let slice: Vec<Value> = items
+        .into_iter()
+        .skip(offset)
+        .take(size)
+        .map(to_json)
+        .collect();
     let next = (offset + size < total).then(|| url(number + 1, Some(offset + size)));
     let previous = (number > 0).then(|| url(number - 1, Some(offset.saturating_sub(size))));
     let this = if q.contains_key("PageToken") {
@@ -293,10 +311,11 @@ pub async fn list_media(
         .media
         .iter()
         .filter(|m| m.kind == kind && passes_all(cat, m, names, &q))
-        .map(|m| cat.resource_json(&base, m))
         .collect();
     let f = filters(&q, names);
-    page(&base, &kind.list_path(), kind.plural(), items, &f, &q)
+    // JSON for the page's items only: a listing of 10 000 is 100 pages.
+    let json = |m: &Media| cat.resource_json(&base, m);
+    page_with(&base, &kind.list_path(), kind.plural(), items, json, &f, &q)
 }
 
 fn find(emu: &Emulator, sid: &str, kind: MediaKind) -> Option<usize> {

@@ -5,6 +5,7 @@
 //! someone picks its errno. Pure: no I/O.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::read::{Failure, ReadError};
 use crate::twilio;
@@ -31,6 +32,22 @@ pub enum Error {
     /// Opening or reading a file failed.
     #[error("{0}")]
     Read(#[from] ReadError),
+    /// A lookup, readdir or getxattr that had to wait for the API (a listing not made
+    /// yet, a resource, a room) had no answer within the answer bound. What it waited
+    /// for goes on in the background where it can (a listing does), so that asking
+    /// again later succeeds.
+    #[error(
+        "no answer from the API within {:.1} s (--retry-budget + --timeout + 1 s) for {what}: \
+         giving up on this request (try again later)",
+        after.as_secs_f64()
+    )]
+    TimedOut { what: String, after: Duration },
+    /// A whole listing (all its pages) took longer than the listing deadline.
+    #[error(
+        "the listing took longer than {}, the --listing-deadline: given up",
+        as_flag(*after)
+    )]
+    ListingDeadline { after: Duration },
 }
 
 impl From<twilio::Error> for Error {
@@ -51,6 +68,8 @@ impl Error {
             Error::BadHandle => libc::EBADF,
             Error::Api(e) => failure_errno(Failure::of_api(e)),
             Error::Read(e) => read_errno(e),
+            // As a read that times out: EIO, which tools report plainly.
+            Error::TimedOut { .. } | Error::ListingDeadline { .. } => libc::EIO,
         }
     }
 }
@@ -72,6 +91,15 @@ fn read_errno(e: &ReadError) -> i32 {
         ReadError::Storage { .. } => failure_errno(Failure::Failed),
         // Players and `cp` report EIO plainly; ETIMEDOUT reads as a network error.
         ReadError::TimedOut { .. } => libc::EIO,
+    }
+}
+
+/// `d` as a duration flag says it: `600s`, `1500ms`.
+fn as_flag(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
     }
 }
 

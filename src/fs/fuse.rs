@@ -3,7 +3,9 @@
 //! fuser calls these on its session thread. Anything that may touch the network
 //! (lookup, readdir, open, read, getxattr, listxattr: a room directory's attributes
 //! need the room) moves its reply into a tokio task and returns at once, so one slow
-//! fetch never stalls other readers. Files never change, so
+//! fetch never stalls other readers; each answers within the mount's answer bound
+//! (see [`super`]). `forget` (and `batch_forget`, through it) hands the kernel's lookup
+//! counts to the inode table, which drops what neither a listing nor the kernel holds. Files never change, so
 //! attributes and entries are cached long (once the size is exact) and files open with
 //! `FOPEN_KEEP_CACHE`: the kernel page cache serves repeated reads. The mount is
 //! read-only (`MountOption::RO`): the kernel itself answers EROFS to every write,
@@ -103,6 +105,12 @@ impl Filesystem for Fuse {
                 Err(e) => reply.error(errno(&e)),
             }
         });
+    }
+
+    // `batch_forget` keeps fuser's default, which calls this for each inode: fuser
+    // 0.18 does not export the type of its argument.
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.fs.forget(ino.0, nlookup);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {

@@ -10,10 +10,27 @@
 //! ```
 //!
 //! Directories are listed lazily, on first use (a lookup of the directory, or of a
-//! name in it), through the [`Api`], and listed again once older than `refresh`;
-//! `getattr` never makes a request, and a lookup of a SID not listed yet fetches that
-//! one resource, within bounds: misses are remembered for `refresh` and such fetches
-//! are rationed ([`unlisted`]), so made-up names cannot spend the account's API rate. Names come from SIDs and each kind's extensions only ([`MediaKind`],
+//! name in it), through the [`Api`], and listed again once older than `refresh`. A
+//! listing runs in the background (one per kind at a time, shared by all who wait for
+//! it) and has a deadline for all its pages together (`listing_deadline`): past it, or
+//! on any failure, the previous listing stays in use. Nothing waits behind a listing
+//! it does not need: `getattr` never makes a request, and a lookup of a name of the
+//! current listing answers from it at once, however old (stale-while-revalidate). What
+//! does wait (a `readdir`, a name not listed, a directory never listed, a room's
+//! attributes) answers within the read core's answer bound, EIO past it as a read
+//! does ([`Error::TimedOut`]), the listing going on so that a later try succeeds; a
+//! directory listed before waits [`REFRESH_GRACE`] at most, then answers from its
+//! previous listing. A lookup of a SID not listed fetches that one resource, within
+//! bounds: misses are remembered for `refresh` and such fetches are rationed
+//! ([`unlisted`]), so made-up names cannot spend the account's API rate.
+//!
+//! The inode table holds the files of the current listings (and the SIDs looked up
+//! since), the directories of their rooms, and the inodes the kernel still holds: each
+//! lookup counts one, `forget` takes them back, an open file holds its inode until
+//! released. An inode with none of these is dropped, so the table is bounded by the
+//! listings plus what the kernel holds, however the listings change. A SID keeps its
+//! inode while it is in the table; inode numbers are never reused, so a SID listed
+//! again after it was dropped gets a new one. Names come from SIDs and each kind's extensions only ([`MediaKind`],
 //! [`crate::names`]). Each open directory handle reads one snapshot of its entries,
 //! taken when it is read from the start, so that a listing refreshed between two
 //! `readdir` chunks neither skips nor repeats an entry.
@@ -49,12 +66,14 @@ pub mod unlisted;
 
 pub use error::Error;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
 
 use crate::names;
 use crate::read::{Failure, Handle, ObjectReader, ReadCore, Stats};
@@ -72,6 +91,12 @@ pub const STATS: u64 = 5;
 /// Its name in the root directory.
 pub const STATS_NAME: &str = ".stats";
 const FIRST_DYNAMIC: u64 = 16;
+/// The longest a `readdir` (or a lookup of a name not listed) waits for the refresh of
+/// a listing made before, before it answers from that listing (or, for a name, fetches
+/// its SID): long enough for a page or two of an API answering as usual, so that an
+/// `ls` after the refresh interval shows what is new; short enough that a slow API is
+/// not felt. Never more than half the answer bound.
+pub const REFRESH_GRACE: Duration = Duration::from_secs(1);
 /// The largest size a file can show: the kernel's (`loff_t`, `MAX_LFS_FILESIZE`). FUSE
 /// answers every `stat` of a larger size with EIO, so a larger size, listed or
 /// learned, shows as 0 (not final) instead.
@@ -84,6 +109,8 @@ pub struct FsConfig {
     pub gid: u32,
     /// Relist a directory when its listing is older than this.
     pub refresh: Duration,
+    /// The longest one whole listing (all its pages) may take.
+    pub listing_deadline: Duration,
     /// Only these rooms (empty: all).
     pub rooms: Vec<String>,
     /// Only media created at or after this date (RFC 3339).
@@ -169,7 +196,7 @@ struct Listed {
 }
 
 /// The newest time of the files under each directory, from the listings: the
-/// directories' mtimes ([`State::index_times`]).
+/// directories' mtimes ([`State::reindex`]).
 #[derive(Default)]
 struct Newest {
     kinds: HashMap<MediaKind, SystemTime>,
@@ -177,12 +204,28 @@ struct Newest {
     rooms: HashMap<String, SystemTime>,
 }
 
+/// What holds a dynamic inode besides the listings: the kernel's lookups not forgotten
+/// yet, and the files open through it.
+#[derive(Default, Debug, Clone, Copy)]
+struct Held {
+    lookups: u64,
+    opens: u64,
+}
+
+/// A listing being made in the background, shared by all who wait for it.
+type Refresh = Shared<BoxFuture<'static, Result<()>>>;
+
 #[derive(Default)]
 struct State {
     nodes: HashMap<u64, Arc<Node>>,
     /// SID → inode, for files; room SID → inode, for room directories.
     by_sid: HashMap<String, u64>,
     listed: HashMap<MediaKind, Listed>,
+    /// The files of the current listings, all kinds ([`State::reindex`]).
+    current: HashSet<u64>,
+    /// Dynamic inodes the kernel holds (looked up, not forgotten) or that are open; an
+    /// inode with neither is absent.
+    held: HashMap<u64, Held>,
     /// Room SID → its directory's attributes, fetched once on first use; concurrent
     /// first askers share one fetch, and a failed one is tried again next time.
     room_xattrs: HashMap<String, Arc<tokio::sync::OnceCell<Xattrs>>>,
@@ -194,11 +237,14 @@ pub struct TwilioFs {
     config: FsConfig,
     api: Arc<dyn Api>,
     core: Arc<ReadCore>,
+    /// Itself, for the listings it runs in the background.
+    me: Weak<TwilioFs>,
     state: Mutex<State>,
-    /// One listing at a time: concurrent `ls` share it instead of listing twice.
-    listing: tokio::sync::Mutex<()>,
-    /// Open files.
-    handles: Mutex<HashMap<u64, Arc<Handle>>>,
+    /// The listing of each kind being made now, if one is: concurrent `ls` and lookups
+    /// share it instead of listing twice. Locked before `state` when both are.
+    refreshing: Mutex<HashMap<MediaKind, Refresh>>,
+    /// Open files: handle → its inode and the core's handle.
+    handles: Mutex<HashMap<u64, (u64, Arc<Handle>)>>,
     /// Open directories and the snapshot of entries each reads (empty until read).
     dirs: Mutex<HashMap<u64, Arc<[Entry]>>>,
     /// Open `.stats` handles and the snapshot each serves.
@@ -209,7 +255,8 @@ pub struct TwilioFs {
 }
 
 impl TwilioFs {
-    pub fn new(config: FsConfig, api: Arc<dyn Api>, core: Arc<ReadCore>) -> Self {
+    /// The filesystem; shared, because it runs its listings in the background.
+    pub fn new(config: FsConfig, api: Arc<dyn Api>, core: Arc<ReadCore>) -> Arc<Self> {
         let mut state = State {
             next_ino: FIRST_DYNAMIC,
             ..Default::default()
@@ -223,18 +270,19 @@ impl TwilioFs {
         for (ino, dir) in dirs {
             state.nodes.insert(ino, Arc::new(Node::Dir(dir)));
         }
-        Self {
+        Arc::new_cyclic(|me| Self {
             api,
             core,
+            me: me.clone(),
             state: Mutex::new(state),
-            listing: tokio::sync::Mutex::new(()),
+            refreshing: Mutex::new(HashMap::new()),
             handles: Mutex::new(HashMap::new()),
             dirs: Mutex::new(HashMap::new()),
             stats_handles: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
             unlisted: Mutex::new(unlisted::Unlisted::new(config.refresh, Instant::now())),
             config,
-        }
+        })
     }
 
     pub fn config(&self) -> &FsConfig {
@@ -347,29 +395,42 @@ impl TwilioFs {
         }
     }
 
-    /// One name in a directory. Files are found by SID in the inode table (no scan of
-    /// the listing: `ls -l` of 10 000 files makes 10 000 lookups).
+    /// One name in a directory, within the answer bound ([`Self::answer_within`]).
+    /// Files are found by SID in the inode table (no scan of the listing: `ls -l` of
+    /// 10 000 files makes 10 000 lookups). A name of the current listing answers from it
+    /// at once, however old the listing: a stale one is refreshed in the background
+    /// meanwhile (stale-while-revalidate). Only a name not listed, or a directory never
+    /// listed, waits for a listing. Each inode found counts one lookup that the kernel
+    /// holds until it forgets it ([`Self::forget`]).
     pub async fn lookup(&self, parent: u64, name: &str) -> Result<Attr> {
+        let deadline = Instant::now() + self.answer_within();
+        let attr = self.find(parent, name, deadline).await?;
+        self.hold(attr.ino)?;
+        Ok(attr)
+    }
+
+    async fn find(&self, parent: u64, name: &str, deadline: Instant) -> Result<Attr> {
         let dir = self.dir(parent)?;
         if dir == Dir::Root && name == STATS_NAME {
             return Ok(self.stats_attr());
         }
         if matches!(dir, Dir::Root | Dir::Rooms) {
-            let entries = self.entries(&dir).await?;
+            let entries = self.entries(&dir, deadline).await?;
             let entry = entries
                 .iter()
                 .find(|e| e.name == name)
                 .ok_or(Error::NotFound)?;
             if dir == Dir::Root {
-                // Its mtime is the newest of its files': list them first. Should a
-                // listing fail, the attributes say they are not final, and the
-                // directory's readdir meets the error and says it.
+                // Its mtime is the newest of its files': list them first, for a moment
+                // at most. Should a listing fail or be slow, the attributes say they
+                // are not final, and the directory's readdir meets the error and says it.
                 let kinds = match self.dir(entry.ino)? {
                     Dir::Media(kind) => vec![kind],
                     _ => MediaKind::ALL.to_vec(),
                 };
+                let grace = self.grace_until(deadline);
                 for kind in kinds {
-                    let _ = self.list_saying(kind, false).await;
+                    let _ = self.listed(kind, grace, false).await;
                 }
             }
             return self.getattr(entry.ino);
@@ -379,19 +440,27 @@ impl TwilioFs {
         if !names::is_sid(sid) || !kind.extensions().contains(&ext) {
             return Err(Error::NotFound);
         }
-        self.list(kind).await?;
-        let known = self
-            .state
-            .lock()
-            .expect("state lock")
-            .by_sid
-            .get(sid)
-            .copied();
-        let ino = match (known, &dir) {
-            (Some(ino), _) => Some(ino),
-            // Not listed (yet): a SID can be opened by name in a huge account.
-            (None, Dir::Media(k)) if *k == kind => self.fetch_unlisted(kind, sid).await?,
-            _ => None,
+        let ino = match self.current(sid) {
+            Some(ino) => {
+                self.refresh_if_stale(kind);
+                Some(ino)
+            }
+            None => {
+                // Perhaps new since the last listing: the refresh (if one is due) is
+                // waited for a moment, then the SID fetched by itself.
+                match self.listed(kind, self.grace_until(deadline), true).await {
+                    Ok(()) | Err(Error::TimedOut { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+                match (self.current(sid), &dir) {
+                    (Some(ino), _) => Some(ino),
+                    // Not listed: a SID can be opened by name in a huge account.
+                    (None, Dir::Media(k)) if *k == kind => {
+                        self.fetch_unlisted(kind, sid, deadline).await?
+                    }
+                    _ => None,
+                }
+            }
         };
         let file = self.file(ino.ok_or(Error::NotFound)?)?;
         let in_dir = match &dir {
@@ -403,6 +472,58 @@ impl TwilioFs {
             return Err(Error::NotFound);
         }
         Ok(self.file_attr(&file))
+    }
+
+    /// The inode of file `sid` when a current listing has it.
+    fn current(&self, sid: &str) -> Option<u64> {
+        let state = self.state.lock().expect("state lock");
+        let ino = *state.by_sid.get(sid)?;
+        state.current.contains(&ino).then_some(ino)
+    }
+
+    /// Counts one lookup of `ino` that the kernel now holds; `NotFound` when it was
+    /// dropped meanwhile.
+    fn hold(&self, ino: u64) -> Result<()> {
+        if ino < FIRST_DYNAMIC {
+            return Ok(());
+        }
+        let mut state = self.state.lock().expect("state lock");
+        if !state.nodes.contains_key(&ino) {
+            return Err(Error::NotFound);
+        }
+        state.held.entry(ino).or_default().lookups += 1;
+        Ok(())
+    }
+
+    /// The kernel forgets `n` lookups of `ino` (FUSE `forget`): with none left, and
+    /// neither open nor in a current listing, the inode is dropped.
+    pub fn forget(&self, ino: u64, n: u64) {
+        self.forget_all([(ino, n)]);
+    }
+
+    /// [`Self::forget`] of many inodes at once (FUSE `batch_forget`).
+    pub fn forget_all(&self, forgets: impl IntoIterator<Item = (u64, u64)>) {
+        let mut state = self.state.lock().expect("state lock");
+        for (ino, n) in forgets {
+            state.unhold(ino, |h| h.lookups = h.lookups.saturating_sub(n));
+        }
+    }
+
+    /// Inodes in the table now, the fixed ones included: those of the current listings
+    /// (and their rooms), plus those the kernel still holds or has open.
+    pub fn inodes(&self) -> usize {
+        self.state.lock().expect("state lock").nodes.len()
+    }
+
+    /// How long an operation that waits for the API may take: the read core's bound.
+    fn answer_within(&self) -> Duration {
+        self.core.config().answer_within
+    }
+
+    /// When a wait for the refresh of a listing made before ends ([`REFRESH_GRACE`]).
+    fn grace_until(&self, deadline: Instant) -> Instant {
+        let grace = REFRESH_GRACE.min(self.answer_within() / 2);
+        deadline.min(Instant::now() + grace)
     }
 
     /// Opens a directory for reading; its entries are read by [`Self::readdir`].
@@ -419,8 +540,12 @@ impl TwilioFs {
     /// The entries of open directory `fh`, `.` and `..` first: entry `i` is at offset
     /// `i`, and the offset that follows it is `i + 1`. Reading from offset 0 takes a
     /// new snapshot (a fresh `ls`, or `rewinddir`); reading on from a later offset reads
-    /// the same snapshot, whatever listings changed since.
+    /// the same snapshot, whatever listings changed since. Within the answer bound: a
+    /// directory listed before answers from its previous listing when the refresh
+    /// takes longer than [`REFRESH_GRACE`]; one never listed waits for its listing
+    /// until the bound, then answers EIO while the listing goes on.
     pub async fn readdir(&self, ino: u64, fh: u64, offset: u64) -> Result<Arc<[Entry]>> {
+        let deadline = Instant::now() + self.answer_within();
         let dir = self.dir(ino)?;
         let held = self
             .dirs
@@ -438,7 +563,7 @@ impl TwilioFs {
             name: name.into(),
         });
         let mut all = dots.to_vec();
-        all.extend(self.entries(&dir).await?);
+        all.extend(self.entries(&dir, deadline).await?);
         let snapshot: Arc<[Entry]> = Arc::from(all);
         let mut dirs = self.dirs.lock().expect("dirs lock");
         if let Some(slot) = dirs.get_mut(&fh) {
@@ -452,8 +577,9 @@ impl TwilioFs {
         self.dirs.lock().expect("dirs lock").remove(&fh);
     }
 
-    /// The entries of a directory now, `.` and `..` not included.
-    async fn entries(&self, dir: &Dir) -> Result<Vec<Entry>> {
+    /// The entries of a directory now, `.` and `..` not included; its listings waited
+    /// for until `deadline` at most.
+    async fn entries(&self, dir: &Dir, deadline: Instant) -> Result<Vec<Entry>> {
         match dir {
             Dir::Root => Ok([
                 (RECORDINGS, MediaKind::Recording.plural()),
@@ -467,13 +593,13 @@ impl TwilioFs {
             })
             .to_vec()),
             Dir::Media(kind) => {
-                self.list(*kind).await?;
+                self.listed(*kind, deadline, true).await?;
                 let state = self.state.lock().expect("state lock");
                 let files = state.listed.get(kind).map(|l| l.files.clone());
                 Ok(file_entries(&state, files.unwrap_or_default()))
             }
             Dir::Rooms => {
-                self.list_all().await?;
+                self.listed_all(deadline).await?;
                 let rooms = self.room_members();
                 let mut state = self.state.lock().expect("state lock");
                 let mut entries: Vec<Entry> = rooms
@@ -488,7 +614,7 @@ impl TwilioFs {
                 Ok(entries)
             }
             Dir::Room(room) => {
-                self.list_all().await?;
+                self.listed_all(deadline).await?;
                 let members = self.room_members().remove(room).unwrap_or_default();
                 Ok(file_entries(
                     &self.state.lock().expect("state lock"),
@@ -518,17 +644,169 @@ impl TwilioFs {
         at.is_none_or(|t| t.elapsed() >= self.config.refresh)
     }
 
-    async fn list_all(&self) -> Result<()> {
-        for kind in MediaKind::ALL {
-            self.list(kind).await?;
+    /// Whether `kind`'s listing is fresh, and whether one was ever made.
+    fn listing_age(&self, kind: MediaKind) -> (bool, bool) {
+        let state = self.state.lock().expect("state lock");
+        let at = state.listed.get(&kind).and_then(|l| l.at);
+        (!self.stale(at), at.is_some())
+    }
+
+    /// [`Self::listed`] for every kind, their refreshes made at the same time.
+    async fn listed_all(&self, deadline: Instant) -> Result<()> {
+        let waits = MediaKind::ALL.map(|kind| self.listed(kind, deadline, true));
+        for done in futures_util::future::join_all(waits).await {
+            done?;
         }
         Ok(())
     }
 
-    /// The file of a SID not listed, fetched as one resource if [`unlisted`] allows:
-    /// `None` when it is not there (now, or remembered from an earlier fetch) or the
-    /// fetches of unlisted SIDs are over their rate.
-    async fn fetch_unlisted(&self, kind: MediaKind, sid: &str) -> Result<Option<u64>> {
+    /// Waits for `kind`'s listing to be fresh, starting its refresh in the background
+    /// when it is stale (one at a time: concurrent callers share it). A directory
+    /// listed before waits until [`Self::grace_until`] at most and keeps its previous
+    /// listing when the refresh is slower or fails (the refresh says why); one never
+    /// listed waits until `deadline`, and then fails with [`Error::TimedOut`] while its
+    /// listing goes on. `say`: log a failure with a WARN (else at DEBUG only, for a
+    /// caller that does not need the listing, whose failure the directory's own
+    /// `readdir` then says).
+    async fn listed(&self, kind: MediaKind, deadline: Instant, say: bool) -> Result<()> {
+        let (fresh, ever) = self.listing_age(kind);
+        if fresh {
+            return Ok(());
+        }
+        let refresh = self.refresh(kind);
+        let until = if ever {
+            self.grace_until(deadline)
+        } else {
+            deadline
+        };
+        let outcome = match tokio::time::timeout_at(until.into(), refresh).await {
+            Ok(done) => done,
+            Err(_) => Err(Error::TimedOut {
+                what: format!("the listing of {}", kind.plural()),
+                after: self.answer_within(),
+            }),
+        };
+        match outcome {
+            Ok(()) => Ok(()),
+            // The previous listing stays in use.
+            Err(_) if ever => Ok(()),
+            Err(e) => {
+                // A listing past its deadline was said by the refresh itself.
+                if say && !matches!(e, Error::ListingDeadline { .. }) {
+                    tracing::warn!("cannot list {}: {e}", kind.plural());
+                } else {
+                    tracing::debug!("cannot list {}: {e}", kind.plural());
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Starts the refresh of `kind`'s listing in the background if it is stale and
+    /// none is on: a lookup answered from the table keeps the listing current.
+    fn refresh_if_stale(&self, kind: MediaKind) {
+        if !self.listing_age(kind).0 {
+            drop(self.refresh(kind));
+        }
+    }
+
+    /// The refresh of `kind`'s listing that is on, or a new one, started in the
+    /// background: it runs to its end (or its deadline) whoever waits for it.
+    fn refresh(&self, kind: MediaKind) -> Refresh {
+        let mut refreshing = self.refreshing.lock().expect("refreshing lock");
+        if let Some(on) = refreshing.get(&kind)
+            && on.peek().is_none()
+        {
+            return on.clone();
+        }
+        if self.listing_age(kind).0 {
+            // Listed since the caller looked.
+            return futures_util::future::ready(Ok(())).boxed().shared();
+        }
+        let me = self.me.clone();
+        let listing = async move {
+            match me.upgrade() {
+                Some(fs) => fs.relist(kind).await,
+                None => Ok(()), // unmounted meanwhile
+            }
+        }
+        .boxed()
+        .shared();
+        refreshing.insert(kind, listing.clone());
+        tokio::spawn(listing.clone());
+        listing
+    }
+
+    /// Lists completed media of one kind (per `--room`, since `--since`), all pages
+    /// within the listing deadline, then makes it the current listing and drops what
+    /// nothing holds any more ([`State::sweep`]). On failure the previous listing stays
+    /// in use; a failure that no caller will say (the deadline, or a directory listed
+    /// before) is said here.
+    async fn relist(&self, kind: MediaKind) -> Result<()> {
+        let after = self.config.listing_deadline;
+        let listed = tokio::time::timeout(after, self.fetch_listing(kind)).await;
+        let found = match listed.unwrap_or(Err(Error::ListingDeadline { after })) {
+            Ok(found) => found,
+            Err(e) => {
+                let ever = self.listing_age(kind).1;
+                if ever {
+                    tracing::warn!(
+                        "cannot list {}: {e}; the previous listing stays in use",
+                        kind.plural()
+                    );
+                } else if matches!(e, Error::ListingDeadline { .. }) {
+                    tracing::warn!("cannot list {}: {e}", kind.plural());
+                } else {
+                    // Said by whoever waits for it (see `listed`).
+                    tracing::debug!("cannot list {}: {e}", kind.plural());
+                }
+                return Err(e);
+            }
+        };
+        let mut state = self.state.lock().expect("state lock");
+        let mut inos: Vec<u64> = found
+            .iter()
+            .filter_map(|m| self.add_media(&mut state, m, true))
+            .collect();
+        dedup_in_order(&mut inos);
+        let to_size = self.unsized_files(&state, &inos);
+        let listed = state.listed.entry(kind).or_default();
+        listed.files = inos;
+        listed.at = Some(Instant::now());
+        state.reindex();
+        state.sweep();
+        drop(state);
+        if !to_size.is_empty() {
+            self.core.size_all(to_size);
+        }
+        Ok(())
+    }
+
+    /// Every page of `kind`'s listing, for each `--room`.
+    async fn fetch_listing(&self, kind: MediaKind) -> Result<Vec<Media>> {
+        let mut found = Vec::new();
+        for room in self.room_filters() {
+            let filter = MediaFilter {
+                status: Some("completed".to_owned()),
+                room,
+                date_created_after: self.config.since.clone(),
+                date_created_before: None,
+            };
+            found.extend(self.api.list(kind, &filter).await?);
+        }
+        Ok(found)
+    }
+
+    /// The file of a SID not listed, fetched as one resource if [`unlisted`] allows
+    /// and it answers before `deadline`: `None` when it is not there (now, or
+    /// remembered from an earlier fetch) or the fetches of unlisted SIDs are over their
+    /// rate.
+    async fn fetch_unlisted(
+        &self,
+        kind: MediaKind,
+        sid: &str,
+        deadline: Instant,
+    ) -> Result<Option<u64>> {
         let verdict = self.unlisted_now().check(sid, Instant::now());
         match verdict {
             unlisted::Verdict::Fetch => {}
@@ -551,8 +829,16 @@ impl TwilioFs {
             kind,
             sid: sid.into(),
         };
-        let found = match self.api.resource(&media).await {
-            Ok(found) => self.add_media(&found, false),
+        let fetched = tokio::time::timeout_at(deadline.into(), self.api.resource(&media)).await;
+        let fetched = fetched.map_err(|_| Error::TimedOut {
+            what: sid.to_owned(),
+            after: self.answer_within(),
+        })?;
+        let found = match fetched {
+            Ok(found) => {
+                let mut state = self.state.lock().expect("state lock");
+                self.add_media(&mut state, &found, false)
+            }
             Err(e) if Failure::of_api(&e) == Failure::Gone => None,
             Err(e) => return Err(e.into()),
         };
@@ -564,61 +850,6 @@ impl TwilioFs {
 
     fn unlisted_now(&self) -> std::sync::MutexGuard<'_, unlisted::Unlisted> {
         self.unlisted.lock().expect("unlisted lock")
-    }
-
-    /// Lists completed media of one kind (per `--room`, since `--since`) unless the
-    /// last listing is fresh.
-    async fn list(&self, kind: MediaKind) -> Result<()> {
-        self.list_saying(kind, true).await
-    }
-
-    /// [`Self::list`], saying a failure with a WARN when `warn`, else at DEBUG only
-    /// (for a caller that does not need the listing, whose failure the directory's own
-    /// `readdir` then says).
-    async fn list_saying(&self, kind: MediaKind, warn: bool) -> Result<()> {
-        let fresh = || {
-            let state = self.state.lock().expect("state lock");
-            !self.stale(state.listed.get(&kind).and_then(|l| l.at))
-        };
-        if fresh() {
-            return Ok(());
-        }
-        let _one = self.listing.lock().await;
-        if fresh() {
-            return Ok(()); // listed while we waited
-        }
-        let mut inos = Vec::new();
-        for room in self.room_filters() {
-            let filter = MediaFilter {
-                status: Some("completed".to_owned()),
-                room,
-                date_created_after: self.config.since.clone(),
-                date_created_before: None,
-            };
-            let listed = self.api.list(kind, &filter).await;
-            let listed = listed.inspect_err(|e| {
-                if warn {
-                    tracing::warn!("cannot list {}: {e}", kind.plural());
-                } else {
-                    tracing::debug!("cannot list {}: {e}", kind.plural());
-                }
-            })?;
-            for m in listed {
-                inos.extend(self.add_media(&m, true));
-            }
-        }
-        dedup_in_order(&mut inos);
-        let mut state = self.state.lock().expect("state lock");
-        let to_size = self.unsized_files(&state, &inos);
-        let listed = state.listed.entry(kind).or_default();
-        listed.files = inos;
-        listed.at = Some(Instant::now());
-        state.index_times();
-        drop(state);
-        if !to_size.is_empty() {
-            self.core.size_all(to_size);
-        }
-        Ok(())
     }
 
     /// With `exact_sizes`: the objects of `inos` whose exact size is not known yet.
@@ -647,7 +878,7 @@ impl TwilioFs {
     /// Adds (or finds) the file of a completed recording or composition; `None` when
     /// it is not completed or its SID or format cannot make a safe name. A file found
     /// by a lookup (not by a listing) joins its kind's listing until the next one.
-    fn add_media(&self, m: &Media, from_listing: bool) -> Option<u64> {
+    fn add_media(&self, state: &mut State, m: &Media, from_listing: bool) -> Option<u64> {
         if !m.status_is("completed") {
             return None;
         }
@@ -661,7 +892,6 @@ impl TwilioFs {
             return None;
         };
         let listed_size = m.size().filter(|&s| s <= MAX_FILE_SIZE);
-        let mut state = self.state.lock().expect("state lock");
         let ino = match state.by_sid.get(m.sid()) {
             // Files never change: the first description stays, but for a size it
             // lacked (none listed, or an absurd one), which a later listing may give.
@@ -708,7 +938,7 @@ impl TwilioFs {
             let files = &mut state.listed.entry(kind).or_default().files;
             if !files.contains(&ino) {
                 files.push(ino);
-                state.index_times();
+                state.reindex();
             }
         }
         Some(ino)
@@ -732,8 +962,15 @@ impl TwilioFs {
         }
         let file = self.file(ino)?;
         let handle = self.core.open_object(file.object.clone()).await?;
+        {
+            let mut state = self.state.lock().expect("state lock");
+            if !state.nodes.contains_key(&ino) {
+                return Err(Error::NotFound); // dropped while it opened
+            }
+            state.held.entry(ino).or_default().opens += 1;
+        }
         let mut handles = self.handles.lock().expect("handles lock");
-        handles.insert(fh, Arc::new(handle));
+        handles.insert(fh, (ino, Arc::new(handle)));
         Ok(Opened {
             fh,
             direct_io: false,
@@ -750,13 +987,18 @@ impl TwilioFs {
             return Ok(text.slice(start..end));
         }
         let handle = self.handles.lock().expect("handles lock").get(&fh).cloned();
-        let handle = handle.ok_or(Error::BadHandle)?;
+        let (_, handle) = handle.ok_or(Error::BadHandle)?;
         Ok(handle.read(offset, u64::from(size)).await?)
     }
 
-    /// Closes file `fh`.
+    /// Closes file `fh`. A file gone from the listings and forgotten by the kernel is
+    /// dropped with its last handle.
     pub fn release(&self, fh: u64) {
-        self.handles.lock().expect("handles lock").remove(&fh);
+        let closed = self.handles.lock().expect("handles lock").remove(&fh);
+        if let Some((ino, _)) = closed {
+            let mut state = self.state.lock().expect("state lock");
+            state.unhold(ino, |h| h.opens = h.opens.saturating_sub(1));
+        }
         self.stats_handles.lock().expect("stats lock").remove(&fh);
     }
 
@@ -805,7 +1047,8 @@ impl TwilioFs {
     }
 
     /// The attributes of room `room`'s directory: one [`Api::room`] the first time,
-    /// kept from then on (like a file's, they are not refreshed).
+    /// within the answer bound, kept from then on (like a file's, they are not
+    /// refreshed) while the directory is in the table.
     async fn room_xattrs(&self, room: &str) -> Result<Xattrs> {
         let cell = {
             let mut state = self.state.lock().expect("state lock");
@@ -815,14 +1058,18 @@ impl TwilioFs {
                 .or_default()
                 .clone()
         };
-        let attrs = cell
-            .get_or_try_init(|| async {
-                let found = self.api.room(room).await;
-                let found =
-                    found.inspect_err(|e| tracing::warn!("cannot fetch room {room}: {e}"))?;
-                Ok::<_, Error>(Xattrs::from(found.xattrs()))
-            })
-            .await?;
+        let fetch = cell.get_or_try_init(|| async {
+            let found = self.api.room(room).await;
+            let found = found.inspect_err(|e| tracing::warn!("cannot fetch room {room}: {e}"))?;
+            Ok::<_, Error>(Xattrs::from(found.xattrs()))
+        });
+        // Past the bound the fetch is dropped; the next asker fetches again.
+        let after = self.answer_within();
+        let attrs = tokio::time::timeout(after, fetch).await.map_err(|_| {
+            let what = format!("room {room}");
+            tracing::warn!("cannot fetch room {room}: no answer within {after:?}");
+            Error::TimedOut { what, after }
+        })??;
         Ok(attrs.clone())
     }
 }
@@ -834,11 +1081,14 @@ impl State {
         ino
     }
 
-    /// Recomputes the directories' mtimes ([`Newest`]) from the listings: after each
-    /// listing, so `getattr` of a directory costs a look-up, not a scan.
-    fn index_times(&mut self) {
+    /// Recomputes from the listings the directories' mtimes ([`Newest`]) and the set
+    /// of current files: after each listing, so `getattr` of a directory and a lookup
+    /// cost a look-up, not a scan.
+    fn reindex(&mut self) {
         let mut newest = Newest::default();
+        let mut current = HashSet::new();
         for (kind, listed) in &self.listed {
+            current.extend(listed.files.iter().copied());
             for ino in &listed.files {
                 let Some(Node::File(f)) = self.nodes.get(ino).map(|n| &**n) else {
                     continue;
@@ -852,6 +1102,69 @@ impl State {
             }
         }
         self.newest = newest;
+        self.current = current;
+    }
+
+    /// Whether inode `ino` stays in the table: a fixed one, one the kernel holds or has
+    /// open, a file of a current listing, the directory of a room with a file listed.
+    fn keeps(&self, ino: u64, node: &Node) -> bool {
+        ino < FIRST_DYNAMIC
+            || self.held.contains_key(&ino)
+            || match node {
+                Node::File(_) => self.current.contains(&ino),
+                Node::Dir(Dir::Room(room)) => self.newest.rooms.contains_key(room),
+                Node::Dir(_) => true,
+            }
+    }
+
+    /// Drops every inode that nothing keeps ([`Self::keeps`]), after a listing. The
+    /// table then holds the current listings, the directories of their rooms, and what
+    /// the kernel holds; a SID dropped gets a new inode should it be listed again.
+    fn sweep(&mut self) {
+        let gone: Vec<u64> = self
+            .nodes
+            .iter()
+            .filter(|(ino, node)| !self.keeps(**ino, node))
+            .map(|(ino, _)| *ino)
+            .collect();
+        for ino in gone {
+            self.drop_node(ino);
+        }
+    }
+
+    /// Applies `change` to what holds `ino`; with nothing left, `ino` is dropped unless
+    /// a current listing has it.
+    fn unhold(&mut self, ino: u64, change: impl FnOnce(&mut Held)) {
+        let Some(held) = self.held.get_mut(&ino) else {
+            return; // a fixed inode, or one not held
+        };
+        change(held);
+        if held.lookups == 0 && held.opens == 0 {
+            self.held.remove(&ino);
+            if let Some(node) = self.nodes.get(&ino).cloned()
+                && !self.keeps(ino, &node)
+            {
+                self.drop_node(ino);
+            }
+        }
+    }
+
+    /// Removes inode `ino`, its SID's entry and, for a room, the room's attributes.
+    fn drop_node(&mut self, ino: u64) {
+        let Some(node) = self.nodes.remove(&ino) else {
+            return;
+        };
+        let sid = match &*node {
+            Node::File(f) => f.object.sid().to_owned(),
+            Node::Dir(Dir::Room(room)) => {
+                self.room_xattrs.remove(room);
+                room.clone()
+            }
+            Node::Dir(_) => return,
+        };
+        if self.by_sid.get(&sid) == Some(&ino) {
+            self.by_sid.remove(&sid);
+        }
     }
 
     /// The inode of room `room`'s directory, made on first use.

@@ -13,8 +13,9 @@
 //!                                        cache
 //! ```
 //!
-//! [`ReadCore`] owns what all readers share: one [`ObjectReader`] per SID (so a file
-//! open in the mount and streamed over HTTP is fetched and decrypted once), the
+//! [`ReadCore`] owns what all readers share: one [`ObjectReader`] per SID while anyone
+//! holds it (so a file open in the mount and streamed over HTTP is fetched and
+//! decrypted once, and a SID nobody knows any more costs nothing), the
 //! byte-bounded [`WindowCache`], the global budget of windows being prefetched
 //! ([`ReadAhead`]), the answer bound (of reads, and of each window prefetched), and
 //! the counters behind `.stats` ([`Stats`]). A [`Handle`] is one open
@@ -48,7 +49,7 @@ pub use served::Served;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
@@ -112,8 +113,10 @@ pub struct ReadCore {
     source: Arc<dyn ObjectSource>,
     keys: Arc<PrivateKeys>,
     cache: Arc<WindowCache>,
-    /// One reader per SID, made on first use and kept: objects never change.
-    objects: Mutex<HashMap<MediaRef, Arc<ObjectReader>>>,
+    /// One reader per SID while anything holds it (a file of the mount, a handle, a
+    /// sizing task): all who read a SID share one, and it goes with its last holder, so
+    /// that SIDs gone from the listings do not stay here ([`Self::object`]).
+    objects: Mutex<Readers>,
     next_object: AtomicU64,
     /// Windows being prefetched at once, across all files (see [`prefetch_slots`]),
     /// each within the answer bound.
@@ -132,6 +135,17 @@ pub struct ReadCore {
     sizing: Arc<tokio::sync::Semaphore>,
     sizing_now: Mutex<HashSet<String>>,
 }
+
+/// The readers of [`ReadCore::object`]: weak, so that a reader goes with its last
+/// holder; dead entries are pruned once the map reaches `prune_at` entries.
+#[derive(Default)]
+struct Readers {
+    by_media: HashMap<MediaRef, Weak<ObjectReader>>,
+    prune_at: usize,
+}
+
+/// The fewest entries [`Readers`] prunes at: pruning a small map is not worth a scan.
+const MIN_PRUNE: usize = 1024;
 
 /// Objects sized at once in the background (`--exact-sizes`): each costs a request or
 /// two of a few bytes, so a few at a time list a big account in seconds while leaving
@@ -160,7 +174,7 @@ impl ReadCore {
             source,
             keys,
             cache,
-            objects: Mutex::new(HashMap::new()),
+            objects: Mutex::new(Readers::default()),
             next_object: AtomicU64::new(1),
             started: SystemTime::now(),
             io,
@@ -199,22 +213,30 @@ impl ReadCore {
         }
     }
 
-    /// The reader of `media`, made on first use. Learns nothing yet: no request.
+    /// The reader of `media`: the one someone holds already, else a new one. Learns
+    /// nothing yet: no request. Readers nobody holds any more are pruned from the map as
+    /// it grows (each time it doubles), so it holds at most twice the readers alive.
     pub fn object(&self, media: &MediaRef) -> Arc<ObjectReader> {
-        let mut objects = self.objects.lock().expect("objects lock");
-        objects
-            .entry(media.clone())
-            .or_insert_with(|| {
-                Arc::new(ObjectReader::new(
-                    self.next_object.fetch_add(1, Ordering::Relaxed),
-                    media.clone(),
-                    self.source.clone(),
-                    self.keys.clone(),
-                    self.cache.clone(),
-                    self.config.window,
-                ))
-            })
-            .clone()
+        let mut readers = self.objects.lock().expect("objects lock");
+        if let Some(reader) = readers.by_media.get(media).and_then(Weak::upgrade) {
+            return reader;
+        }
+        let reader = Arc::new(ObjectReader::new(
+            self.next_object.fetch_add(1, Ordering::Relaxed),
+            media.clone(),
+            self.source.clone(),
+            self.keys.clone(),
+            self.cache.clone(),
+            self.config.window,
+        ));
+        readers
+            .by_media
+            .insert(media.clone(), Arc::downgrade(&reader));
+        if readers.by_media.len() >= readers.prune_at {
+            readers.by_media.retain(|_, r| r.strong_count() > 0);
+            readers.prune_at = (2 * readers.by_media.len()).max(MIN_PRUNE);
+        }
+        reader
     }
 
     /// Opens `media` for reading: learns its envelope and exact size (one ranged GET
