@@ -125,10 +125,15 @@ async fn a_get_stopped_by_a_signal_leaves_nothing() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         // SAFETY: a plain kill(2) of our own child.
         assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let killed = std::time::Instant::now();
         let out = tokio::task::spawn_blocking(move || child.wait_with_output())
             .await
             .unwrap()
             .unwrap();
+        println!(
+            "get stopped by {name}: gone {:?} after the signal",
+            killed.elapsed()
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{name}: {stderr}");
         assert_eq!(out.status.signal(), Some(signal), "{name}: {stderr}");

@@ -158,8 +158,13 @@ async fn mount_with_an_endless_listing() {
         blocking(move || std::fs::read_dir(dir).and_then(|d| d.collect::<Result<Vec<_>, _>>()))
             .await
             .unwrap_err();
-    println!("listing failed in {:?}", started.elapsed());
+    let took = started.elapsed();
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    let peak = peak_rss_kib(m.child.as_ref().unwrap().id());
+    println!(
+        "a mount's endless listing: EIO in {took:?}, mount peak RSS {:.1} MiB",
+        peak as f64 / 1024.0
+    );
     let log = m.log();
     assert!(log.contains("larger than 16 MiB"), "{log}");
     let o = emu
@@ -219,7 +224,9 @@ async fn ls_error_is_escaped() {
     .await;
     let mut cmd = cli_at(&h.url);
     cmd.args(["ls", "recordings"]);
-    let out = output(cmd).await;
+    let ran = timed(cmd).await;
+    println!("ls, an API error full of escapes: {ran}");
+    let out = ran.out;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     clean(&out);
     assert!(stderr(&out).contains("\\u{1b}]0;pwned"), "{}", stderr(&out));
@@ -237,7 +244,9 @@ async fn get_errors_are_escaped() {
     .await;
     let mut cmd = cli_at(&h.url);
     cmd.args(["get", &sid, "-o", "-", "-k"]).arg(&keys().pem[0]);
-    let out = output(cmd).await;
+    let ran = timed(cmd).await;
+    println!("get, an API error full of escapes: {ran}");
+    let out = ran.out;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     clean(&out);
     assert!(stderr(&out).contains("pwned"), "{}", stderr(&out));
@@ -259,7 +268,9 @@ async fn get_errors_are_escaped() {
     let mut cmd = cli_at(&h.url);
     cmd.args(["get", "--retry-budget", "2s", &sid, "-o", "-", "-k"])
         .arg(&keys().pem[0]);
-    let out = output(cmd).await;
+    let ran = timed(cmd).await;
+    println!("get, S3's Code and Message full of escapes: {ran}");
+    let out = ran.out;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     clean(&out);
     assert!(stderr(&out).contains("pwned"), "{}", stderr(&out));
@@ -281,7 +292,9 @@ async fn doctor_lines_are_escaped() {
     .await;
     let mut cmd = cli_at(&h.url);
     cmd.arg("doctor").arg("-k").arg(&keys().pem[0]);
-    let out = output(cmd).await;
+    let ran = timed(cmd).await;
+    println!("doctor, a settings value full of escapes: {ran}");
+    let out = ran.out;
     clean(&out);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("pwned"),
@@ -299,7 +312,9 @@ async fn mount_error_is_escaped() {
     })
     .await;
     let m = Mount::new();
-    let out = output(m.command(&h.url, &[&keys().pem[0]])).await;
+    let ran = timed(m.command(&h.url, &[&keys().pem[0]])).await;
+    println!("mount, a start-up error full of escapes: {ran}");
+    let out = ran.out;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     clean(&out);
     assert!(stderr(&out).contains("pwned"), "{}", stderr(&out));
