@@ -231,6 +231,12 @@ pub struct EmulatorArgs {
     #[arg(long)]
     pub restricted_key: bool,
 
+    /// Behave as a broken or malicious Twilio (issue 16), for trying a client by hand:
+    /// one or more modes, comma-separated or repeated. Each touches only the requests
+    /// it names; see the README's table.
+    #[arg(long, value_name = "MODE", value_delimiter = ',')]
+    pub hostile: Vec<crate::emulator::hostile::Hostile>,
+
     /// RSA public key (PEM, SPKI or PKCS#1) to encrypt for. Repeat: the first encrypts
     /// everything, the second one extra recording (a rotated key). Without it, a fresh
     /// 2048-bit key pair is generated.

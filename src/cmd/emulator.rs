@@ -91,6 +91,7 @@ pub fn config(args: &EmulatorArgs) -> anyhow::Result<EmulatorConfig> {
         credentials: EmulatorCredentials::default(),
         encryption_enabled: true,
         restricted_key: args.restricted_key,
+        hostile: args.hostile.clone(),
     })
 }
 
@@ -109,6 +110,16 @@ fn banner(url: &str, emulator: &Emulator) -> String {
         out.push_str(
             "a restricted key: the settings and public keys answer 403 (--restricted-key)\n\n",
         );
+    }
+    if !emulator.config().hostile.is_empty() {
+        let names: Vec<String> = emulator
+            .config()
+            .hostile
+            .iter()
+            .filter_map(clap::ValueEnum::to_possible_value)
+            .map(|v| v.get_name().to_owned())
+            .collect();
+        out.push_str(&format!("hostile modes: {}\n\n", names.join(", ")));
     }
     let objects = emulator.objects();
     let shown = 20;
@@ -270,6 +281,29 @@ mod cli_tests {
         keys.add_pem("emu.pem", &pem, &mut |_| None).unwrap();
         let (_, public) = keys.public_keys().next().unwrap();
         assert!(public == config.public_keys[0]);
+    }
+
+    #[test]
+    fn hostile_modes_are_comma_separated_or_repeated() {
+        use crate::emulator::hostile::Hostile;
+        let args = parse(&[
+            "--hostile",
+            "dribble,new-sids",
+            "--hostile",
+            "other-host-redirect",
+        ]);
+        let config = super::config(&args).unwrap();
+        assert_eq!(
+            config.hostile,
+            [
+                Hostile::Dribble,
+                Hostile::NewSids,
+                Hostile::OtherHostRedirect
+            ]
+        );
+        assert!(parse(&[]).hostile.is_empty(), "no mode unless asked");
+        let argv = ["twilio-media-fs", "emulator", "--hostile", "dribble,nope"];
+        assert!(Cli::try_parse_from(argv).is_err());
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! paths, listing keys and the filters each kind takes come from the kind. A room's
 //! recordings (`/v1/Rooms/{RM}/Recordings`) keep handlers of their own. With a
 //! restricted key (`restricted_key`), the settings and the public keys answer 403.
+//! The hostile modes ([`super::hostile`]) may answer a listing, a resource or `/Media`
+//! instead, delay a page, or change what a resource or the settings say.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,6 +29,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use super::catalog::{Catalog, Media};
+use super::hostile;
 use super::{Emulator, bump, nth};
 use crate::twilio::MediaKind;
 
@@ -131,6 +134,7 @@ fn storage_base(emu: &Emulator, headers: &HeaderMap) -> String {
         .and_then(|h| h.parse::<axum::http::uri::Authority>().ok())
         .map(|a| a.host().to_owned())
         .unwrap_or_else(|| "127.0.0.1".to_owned());
+    let host = emu.hostile.storage_host(host);
     if host.contains(':') && !host.starts_with('[') {
         format!("http://[{host}]:{port}")
     } else {
@@ -304,24 +308,46 @@ pub async fn list_media(
     headers: HeaderMap,
     Query(q): Params,
 ) -> Response {
+    if let Some(hostile) = emu.hostile.list_page(kind, &q) {
+        return hostile;
+    }
+    emu.hostile.page_delay(&q).await;
     let base = base_url(&headers);
     let cat = &emu.catalog;
     let names = kind.list_filters();
     let items = cat
         .media
         .iter()
-        .filter(|m| m.kind == kind && passes_all(cat, m, names, &q))
+        .enumerate()
+        .filter(|(_, m)| m.kind == kind && passes_all(cat, m, names, &q))
         .collect();
-    let f = filters(&q, names);
+    // With `new-sids`, the listing's number, carried from page to page.
+    let generation = emu.hostile.generation(&q, || bump(&emu.listings));
+    let carried = generation.map(|g| g.to_string());
+    let mut f = filters(&q, names);
+    if let Some(g) = &carried {
+        f.push((hostile::GENERATION, g));
+    }
     // JSON for the page's items only: a listing of 10 000 is 100 pages.
-    let json = |m: &Media| cat.resource_json(&base, m);
+    let json = |(i, m): (usize, &Media)| {
+        let mut json = cat.resource_json(&base, m);
+        emu.hostile.resource(&mut json, i, generation);
+        json
+    };
     page_with(&base, &kind.list_path(), kind.plural(), items, json, &f, &q)
 }
 
+/// The catalog index of `sid` (or, with [`hostile::Hostile::NewSids`], of the object a listing
+/// gave that SID to).
 fn find(emu: &Emulator, sid: &str, kind: MediaKind) -> Option<usize> {
-    emu.catalog
-        .index(sid)
-        .filter(|&i| emu.catalog.media[i].kind == kind)
+    let cat = &emu.catalog;
+    cat.index(sid)
+        .or_else(|| {
+            cat.media
+                .iter()
+                .position(|m| emu.hostile.same_object(sid, &m.sid))
+        })
+        .filter(|&i| cat.media[i].kind == kind)
 }
 
 /// `GET /v1/Recordings/{RT}`, `GET /v1/Compositions/{CJ}`.
@@ -331,12 +357,18 @@ pub async fn get_media(
     headers: HeaderMap,
     Path(sid): Path<String>,
 ) -> Response {
+    if let Some(hostile) = emu.hostile.resource_error(kind) {
+        return hostile;
+    }
     match find(&emu, &sid, kind) {
-        Some(i) => Json(
-            emu.catalog
-                .resource_json(&base_url(&headers), &emu.catalog.media[i]),
-        )
-        .into_response(),
+        Some(i) => {
+            let cat = &emu.catalog;
+            let mut json = cat.resource_json(&base_url(&headers), &cat.media[i]);
+            emu.hostile.resource(&mut json, i, None);
+            // Under the SID it was asked by (another one with `new-sids`).
+            json["sid"] = Value::String(sid);
+            Json(json).into_response()
+        }
         None => not_found_error(&format!("/{}/{sid}", kind.collection())),
     }
 }
@@ -350,6 +382,9 @@ fn media_redirect(
     q: &HashMap<String, String>,
 ) -> Response {
     bump(&emu.counters.media_requests);
+    if let Some(hostile) = emu.hostile.resource_error(kind) {
+        return hostile;
+    }
     let media = find(emu, sid, kind).map(|i| &emu.catalog.media[i]);
     let Some(media) = media.filter(|m| m.status == "completed" && m.object.is_some()) else {
         return not_found_error(&format!("{sid}/Media"));
@@ -394,7 +429,9 @@ pub async fn settings(
     if let Some(denied) = forbidden(&emu) {
         return denied;
     }
-    Json(emu.catalog.settings_json(&base_url(&headers), kind)).into_response()
+    let mut json = emu.catalog.settings_json(&base_url(&headers), kind);
+    emu.hostile.settings(&mut json);
+    Json(json).into_response()
 }
 
 pub async fn list_rooms(

@@ -19,9 +19,11 @@
 //! - [`storage`]: pre-signed storage URLs, ranged GETs, storage faults.
 //! - [`synthetic`]: large objects computed on the fly.
 //! - [`outage`]: the storage listener that can refuse and reset connections.
+//! - [`hostile`]: the hostile modes (issue 16), what each answers instead.
 
 pub mod api;
 pub mod catalog;
+pub mod hostile;
 pub mod outage;
 pub mod storage;
 pub mod synthetic;
@@ -39,6 +41,7 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
 use self::catalog::Catalog;
+use self::hostile::{Hostile, Modes};
 use self::outage::{OutageListener, OutageSwitch};
 use crate::twilio::MediaKind;
 
@@ -81,6 +84,9 @@ pub struct EmulatorConfig {
     /// compositions and rooms only: the settings and the Accounts API's public keys
     /// answer 403 (Twilio code 20403).
     pub restricted_key: bool,
+    /// Hostile modes ([`Hostile`]): what a broken or malicious Twilio would do. None by
+    /// default.
+    pub hostile: Vec<Hostile>,
 }
 
 impl Default for EmulatorConfig {
@@ -102,6 +108,7 @@ impl Default for EmulatorConfig {
             credentials: EmulatorCredentials::default(),
             encryption_enabled: true,
             restricted_key: false,
+            hostile: Vec::new(),
         }
     }
 }
@@ -180,6 +187,10 @@ pub struct Stats {
     pub forbidden: u64,
     /// 403 answers from storage (expired, bad signature, HEAD).
     pub access_denied: u64,
+    /// Storage requests that carried an `Authorization` header (credentials sent where
+    /// they do not belong: none should).
+    #[serde(default)]
+    pub storage_with_credentials: u64,
 }
 
 #[derive(Default)]
@@ -196,10 +207,11 @@ struct Counters {
     unauthorized: AtomicU64,
     forbidden: AtomicU64,
     access_denied: AtomicU64,
+    storage_with_credentials: AtomicU64,
 }
 
 impl Counters {
-    fn all(&self) -> [&AtomicU64; 12] {
+    fn all(&self) -> [&AtomicU64; 13] {
         [
             &self.api_requests,
             &self.media_requests,
@@ -213,6 +225,7 @@ impl Counters {
             &self.unauthorized,
             &self.forbidden,
             &self.access_denied,
+            &self.storage_with_credentials,
         ]
     }
 }
@@ -238,6 +251,10 @@ pub struct Emulator {
     outage: OutageSwitch,
     /// The storage listener's port, once bound.
     storage_port: OnceLock<u16>,
+    /// The hostile modes asked for.
+    hostile: Modes,
+    /// Listings begun, for [`Hostile::NewSids`].
+    listings: AtomicU64,
 }
 
 impl Emulator {
@@ -249,6 +266,8 @@ impl Emulator {
         );
         let catalog = Catalog::build(&config)?;
         Ok(Arc::new(Emulator {
+            hostile: Modes::new(&config.hostile),
+            listings: AtomicU64::new(0),
             config,
             catalog,
             secret: rand::rng().random(),
@@ -272,7 +291,10 @@ impl Emulator {
     /// Binds the storage listener on `ip` (any free port) and remembers its port for
     /// the URLs `/Media` hands out.
     async fn bind_storage(&self, ip: std::net::IpAddr) -> anyhow::Result<OutageListener> {
-        let storage = tokio::net::TcpListener::bind((ip, 0)).await?;
+        let ip = self.hostile.storage_ip(ip);
+        let storage = tokio::net::TcpListener::bind((ip, 0))
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {ip} for storage: {e}"))?;
         let port = storage.local_addr()?.port();
         anyhow::ensure!(
             self.storage_port.set(port).is_ok(),
@@ -407,6 +429,7 @@ impl Emulator {
             unauthorized: get(&c.unauthorized),
             forbidden: get(&c.forbidden),
             access_denied: get(&c.access_denied),
+            storage_with_credentials: get(&c.storage_with_credentials),
         }
     }
 

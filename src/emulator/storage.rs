@@ -9,7 +9,8 @@
 //!
 //! Like S3, a URL is signed for GET only (HEAD gets 403), an expired or tampered URL
 //! gets 403 with an XML error, and every GET, ranged or not, carries the
-//! `x-amz-meta-x-amz-*` envelope headers.
+//! `x-amz-meta-x-amz-*` envelope headers. The hostile modes ([`super::hostile`]) may
+//! answer instead, drop the envelope or dribble the body.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -174,10 +175,20 @@ pub async fn get_object(
     headers: HeaderMap,
 ) -> Response {
     let n = bump(&emu.counters.storage_requests);
+    if headers.contains_key(header::AUTHORIZATION) {
+        bump(&emu.counters.storage_with_credentials);
+    }
     emu.delay().await;
     if let Err((code, message)) = emu.check_signature(&id, &query) {
         bump(&emu.counters.access_denied);
         return s3_error(StatusCode::FORBIDDEN, code, message);
+    }
+    if let Some(hostile) = emu
+        .catalog
+        .get(&id)
+        .and_then(|m| emu.hostile.storage_answer(m.kind))
+    {
+        return hostile;
     }
     if nth(emu.config.fail_every, n) {
         bump(&emu.counters.server_errors);
@@ -211,7 +222,7 @@ pub async fn get_object(
         }
     };
     let mut out = HeaderMap::new();
-    envelope_headers(&object, &mut out);
+    envelope_headers(&object, emu.hostile.envelope(), &mut out);
     out.insert(header::CONTENT_LENGTH, value(&(end - start).to_string()));
     if status == StatusCode::PARTIAL_CONTENT {
         out.insert(
@@ -241,9 +252,10 @@ fn value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).expect("ASCII header value")
 }
 
-/// The headers every GET carries, ranged or not.
-fn envelope_headers(object: &StoredObject, out: &mut HeaderMap) {
-    if let Some(env) = &object.envelope {
+/// The headers every GET carries, ranged or not (the `x-amz-meta-*` envelope only with
+/// `envelope`).
+fn envelope_headers(object: &StoredObject, envelope: bool, out: &mut HeaderMap) {
+    if let Some(env) = object.envelope.as_ref().filter(|_| envelope) {
         for (name, v) in env.headers() {
             // Verbatim headers from a file may hold what HTTP cannot carry: skip those.
             if let (Ok(name), Ok(v)) = (
@@ -288,7 +300,9 @@ fn body_stream(
     stall_at: Option<u64>,
 ) -> Body {
     // Small chunks under a bandwidth cap keep the pacing smooth (about 20 per second).
+    let dribble = emu.hostile.dribble();
     let chunk = match emu.config.bandwidth {
+        _ if dribble.is_some() => 1,
         Some(bw) if bw > 0 => (bw / 20).clamp(1024, CHUNK),
         _ => CHUNK,
     };
@@ -329,6 +343,9 @@ fn body_stream(
             } else {
                 n = n.min(stall - s.pos);
             }
+        }
+        if let Some(tick) = s.emu.hostile.dribble() {
+            tokio::time::sleep(tick).await;
         }
         let bytes = s.object.read(s.pos, n as usize);
         s.pos += n;
