@@ -95,6 +95,37 @@ async fn endless_api_body_fails_ls_with_the_bound() {
     assert!(!listed_sids(&ran.out).is_empty());
 }
 
+/// `endless-api-body` under a mount: the recordings directory is EIO, saying why; the
+/// mount stays up and a composition reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_api_body_leaves_a_mount_up() {
+    let emu = hostile_emulator(&[Hostile::EndlessApiBody]).await;
+    let m = Mount::new();
+    let mut cmd = m.command(&emu.url, &[&keys().pem[0]]);
+    cmd.args(["--foreground", "--retry-budget", "2s", "--timeout", "5s"]);
+    let mut m = m.spawn(limited(cmd)).await;
+    let dir = m.path.join("recordings");
+    let started = Instant::now();
+    let err =
+        blocking(move || std::fs::read_dir(dir).and_then(|d| d.collect::<Result<Vec<_>, _>>()))
+            .await
+            .unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    assert!(m.log().contains("larger than 16 MiB"), "{}", m.log());
+    let o = an_object(&emu, "CJ");
+    let path = m.file(&o);
+    let got = blocking(move || std::fs::read(path)).await.unwrap();
+    assert_eq!(sha256(&got), sha256(o.plaintext.as_ref().unwrap()));
+    let peak = peak_rss_kib(m.child.as_ref().unwrap().id());
+    println!(
+        "endless-api-body, a mount's recordings: EIO in {took:?}, mount peak RSS {:.1} MiB",
+        peak as f64 / 1024.0
+    );
+    assert!(m.alive(), "{}", m.log());
+    m.unmount().await;
+}
+
 /// `endless-storage-error`: `get` fails on the 403 and leaves no file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endless_storage_error_fails_get_on_the_403() {
