@@ -486,28 +486,40 @@ async fn the_emulator_binary_serves_hostile_modes() {
     }
     let stdout = child.stdout.take().unwrap();
     let child = Kill(child);
-    let (url, banner) = blocking(move || {
+    // Read on until the end: a closed pipe would make its next print fail.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         let mut banner = String::new();
         let mut url = None;
+        let mut tx = Some(tx);
         for line in std::io::BufReader::new(stdout).lines() {
-            let line = line.unwrap();
+            let Ok(line) = line else { break };
             banner.push_str(&line);
             banner.push('\n');
             if let Some(u) = line.strip_prefix("twilio-media-fs emulator listening on ") {
                 url = Some(u.to_owned());
             }
-            if line.starts_with("hostile modes:") {
-                break;
+            if line.starts_with("hostile modes:")
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send((url.clone(), banner.clone()));
             }
         }
-        (url.expect("the banner names the URL"), banner)
-    })
-    .await;
+        if let Some(tx) = tx {
+            let _ = tx.send((url, banner));
+        }
+    });
+    let (url, banner) = blocking(move || rx.recv_timeout(Duration::from_secs(30)))
+        .await
+        .expect("the banner");
+    let url = url.unwrap_or_else(|| panic!("the banner names the URL: {banner}"));
     assert!(
         banner.contains("hostile modes: endless-api-body, dribble"),
         "{banner}"
     );
-    let ran = timed(ls_cmd(&url, "recordings")).await;
+    let mut ls = ls_cmd(&url, "recordings");
+    ls.args(["--retry-budget", "2s"]);
+    let ran = timed(ls).await;
     println!("the emulator binary with --hostile endless-api-body, ls recordings: {ran}");
     let err = stderr(&ran.out);
     assert_eq!(ran.out.status.code(), Some(1), "{err}");
