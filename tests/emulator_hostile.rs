@@ -526,3 +526,50 @@ async fn the_emulator_binary_serves_hostile_modes() {
     assert!(err.contains("larger than 16 MiB"), "{err}");
     drop(child);
 }
+
+/// A reader that closes the emulator's stdout before the banner (`emulator | head -c0`)
+/// does not stop it: the banner's write fails quietly and the emulator serves on.
+/// Before, `println!` panicked on the broken pipe and the emulator died.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulator_outlives_a_closed_stdout() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (read, write) = std::io::pipe().unwrap();
+    drop(read);
+    let dir = tempdir();
+    let err = dir.path().join("stderr");
+    let mut child = bin()
+        .args(["emulator", "--listen", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::null())
+        .stdout(write)
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/v1/Recordings");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "the emulator died ({status}): {}",
+                std::fs::read_to_string(&err).unwrap_or_default()
+            );
+        }
+        if reqwest::get(&url).await.is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the emulator never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let alive = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        alive,
+        "{}",
+        std::fs::read_to_string(&err).unwrap_or_default()
+    );
+}

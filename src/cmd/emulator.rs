@@ -165,7 +165,10 @@ pub fn run(args: EmulatorArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let url = format!("http://{}", listener.local_addr()?);
-        println!("{}", banner(&url, &emulator));
+        // A reader that stops reading (`emulator | head -1`) must not stop the
+        // emulator: println! would panic on the closed pipe.
+        let _ = writeln!(std::io::stdout().lock(), "{}", banner(&url, &emulator))
+            .and_then(|()| std::io::stdout().flush());
         emulator.serve(listener, shutdown_signal()).await
     })
 }
@@ -190,7 +193,7 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
-    eprintln!("twilio-media-fs emulator: stopping");
+    let _ = writeln!(std::io::stderr(), "twilio-media-fs emulator: stopping");
 }
 
 #[cfg(test)]
