@@ -351,8 +351,8 @@ impl ObjectReader {
             // Once per object: `learn_from` runs once, inside the `OnceCell`.
             tracing::warn!(
                 "{}: stored unencrypted (no encryption headers; {stored_len} bytes that \
-                 start like Matroska or MP4): serving it as it is. Media stored before \
-                 encryption was turned on is; --require-encrypted refuses it",
+                 start like Matroska or MP4), as media stored before encryption was turned \
+                 on is: served as it is, unless --require-encrypted refuses it",
                 self.sid()
             );
             let meta = ObjectMeta {
