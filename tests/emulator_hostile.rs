@@ -55,13 +55,6 @@ fn ls_cmd(api: &str, kind: &str) -> Command {
     cmd
 }
 
-fn names(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect()
-}
-
 /// The SIDs (first column) of `ls` output, its header left out.
 fn listed_sids(out: &Output) -> Vec<String> {
     String::from_utf8_lossy(&out.stdout)
@@ -137,7 +130,11 @@ async fn endless_storage_error_fails_get_on_the_403() {
     let err = stderr(&ran.out);
     assert_eq!(ran.out.status.code(), Some(1), "{err}");
     assert!(err.contains("403"), "{err}");
-    assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
+    assert!(
+        files_in(dir.path()).is_empty(),
+        "{:?}",
+        files_in(dir.path())
+    );
     assert!(
         ran.took < Duration::from_secs(20),
         "{}",
@@ -222,7 +219,11 @@ async fn dribble_fails_get_naming_the_minimum_rate() {
         "{err}"
     );
     assert!(ran.took < Duration::from_secs(15), "{:?}", ran.took);
-    assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
+    assert!(
+        files_in(dir.path()).is_empty(),
+        "{:?}",
+        files_in(dir.path())
+    );
 }
 
 /// `new-sids`: two listings share no SID, list as many, and a listed SID still gets
@@ -263,7 +264,7 @@ async fn new_sids_list_fresh_recordings_each_time() {
         let names = loop {
             tokio::time::sleep(Duration::from_millis(400)).await;
             let d = dir.clone();
-            let names = blocking(move || names(&d)).await;
+            let names = blocking(move || files_in(&d)).await;
             if seen.last() != Some(&names) {
                 break names;
             }
@@ -358,22 +359,11 @@ async fn no_envelope_fails_get_and_leaves_no_file() {
         err.contains(&o.sid) && err.contains("without its encryption headers"),
         "{err}"
     );
-    assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
-}
-
-/// `out` holds no ESC, BEL or CR, and no line the server forged.
-fn clean(what: &str, out: &Output) {
-    for (name, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
-        let shown = String::from_utf8_lossy(text);
-        assert!(
-            !text.iter().any(|b| matches!(b, 0x1b | 0x07 | b'\r')),
-            "{what}, {name}: {shown:?}"
-        );
-        assert!(
-            !shown.lines().any(|l| l.starts_with("forged")),
-            "{what}, {name}: {shown:?}"
-        );
-    }
+    assert!(
+        files_in(dir.path()).is_empty(),
+        "{:?}",
+        files_in(dir.path())
+    );
 }
 
 /// `escapes`: the compositions listing's error (`ls`), a recording's API error and a
@@ -412,7 +402,11 @@ async fn escapes_never_reach_the_terminal() {
         let said = format!("{}{}", stderr(out), String::from_utf8_lossy(&out.stdout));
         assert!(said.contains("pwned"), "{what}: {said}");
     }
-    assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
+    assert!(
+        files_in(dir.path()).is_empty(),
+        "{:?}",
+        files_in(dir.path())
+    );
 }
 
 /// `other-host-redirect`: `/Media` points at storage on 127.0.0.2; `get` fetches it

@@ -159,14 +159,6 @@ fn get_cmd(api: &str, sid: &str, dest: &Path, extra: &[&str]) -> Command {
     cmd
 }
 
-/// The names in `dir`.
-fn names(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect()
-}
-
 /// The mount: the stripped file is EIO to read and to its `encrypted` attribute, with
 /// a WARN naming it; the unencrypted one reads as its plaintext, with one WARN however
 /// often it is opened and read, and says `encrypted` = `false`; an encrypted one still
@@ -287,7 +279,11 @@ async fn get_refuses_stripped_ciphertext_and_require_encrypted_refuses_unencrypt
         let err = stderr(&out);
         assert!(err.contains(&s.stripped.sid), "{err}");
         assert!(err.contains("without its encryption headers"), "{err}");
-        assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
+        assert!(
+            files_in(dir.path()).is_empty(),
+            "{:?}",
+            files_in(dir.path())
+        );
     }
 
     let dest = dir.path().join("plain.mka");
@@ -300,7 +296,11 @@ async fn get_refuses_stripped_ciphertext_and_require_encrypted_refuses_unencrypt
             && err.contains("--require-encrypted"),
         "{err}"
     );
-    assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
+    assert!(
+        files_in(dir.path()).is_empty(),
+        "{:?}",
+        files_in(dir.path())
+    );
 
     let out = measured(
         "get of unencrypted media",

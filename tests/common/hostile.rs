@@ -199,3 +199,27 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmHWM in /proc/PID/status")
 }
+
+/// `out` holds no ESC, BEL or CR, and no line that the server forged (one starting
+/// "forged"): what the network said reached the terminal escaped. `what` names the case.
+pub fn clean(what: &str, out: &Output) {
+    for (name, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        let shown = String::from_utf8_lossy(text);
+        assert!(
+            !text.iter().any(|b| matches!(b, 0x1b | 0x07 | b'\r')),
+            "{what}, {name}: {shown:?}"
+        );
+        assert!(
+            !shown.lines().any(|l| l.starts_with("forged")),
+            "{what}, {name}: {shown:?}"
+        );
+    }
+}
+
+/// The names of the entries in `dir`.
+pub fn files_in(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
