@@ -249,7 +249,7 @@ async fn api_checks(args: &DoctorArgs, r: &mut Report) -> Option<Api> {
     ));
     let mut key_sids = Vec::new();
     let mut unread = false;
-    for kind in MediaKind::ALL {
+    for kind in MediaKind::VIDEO {
         let name = format!("{} settings", kind.noun());
         match twilio.settings(kind).await {
             Ok(s) => r.checks.push(settings_check(&name, &s, &mut key_sids)),
@@ -411,7 +411,7 @@ async fn media_checks(api: &Api, keys: Arc<PrivateKeys>, r: &mut Report) {
     };
     let mut next_id = 0;
     let mut decrypted: Option<(Arc<ObjectReader>, String)> = None;
-    for kind in MediaKind::ALL {
+    for kind in MediaKind::VIDEO {
         let (label, one) = (kind.plural(), kind.noun());
         let name = format!("key pair ({label})");
         let newest = match newest_media(&api.twilio, kind).await {

@@ -239,12 +239,11 @@ fn too_late(start: u64, len: u64, within: Duration, bound: Duration, rate: MinRa
 /// The media reference and file extension of a SID, from its resource.
 async fn describe(twilio: &TwilioClient, sid: &str) -> anyhow::Result<(MediaRef, String)> {
     let Some(kind) = crate::twilio::MediaKind::of_sid(sid) else {
-        bail!("{sid} is neither a recording (RT…) nor a composition (CJ…)");
+        bail!(
+            "{sid} is neither a recording (RT…), a composition (CJ…) nor a call recording (RE…)"
+        );
     };
-    let media = MediaRef {
-        kind,
-        sid: sid.to_owned(),
-    };
+    let media = MediaRef::new(kind, sid);
     let resource = twilio
         .resource(&media)
         .await
@@ -256,7 +255,8 @@ async fn describe(twilio: &TwilioClient, sid: &str) -> anyhow::Result<(MediaRef,
     }
     let extension = crate::names::extension(resource.format().unwrap_or("bin"))
         .with_context(|| format!("{sid}: unexpected media format"))?;
-    Ok((media, extension.to_owned()))
+    // A call recording's resource says how it was encrypted.
+    Ok((resource.media_ref(), extension.to_owned()))
 }
 
 /// Where one object goes: `-o FILE`, `-o DIR/SID.ext` (a directory, or several SIDs),

@@ -136,6 +136,7 @@ fn media_header(kind: MediaKind) -> [&'static str; 8] {
     let [a, b] = match kind {
         MediaKind::Recording => ["TYPE", "CODEC"],
         MediaKind::Composition => ["FORMAT", "RESOLUTION"],
+        MediaKind::Voice => ["CHANNELS", "SOURCE"],
     };
     ["SID", "ROOM", a, b, "DURATION", "SIZE", "STATUS", "CREATED"]
 }
@@ -146,6 +147,10 @@ fn media_row(m: &Media) -> Vec<String> {
     let [a, b] = match m {
         Media::Recording(r) => [text(&r.r#type), text(&r.codec)],
         Media::Composition(c) => [text(&c.format), text(&c.resolution)],
+        Media::Voice(r) => [
+            r.channels.map(|c| c.to_string()).unwrap_or_default(),
+            text(&r.source),
+        ],
     };
     vec![
         m.sid().to_owned(),

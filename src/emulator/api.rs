@@ -278,17 +278,17 @@ pub fn media_routes(kind: MediaKind) -> Router<Arc<Emulator>> {
     type Emu = State<Arc<Emulator>>;
     Router::new()
         .route(
-            &kind.list_path(),
+            &kind.list_path("{account}"),
             get(move |emu: Emu, headers: HeaderMap, q: Params| list_media(kind, emu, headers, q)),
         )
         .route(
-            &kind.resource_path("{sid}"),
+            &kind.resource_path("{account}", "{sid}"),
             get(move |emu: Emu, headers: HeaderMap, sid: Path<String>| {
                 get_media(kind, emu, headers, sid)
             }),
         )
         .route(
-            &kind.media_path("{sid}"),
+            &kind.media_path("{account}", "{sid}"),
             get(
                 move |emu: Emu, headers: HeaderMap, sid: Path<String>, q: Params| {
                     media(kind, emu, headers, sid, q)
@@ -296,7 +296,7 @@ pub fn media_routes(kind: MediaKind) -> Router<Arc<Emulator>> {
             ),
         )
         .route(
-            kind.settings_path(),
+            kind.settings_path().unwrap_or("/v1/Settings/None"),
             get(move |emu: Emu, headers: HeaderMap| settings(kind, emu, headers)),
         )
 }
@@ -334,7 +334,7 @@ pub async fn list_media(
         emu.hostile.resource(&mut json, i, generation);
         json
     };
-    page_with(&base, &kind.list_path(), kind.plural(), items, json, &f, &q)
+    page_with(&base, &kind.list_path(""), kind.list_key(), items, json, &f, &q)
 }
 
 /// The catalog index of `sid` (or, with [`hostile::Hostile::NewSids`], of the object a listing

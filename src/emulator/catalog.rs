@@ -648,7 +648,7 @@ impl Catalog {
     /// The JSON of a recording or composition, as its own resource.
     pub fn resource_json(&self, base: &str, m: &Media) -> Value {
         match m.kind {
-            MediaKind::Recording => self.recording_json(base, m),
+            MediaKind::Recording | MediaKind::Voice => self.recording_json(base, m),
             MediaKind::Composition => self.composition_json(base, m),
         }
     }
@@ -662,7 +662,7 @@ impl Catalog {
             "sid": m.sid,
             "source_sid": m.source_sid,
             "size": m.size,
-            "url": format!("{base}{}", m.kind.resource_path(&m.sid)),
+            "url": format!("{base}{}", m.kind.resource_path("", &m.sid)),
             "type": m.media_type,
             "duration": m.duration,
             "container_format": m.ext,
@@ -676,7 +676,7 @@ impl Catalog {
             "media_external_location": null,
             "status_callback": null,
             "status_callback_method": "POST",
-            "links": { "media": format!("{base}{}", m.kind.media_path(&m.sid)) },
+            "links": { "media": format!("{base}{}", m.kind.media_path("", &m.sid)) },
         })
     }
 
@@ -731,8 +731,8 @@ impl Catalog {
             "media_external_location": null,
             "status_callback": null,
             "status_callback_method": "POST",
-            "url": format!("{base}{}", m.kind.resource_path(&m.sid)),
-            "links": { "media": format!("{base}{}", m.kind.media_path(&m.sid)) },
+            "url": format!("{base}{}", m.kind.resource_path("", &m.sid)),
+            "links": { "media": format!("{base}{}", m.kind.media_path("", &m.sid)) },
         })
     }
 
@@ -797,7 +797,7 @@ impl Catalog {
             "aws_storage_enabled": false,
             "encryption_key_sid": self.encryption_key_sid,
             "encryption_enabled": self.encryption_enabled,
-            "url": format!("{base}{}", kind.settings_path()),
+            "url": format!("{base}{}", kind.settings_path().unwrap_or_default()),
         })
     }
 }
@@ -941,6 +941,7 @@ fn add_data_dir(b: &mut Builder<'_>, dir: &Path) -> anyhow::Result<()> {
                 );
             }
             MediaKind::Composition => b.composition(&name, ext, 2, object, plain),
+            MediaKind::Voice => {}
         }
     }
     Ok(())

@@ -358,7 +358,7 @@ impl Emulator {
     /// The routes: `/v1` behind auth and throttling, `/storage`, `/emulator/stats`.
     pub fn router(self: &Arc<Self>) -> Router {
         let mut v1 = Router::new();
-        for kind in MediaKind::ALL {
+        for kind in MediaKind::VIDEO {
             v1 = v1.merge(api::media_routes(kind));
         }
         let v1 = v1

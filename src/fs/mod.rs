@@ -360,10 +360,10 @@ impl TwilioFs {
         let (newest, exact) = match dir {
             Dir::Root => (None, true),
             Dir::Media(kind) => (state.newest.kinds.get(kind).copied(), listed(kind)),
-            Dir::Rooms => (state.newest.all, MediaKind::ALL.iter().all(listed)),
+            Dir::Rooms => (state.newest.all, MediaKind::VIDEO.iter().all(listed)),
             Dir::Room(room) => (
                 state.newest.rooms.get(room).copied(),
-                MediaKind::ALL.iter().all(listed),
+                MediaKind::VIDEO.iter().all(listed),
             ),
         };
         Attr {
@@ -426,7 +426,7 @@ impl TwilioFs {
                 // are not final, and the directory's readdir meets the error and says it.
                 let kinds = match self.dir(entry.ino)? {
                     Dir::Media(kind) => vec![kind],
-                    _ => MediaKind::ALL.to_vec(),
+                    _ => MediaKind::VIDEO.to_vec(),
                 };
                 let grace = self.grace_until(deadline);
                 for kind in kinds {
@@ -628,7 +628,7 @@ impl TwilioFs {
     fn room_members(&self) -> HashMap<String, Vec<u64>> {
         let state = self.state.lock().expect("state lock");
         let mut rooms: HashMap<String, Vec<u64>> = HashMap::new();
-        for kind in MediaKind::ALL {
+        for kind in MediaKind::VIDEO {
             for ino in state.listed.get(&kind).map_or(&[][..], |l| &l.files) {
                 if let Some(Node::File(f)) = state.nodes.get(ino).map(|n| &**n)
                     && let Some(room) = &f.room
@@ -653,7 +653,7 @@ impl TwilioFs {
 
     /// [`Self::listed`] for every kind, their refreshes made at the same time.
     async fn listed_all(&self, deadline: Instant) -> Result<()> {
-        let waits = MediaKind::ALL.map(|kind| self.listed(kind, deadline, true));
+        let waits = MediaKind::VIDEO.map(|kind| self.listed(kind, deadline, true));
         for done in futures_util::future::join_all(waits).await {
             done?;
         }
@@ -825,10 +825,7 @@ impl TwilioFs {
                 return Ok(None);
             }
         }
-        let media = MediaRef {
-            kind,
-            sid: sid.into(),
-        };
+        let media = MediaRef::new(kind, sid);
         let fetched = tokio::time::timeout_at(deadline.into(), self.api.resource(&media)).await;
         let fetched = fetched.map_err(|_| Error::TimedOut {
             what: sid.to_owned(),

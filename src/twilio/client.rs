@@ -54,6 +54,9 @@ pub const DEFAULT_ACCOUNTS_URL: &str = "https://accounts.twilio.com";
 /// The environment variable (and `doctor --accounts-url` flag) that points the Accounts
 /// API elsewhere.
 pub const ACCOUNTS_URL_ENV: &str = "TWILIO_MEDIA_FS_ACCOUNTS_URL";
+/// The environment variable (and `--voice-api-url` flag) that points the Voice API
+/// (call recordings, `api.twilio.com`) elsewhere.
+pub const VOICE_URL_ENV: &str = "TWILIO_MEDIA_FS_VOICE_API_URL";
 /// Items per list page: the most the API allows.
 pub const PAGE_SIZE: u32 = 100;
 /// A listing with more pages than this (a million items) is taken to be a loop.
@@ -70,6 +73,9 @@ pub struct ClientConfig {
     pub api_url: String,
     /// The Accounts API; `None`: beside `api_url` ([`accounts_url_for`]).
     pub accounts_url: Option<String>,
+    /// The Voice API of 2010-04-01 (call recordings); `None`: beside `api_url`
+    /// ([`voice_url_for`]).
+    pub voice_url: Option<String>,
     /// Who we are.
     pub credentials: Credentials,
     /// Most API requests in flight at once.
@@ -89,6 +95,7 @@ impl ClientConfig {
         Self {
             api_url: DEFAULT_API_URL.to_string(),
             accounts_url: None,
+            voice_url: None,
             credentials,
             max_concurrent: 8,
             retry: RetryPolicy::default(),
@@ -105,6 +112,11 @@ impl ClientConfig {
             && !url.trim().is_empty()
         {
             config.api_url = url.trim().to_string();
+        }
+        if let Ok(url) = std::env::var(VOICE_URL_ENV)
+            && !url.trim().is_empty()
+        {
+            config.voice_url = Some(url.trim().to_string());
         }
         Ok(config)
     }
@@ -123,6 +135,26 @@ pub fn accounts_url_for(api_url: &str) -> String {
         .and_then(|h| h.strip_prefix("video."))
         .map(|rest| format!("accounts.{rest}"));
     if let Some(host) = accounts_host
+        && url.set_host(Some(&host)).is_ok()
+    {
+        url.set_path("");
+        return url.as_str().trim_end_matches('/').to_owned();
+    }
+    api_url.trim().trim_end_matches('/').to_owned()
+}
+
+/// Where the Voice API (2010-04-01, call recordings) is, given the Video API's URL:
+/// `video.X` pairs with `api.X` (`api.twilio.com`); any other host (an emulator, a
+/// proxy) is taken to serve both.
+pub fn voice_url_for(api_url: &str) -> String {
+    let Ok(mut url) = Url::parse(api_url.trim()) else {
+        return api_url.to_owned();
+    };
+    let voice_host = url
+        .host_str()
+        .and_then(|h| h.strip_prefix("video."))
+        .map(|rest| format!("api.{rest}"));
+    if let Some(host) = voice_host
         && url.set_host(Some(&host)).is_ok()
     {
         url.set_path("");
@@ -222,6 +254,7 @@ const STILL_RETRYING_AFTER: Duration = Duration::from_secs(3);
 pub struct TwilioClient {
     base: Url,
     accounts: Url,
+    voice: Url,
     http: reqwest::Client,
     credentials: Credentials,
     permits: Semaphore,
@@ -258,6 +291,10 @@ impl TwilioClient {
             Some(url) => parse(url, "Accounts API")?,
             None => parse(&accounts_url_for(&config.api_url), "Accounts API")?,
         };
+        let voice = match &config.voice_url {
+            Some(url) => parse(url, "Voice API")?,
+            None => parse(&voice_url_for(&config.api_url), "Voice API")?,
+        };
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.connect_timeout)
@@ -274,6 +311,7 @@ impl TwilioClient {
         Ok(Self {
             base,
             accounts,
+            voice,
             http,
             credentials: config.credentials,
             permits: Semaphore::new(config.max_concurrent.max(1)),
@@ -317,14 +355,39 @@ impl TwilioClient {
         self.media_pages(kind, filter)?.collect_all().await
     }
 
-    /// Recordings or compositions one page at a time.
+    /// Recordings, compositions or call recordings one page at a time.
     pub fn media_pages(&self, kind: MediaKind, filter: &MediaFilter) -> Result<Pager<'_, Media>> {
-        Ok(self.pager(
-            &kind.list_path(),
+        Ok(self.pager_on(
+            self.base_for(kind),
+            &kind.list_path(self.account_for(kind)?),
             kind.query(filter),
-            kind.plural(),
+            kind.list_key(),
             Box::new(move |entry| kind.decode(entry)),
         ))
+    }
+
+    /// The Voice API's URL (`api.twilio.com`, or `--voice-api-url`).
+    pub fn voice_url(&self) -> &Url {
+        &self.voice
+    }
+
+    /// Where `kind`'s API is: the Video API, or the Voice API.
+    fn base_for(&self, kind: MediaKind) -> &Url {
+        if kind.is_video() { &self.base } else { &self.voice }
+    }
+
+    /// The account SID that `kind`'s paths need: none for the Video kinds; the Voice API
+    /// names the account in every path.
+    fn account_for(&self, kind: MediaKind) -> Result<&str> {
+        if kind.is_video() {
+            return Ok("");
+        }
+        self.credentials.account_sid().ok_or_else(|| {
+            Error::Config(
+                "call recordings are listed under the account: set TWILIO_ACCOUNT_SID                  (or account_sid in the config file) beside the API key"
+                    .into(),
+            )
+        })
     }
 
     /// Asks for one page of one recording or composition (`PageSize=1`): the cheapest
@@ -334,8 +397,8 @@ impl TwilioClient {
     /// that does not parse is the listing's trouble, met and reported where it is
     /// listed (a mount's directory answers EIO), not a reason to refuse the credentials.
     pub async fn probe(&self, kind: MediaKind) -> Result<()> {
-        let path = kind.list_path();
-        let url = self.endpoint(&path, &[("PageSize", "1".to_owned())]);
+        let path = kind.list_path(self.account_for(kind)?);
+        let url = endpoint_on(self.base_for(kind), &path, &[("PageSize", "1".to_owned())]);
         self.get_ok(&url, &path).await.map(drop)
     }
 
@@ -347,14 +410,14 @@ impl TwilioClient {
     /// [`Self::recordings`] one page at a time.
     pub fn recording_pages(&self, filter: &RecordingFilter) -> Result<Pager<'_, Recording>> {
         let kind = MediaKind::Recording;
-        Ok(self.typed_pager(&kind.list_path(), filter.query(), kind.plural()))
+        Ok(self.typed_pager(&kind.list_path(""), filter.query(), kind.plural()))
     }
 
     /// All compositions matching `filter`, typed.
     pub async fn compositions(&self, filter: &CompositionFilter) -> Result<Vec<Composition>> {
         let kind = MediaKind::Composition;
         let query = kind.query(&filter.into());
-        self.typed_pager(&kind.list_path(), query, kind.plural())
+        self.typed_pager(&kind.list_path(""), query, kind.plural())
             .collect_all()
             .await
     }
@@ -402,14 +465,27 @@ impl TwilioClient {
     fn pager<T>(
         &self,
         path: &str,
-        mut query: Vec<(&'static str, String)>,
+        query: Vec<(&'static str, String)>,
         key: &'static str,
         decode: DecodeEntry<T>,
     ) -> Pager<'_, T> {
+        self.pager_on(&self.base, path, query, key, decode)
+    }
+
+    /// A listing at `path` of the API at `base`.
+    fn pager_on<'a, T>(
+        &'a self,
+        base: &'a Url,
+        path: &str,
+        mut query: Vec<(&'static str, String)>,
+        key: &'static str,
+        decode: DecodeEntry<T>,
+    ) -> Pager<'a, T> {
         query.push(("PageSize", PAGE_SIZE.to_string()));
-        let url = self.endpoint(path, &query);
+        let url = endpoint_on(base, path, &query);
         Pager {
             client: self,
+            base,
             what: path.to_string(),
             key,
             decode,
@@ -423,22 +499,25 @@ impl TwilioClient {
     /// One recording or composition.
     pub async fn resource(&self, media: &MediaRef) -> Result<Media> {
         validate_sid(&media.sid)?;
-        let path = media.kind.resource_path(&media.sid);
-        let answer = self.get_ok(&self.endpoint(&path, &[]), &path).await?;
+        let path = media
+            .kind
+            .resource_path(self.account_for(media.kind)?, &media.sid);
+        let url = endpoint_on(self.base_for(media.kind), &path, &[]);
+        let answer = self.get_ok(&url, &path).await?;
         decode_with(&path, &answer.body, |body| media.kind.decode(body))
     }
 
     /// One recording, typed.
     pub async fn recording(&self, sid: &str) -> Result<Recording> {
         validate_sid(sid)?;
-        self.get_json(&MediaKind::Recording.resource_path(sid))
+        self.get_json(&MediaKind::Recording.resource_path("", sid))
             .await
     }
 
     /// One composition, typed.
     pub async fn composition(&self, sid: &str) -> Result<Composition> {
         validate_sid(sid)?;
-        self.get_json(&MediaKind::Composition.resource_path(sid))
+        self.get_json(&MediaKind::Composition.resource_path("", sid))
             .await
     }
 
@@ -451,7 +530,13 @@ impl TwilioClient {
     /// `RecordingSettings/Default` or `CompositionSettings/Default`: is encryption on,
     /// with which key.
     pub async fn settings(&self, kind: MediaKind) -> Result<StorageSettings> {
-        self.get_json(kind.settings_path()).await
+        let path = kind.settings_path().ok_or_else(|| {
+            Error::Invalid(format!(
+                "{} have no storage settings: each says its own encryption",
+                kind.plural()
+            ))
+        })?;
+        self.get_json(path).await
     }
 
     /// `RecordingSettings/Default`.
@@ -513,8 +598,12 @@ impl TwilioClient {
     }
 
     async fn resolve_media(&self, media: &MediaRef) -> Result<MediaUrl> {
-        let what = media.media_path();
-        let url = self.endpoint(&what, &[("Ttl", MEDIA_TTL.as_secs().to_string())]);
+        let what = media.media_path(self.account_for(media.kind)?);
+        let query = match media.kind {
+            MediaKind::Voice => Vec::new(),
+            _ => vec![("Ttl", MEDIA_TTL.as_secs().to_string())],
+        };
+        let url = endpoint_on(self.base_for(media.kind), &what, &query);
         let asked_at = Instant::now();
         let answer = self.get(&url, &what).await?;
         let status = answer.status;
@@ -554,32 +643,23 @@ impl TwilioClient {
 
     /// `base + path?query`, keeping any path prefix of the base URL.
     fn endpoint(&self, path: &str, query: &[(&str, String)]) -> Url {
-        let mut url = self.base.clone();
-        let prefix = self.base.path().trim_end_matches('/');
-        url.set_path(&format!("{prefix}{path}"));
-        url.set_query(None);
-        if !query.is_empty() {
-            let mut pairs = url.query_pairs_mut();
-            for (k, v) in query {
-                pairs.append_pair(k, v);
-            }
-        }
-        url
+        endpoint_on(&self.base, path, query)
     }
 
-    /// Where `next_page_url` points, moved onto the configured origin.
-    fn next_url(&self, next: &str, what: &str) -> Result<Url> {
-        let mut url = self.base.join(next).map_err(|e| Error::Paging {
+    /// Where a listing's next page is (`next_page_url`, or the Voice API's relative
+    /// `next_page_uri`), moved onto the origin of `base`.
+    fn next_url(&self, base: &Url, next: &str, what: &str) -> Result<Url> {
+        let mut url = base.join(next).map_err(|e| Error::Paging {
             what: what.to_string(),
             detail: format!("next_page_url is not a URL ({e})"),
         })?;
-        if url.origin() != self.base.origin() {
+        if url.origin() != base.origin() {
             // Twilio's pages name https://video.twilio.com; behind --api-url (an emulator,
             // a proxy) follow the path on the configured origin, and never send the
             // credentials to a host nobody configured.
-            let _ = url.set_scheme(self.base.scheme());
-            let _ = url.set_host(self.base.host_str());
-            let _ = url.set_port(self.base.port());
+            let _ = url.set_scheme(base.scheme());
+            let _ = url.set_host(base.host_str());
+            let _ = url.set_port(base.port());
         }
         Ok(url)
     }
@@ -911,12 +991,29 @@ impl PageGuard {
     }
 }
 
+/// `base + path?query`, keeping any path prefix of the base URL.
+fn endpoint_on(base: &Url, path: &str, query: &[(&str, String)]) -> Url {
+    let mut url = base.clone();
+    let prefix = base.path().trim_end_matches('/');
+    url.set_path(&format!("{prefix}{path}"));
+    url.set_query(None);
+    if !query.is_empty() {
+        let mut pairs = url.query_pairs_mut();
+        for (k, v) in query {
+            pairs.append_pair(k, v);
+        }
+    }
+    url
+}
+
 /// Reads one entry of a listing page.
 type DecodeEntry<T> = Box<dyn Fn(serde_json::Value) -> serde_json::Result<T> + Send + Sync>;
 
 /// A listing, one page at a time (to show progress while listing thousands).
 pub struct Pager<'a, T> {
     client: &'a TwilioClient,
+    /// The API the listing is on: its next pages are fetched there.
+    base: &'a Url,
     what: String,
     key: &'static str,
     decode: DecodeEntry<T>,
@@ -942,7 +1039,7 @@ impl<T> Pager<'_, T> {
         }
         let items = page.items;
         if let Some(next) = page.next {
-            let url = self.client.next_url(&next, &self.what)?;
+            let url = self.client.next_url(self.base, &next, &self.what)?;
             self.guard
                 .admit(url.as_str())
                 .map_err(|detail| Error::Paging {
@@ -1093,6 +1190,7 @@ mod tests {
         let c = client("http://127.0.0.1:8080");
         let u = c
             .next_url(
+                &c.base,
                 "https://video.twilio.com/v1/Recordings?PageSize=100&Page=1&PageToken=PA",
                 "x",
             )
@@ -1101,8 +1199,16 @@ mod tests {
             u.as_str(),
             "http://127.0.0.1:8080/v1/Recordings?PageSize=100&Page=1&PageToken=PA"
         );
-        let u = c.next_url("/v1/Rooms?Page=2", "x").unwrap();
+        let u = c.next_url(&c.base, "/v1/Rooms?Page=2", "x").unwrap();
         assert_eq!(u.as_str(), "http://127.0.0.1:8080/v1/Rooms?Page=2");
+        // The Voice API's next_page_uri is a path on its host.
+        let u = c
+            .next_url(c.voice_url(), "/2010-04-01/Accounts/AC1/Recordings.json?Page=1", "x")
+            .unwrap();
+        assert_eq!(
+            u.as_str(),
+            "http://127.0.0.1:8080/2010-04-01/Accounts/AC1/Recordings.json?Page=1"
+        );
         let c = client("https://video.twilio.com/");
         let e = c.endpoint("/v1/Recordings", &[("Status", "completed".into())]);
         assert_eq!(

@@ -1,11 +1,12 @@
-//! Recordings and compositions as one media kind: everything that differs between the
-//! two lives here, once.
+//! Video recordings, compositions and Voice call recordings as one media kind: everything
+//! that differs between them lives here, once.
 //!
 //! [`MediaKind`] names the kind and answers every "which one?" question: the SID prefix
-//! (`RT`, `CJ`), the API collection (`/v1/Recordings`, `/v1/Compositions`) and settings,
-//! the key of a listing page, the directory of the mount (`recordings/`,
-//! `compositions/`), the file extensions, the filter names the API takes, and which
-//! resource type a body is read as ([`MediaKind::decode`]). [`Media`] is one resource of either kind,
+//! (`RT`, `CJ`, `RE`), the API collection (`/v1/Recordings`, `/v1/Compositions`,
+//! `/2010-04-01/Accounts/{AccountSid}/Recordings.json`) and settings, the key of a
+//! listing page, the directory of the mount (`recordings/`, `compositions/`, `voice/`),
+//! the file extensions, the filter names the API takes, and which resource type a body
+//! is read as ([`MediaKind::decode`]). [`Media`] is one resource of any kind,
 //! kept whole (so `ls --json` prints what the API sent) with the accessors every
 //! front-end needs: its file name, size, room, dates and extended attributes.
 //!
@@ -16,21 +17,31 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::types::{Composition, Recording, xattr_fields};
+use super::types::{Composition, Recording, VoiceRecording, xattr_fields};
 use crate::names;
 
-/// Recording or composition.
+/// Recording, composition or Voice call recording.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MediaKind {
     /// A track recording: `RT…`, `/v1/Recordings`, `.mka` or `.mkv`.
     Recording,
     /// A room composition: `CJ…`, `/v1/Compositions`, `.mp4` or `.webm`.
     Composition,
+    /// A Voice call recording: `RE…`, `/2010-04-01/Accounts/{AccountSid}/Recordings.json`
+    /// on the Voice API's host (`api.twilio.com`), `.wav`.
+    Voice,
 }
 
 impl MediaKind {
-    /// Both kinds, recordings first (the order of listings and room directories).
-    pub const ALL: [MediaKind; 2] = [MediaKind::Recording, MediaKind::Composition];
+    /// The Video kinds, recordings first (the order of listings and room directories).
+    pub const VIDEO: [MediaKind; 2] = [MediaKind::Recording, MediaKind::Composition];
+
+    /// Every kind: the Video kinds, then Voice.
+    pub const ALL: [MediaKind; 3] = [
+        MediaKind::Recording,
+        MediaKind::Composition,
+        MediaKind::Voice,
+    ];
 
     /// The kind a SID names by its prefix.
     pub fn of_sid(sid: &str) -> Option<MediaKind> {
@@ -39,27 +50,44 @@ impl MediaKind {
             .find(|k| sid.starts_with(k.sid_prefix()))
     }
 
-    /// `RT` or `CJ`.
+    /// `RT`, `CJ` or `RE`.
     pub fn sid_prefix(self) -> &'static str {
         match self {
             MediaKind::Recording => "RT",
             MediaKind::Composition => "CJ",
+            MediaKind::Voice => "RE",
         }
     }
 
-    /// `recording` or `composition`, for messages.
+    /// Whether this kind's API is the Video API (`video.twilio.com`), not the Voice
+    /// API of 2010-04-01 (`api.twilio.com`).
+    pub fn is_video(self) -> bool {
+        self != MediaKind::Voice
+    }
+
+    /// `recording`, `composition` or `call recording`, for messages.
     pub fn noun(self) -> &'static str {
         match self {
             MediaKind::Recording => "recording",
             MediaKind::Composition => "composition",
+            MediaKind::Voice => "call recording",
         }
     }
 
-    /// `recordings` or `compositions`: the mount's directory, `ls`'s argument, and the
-    /// key that holds the items of a listing page.
+    /// `recordings`, `compositions` or `voice`: the mount's directory and `ls`'s
+    /// argument.
     pub fn plural(self) -> &'static str {
         match self {
             MediaKind::Recording => "recordings",
+            MediaKind::Composition => "compositions",
+            MediaKind::Voice => "voice",
+        }
+    }
+
+    /// The key that holds the items of a listing page.
+    pub fn list_key(self) -> &'static str {
+        match self {
+            MediaKind::Recording | MediaKind::Voice => "recordings",
             MediaKind::Composition => "compositions",
         }
     }
@@ -67,32 +95,46 @@ impl MediaKind {
     /// `Recordings` or `Compositions`: the API's collection.
     pub fn collection(self) -> &'static str {
         match self {
-            MediaKind::Recording => "Recordings",
+            MediaKind::Recording | MediaKind::Voice => "Recordings",
             MediaKind::Composition => "Compositions",
         }
     }
 
-    /// `/v1/Recordings` or `/v1/Compositions`.
-    pub fn list_path(self) -> String {
-        format!("/v1/{}", self.collection())
+    /// `/v1/Recordings`, `/v1/Compositions`, or
+    /// `/2010-04-01/Accounts/{account}/Recordings.json` (the only path that needs the
+    /// account).
+    pub fn list_path(self, account: &str) -> String {
+        match self {
+            MediaKind::Voice => format!("/2010-04-01/Accounts/{account}/Recordings.json"),
+            _ => format!("/v1/{}", self.collection()),
+        }
     }
 
-    /// `/v1/Recordings/{sid}`.
-    pub fn resource_path(self, sid: &str) -> String {
-        format!("/v1/{}/{sid}", self.collection())
+    /// `/v1/Recordings/{sid}`, or `/2010-04-01/Accounts/{account}/Recordings/{sid}.json`.
+    pub fn resource_path(self, account: &str, sid: &str) -> String {
+        match self {
+            MediaKind::Voice => format!("/2010-04-01/Accounts/{account}/Recordings/{sid}.json"),
+            _ => format!("/v1/{}/{sid}", self.collection()),
+        }
     }
 
-    /// `/v1/Recordings/{sid}/Media`.
-    pub fn media_path(self, sid: &str) -> String {
-        format!("/v1/{}/{sid}/Media", self.collection())
+    /// `/v1/Recordings/{sid}/Media`, or `/2010-04-01/Accounts/{account}/Recordings/{sid}.wav`
+    /// (the WAV file or a redirect to it; `.mp3` is refused for encrypted recordings).
+    pub fn media_path(self, account: &str, sid: &str) -> String {
+        match self {
+            MediaKind::Voice => format!("/2010-04-01/Accounts/{account}/Recordings/{sid}.wav"),
+            _ => format!("/v1/{}/{sid}/Media", self.collection()),
+        }
     }
 
     /// `/v1/RecordingSettings/Default` or `/v1/CompositionSettings/Default`: is this
-    /// kind's media encrypted, with which key.
-    pub fn settings_path(self) -> &'static str {
+    /// kind's media encrypted, with which key. Voice has no such resource: each
+    /// recording says it in its `encryption_details`.
+    pub fn settings_path(self) -> Option<&'static str> {
         match self {
-            MediaKind::Recording => "/v1/RecordingSettings/Default",
-            MediaKind::Composition => "/v1/CompositionSettings/Default",
+            MediaKind::Recording => Some("/v1/RecordingSettings/Default"),
+            MediaKind::Composition => Some("/v1/CompositionSettings/Default"),
+            MediaKind::Voice => None,
         }
     }
 
@@ -101,6 +143,7 @@ impl MediaKind {
         match self {
             MediaKind::Recording => &["mka", "mkv"],
             MediaKind::Composition => &["mp4", "webm"],
+            MediaKind::Voice => &["wav"],
         }
     }
 
@@ -112,11 +155,12 @@ impl MediaKind {
     }
 
     /// The filter that selects one room's media: `GroupingSid` for recordings (a room
-    /// or a participant), `RoomSid` for compositions.
+    /// or a participant), `RoomSid` for compositions; for Voice, one call's: `CallSid`.
     pub fn room_filter(self) -> &'static str {
         match self {
             MediaKind::Recording => "GroupingSid",
             MediaKind::Composition => "RoomSid",
+            MediaKind::Voice => "CallSid",
         }
     }
 
@@ -135,6 +179,14 @@ impl MediaKind {
             MediaKind::Composition => {
                 &["Status", "DateCreatedAfter", "DateCreatedBefore", "RoomSid"]
             }
+            MediaKind::Voice => &[
+                "DateCreated",
+                "DateCreated<",
+                "DateCreated>",
+                "CallSid",
+                "ConferenceSid",
+                "IncludeSoftDeleted",
+            ],
         }
     }
 
@@ -143,11 +195,28 @@ impl MediaKind {
         Ok(match self {
             MediaKind::Recording => Media::Recording(Recording::deserialize(d)?),
             MediaKind::Composition => Media::Composition(Composition::deserialize(d)?),
+            MediaKind::Voice => Media::Voice(VoiceRecording::deserialize(d)?),
         })
     }
 
-    /// The API's query for `filter`, without paging.
+    /// The API's query for `filter`, without paging. The Voice API takes days
+    /// (`DateCreated>=YYYY-MM-DD`, inclusive) and no status: its dates are the filter's
+    /// first ten characters, and its status is not sent.
     pub fn query(self, filter: &MediaFilter) -> Vec<(&'static str, String)> {
+        if self == MediaKind::Voice {
+            let day = |d: &Option<String>| d.as_ref().map(|d| d.chars().take(10).collect());
+            let mut q = Vec::new();
+            for (name, v) in [
+                ("CallSid", filter.room.clone()),
+                ("DateCreated>", day(&filter.date_created_after)),
+                ("DateCreated<", day(&filter.date_created_before)),
+            ] {
+                if let Some(v) = v {
+                    q.push((name, v));
+                }
+            }
+            return q;
+        }
         let mut q = Vec::new();
         let mut push = |name: &'static str, v: &Option<String>| {
             if let Some(v) = v {
@@ -181,7 +250,7 @@ pub struct MediaFilter {
     pub date_created_before: Option<String>,
 }
 
-/// One recording or composition, as the API described it.
+/// One recording, composition or call recording, as the API described it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Media {
@@ -189,6 +258,14 @@ pub enum Media {
     Recording(Recording),
     /// A composition resource.
     Composition(Composition),
+    /// A Voice call recording resource.
+    Voice(VoiceRecording),
+}
+
+impl From<VoiceRecording> for Media {
+    fn from(r: VoiceRecording) -> Self {
+        Media::Voice(r)
+    }
 }
 
 impl From<Recording> for Media {
@@ -209,6 +286,7 @@ impl Media {
         match self {
             Media::Recording(_) => MediaKind::Recording,
             Media::Composition(_) => MediaKind::Composition,
+            Media::Voice(_) => MediaKind::Voice,
         }
     }
 
@@ -217,14 +295,16 @@ impl Media {
         match self {
             Media::Recording(r) => &r.sid,
             Media::Composition(c) => &c.sid,
+            Media::Voice(r) => &r.sid,
         }
     }
 
-    /// Which stored object holds its media.
+    /// Which stored object holds its media (with, for a call recording, how it was
+    /// encrypted).
     pub fn media_ref(&self) -> super::MediaRef {
-        super::MediaRef {
-            kind: self.kind(),
-            sid: self.sid().to_owned(),
+        match self {
+            Media::Voice(r) => super::MediaRef::voice(&r.sid, r.encryption().cloned()),
+            _ => super::MediaRef::new(self.kind(), self.sid()),
         }
     }
 
@@ -233,6 +313,7 @@ impl Media {
         match self {
             Media::Recording(r) => r.status.as_deref(),
             Media::Composition(c) => c.status.as_deref(),
+            Media::Voice(r) => r.status.as_deref(),
         }
     }
 
@@ -242,11 +323,13 @@ impl Media {
     }
 
     /// The container as the API names it: `container_format` (`mka`, `mkv`) or
-    /// `format` (`mp4`, `webm`), in any case.
+    /// `format` (`mp4`, `webm`), in any case; `wav` for a call recording (the only
+    /// format an encrypted one is served in).
     pub fn format(&self) -> Option<&str> {
         match self {
             Media::Recording(r) => r.container_format.as_deref(),
             Media::Composition(c) => c.format.as_deref(),
+            Media::Voice(_) => Some("wav"),
         }
     }
 
@@ -260,11 +343,13 @@ impl Media {
         names::media_file_name(self.sid(), ext)
     }
 
-    /// Stored bytes, as listed (ciphertext when encrypted; may be missing).
+    /// Stored bytes, as listed (ciphertext when encrypted; may be missing; the Voice
+    /// API lists none).
     pub fn size(&self) -> Option<u64> {
         match self {
             Media::Recording(r) => r.size,
             Media::Composition(c) => c.size,
+            Media::Voice(_) => None,
         }
     }
 
@@ -273,14 +358,16 @@ impl Media {
         match self {
             Media::Recording(r) => r.duration,
             Media::Composition(c) => c.duration,
+            Media::Voice(r) => r.duration,
         }
     }
 
-    /// The room it belongs to, as sent (unchecked).
+    /// The room it belongs to, as sent (unchecked); for a call recording, its call.
     pub fn room(&self) -> Option<&str> {
         match self {
             Media::Recording(r) => r.room(),
             Media::Composition(c) => c.room_sid.as_deref(),
+            Media::Voice(r) => r.call_sid.as_deref(),
         }
     }
 
@@ -289,6 +376,16 @@ impl Media {
         match self {
             Media::Recording(r) => r.date_created.as_deref(),
             Media::Composition(c) => c.date_created.as_deref(),
+            Media::Voice(r) => r.date_created.as_deref(),
+        }
+    }
+
+    /// Whether the resource says its media is encrypted: only a call recording does
+    /// (`encryption_details`); a Video object says it in its storage headers.
+    pub fn says_encrypted(&self) -> Option<bool> {
+        match self {
+            Media::Voice(r) => Some(r.encryption().is_some()),
+            _ => None,
         }
     }
 
@@ -298,6 +395,7 @@ impl Media {
         match self {
             Media::Recording(r) => r.created(),
             Media::Composition(c) => c.completed().or_else(|| c.created()),
+            Media::Voice(r) => r.created(),
         }
     }
 
@@ -345,6 +443,25 @@ impl Media {
                 created,
                 ("date_completed", c.date_completed.clone()),
             ]),
+            Media::Voice(r) => {
+                let encryption = r.encryption();
+                xattr_fields([
+                    sid,
+                    ("call_sid", r.call_sid.clone()),
+                    ("conference_sid", r.conference_sid.clone()),
+                    status,
+                    ("channels", number(r.channels)),
+                    ("source", r.source.clone()),
+                    duration,
+                    ("start_time", r.start_time.clone()),
+                    created,
+                    ("encrypted", Some(encryption.is_some().to_string())),
+                    (
+                        "public_key_sid",
+                        encryption.and_then(|e| e.public_key_sid.clone()),
+                    ),
+                ])
+            }
         }
     }
 }
@@ -355,21 +472,36 @@ mod tests {
 
     const RT: &str = "RT0123456789abcdef0123456789abcdef";
     const CJ: &str = "CJ0123456789abcdef0123456789abcdef";
+    const RE: &str = "RE0123456789abcdef0123456789abcdef";
+    const AC: &str = "AC0123456789abcdef0123456789abcdef";
 
     #[test]
     fn kinds_from_sids_and_their_paths() {
         assert_eq!(MediaKind::of_sid(RT), Some(MediaKind::Recording));
         assert_eq!(MediaKind::of_sid(CJ), Some(MediaKind::Composition));
         assert_eq!(MediaKind::of_sid("RM0123"), None);
+        assert_eq!(MediaKind::of_sid(RE), Some(MediaKind::Voice));
         assert_eq!(
-            MediaKind::Recording.media_path(RT),
+            MediaKind::Recording.media_path(AC, RT),
             format!("/v1/Recordings/{RT}/Media")
         );
         assert_eq!(
-            MediaKind::Composition.resource_path(CJ),
+            MediaKind::Composition.resource_path(AC, CJ),
             format!("/v1/Compositions/{CJ}")
         );
-        assert_eq!(MediaKind::Composition.list_path(), "/v1/Compositions");
+        assert_eq!(MediaKind::Composition.list_path(AC), "/v1/Compositions");
+        assert_eq!(
+            MediaKind::Voice.list_path(AC),
+            format!("/2010-04-01/Accounts/{AC}/Recordings.json")
+        );
+        assert_eq!(
+            MediaKind::Voice.resource_path(AC, RE),
+            format!("/2010-04-01/Accounts/{AC}/Recordings/{RE}.json")
+        );
+        assert_eq!(
+            MediaKind::Voice.media_path(AC, RE),
+            format!("/2010-04-01/Accounts/{AC}/Recordings/{RE}.wav")
+        );
         for k in MediaKind::ALL {
             assert!(
                 k.extensions()
@@ -388,14 +520,16 @@ mod tests {
         );
         assert_eq!(MediaKind::of_extension("MKA"), None, "lower case only");
         assert_eq!(MediaKind::of_extension("bin"), None);
+        assert_eq!(MediaKind::of_extension("wav"), Some(MediaKind::Voice));
         assert_eq!(
             MediaKind::Recording.settings_path(),
-            "/v1/RecordingSettings/Default"
+            Some("/v1/RecordingSettings/Default")
         );
         assert_eq!(
             MediaKind::Composition.settings_path(),
-            "/v1/CompositionSettings/Default"
+            Some("/v1/CompositionSettings/Default")
         );
+        assert_eq!(MediaKind::Voice.settings_path(), None);
     }
 
     #[test]
@@ -408,7 +542,7 @@ mod tests {
         };
         for k in MediaKind::ALL {
             let q = k.query(&f);
-            assert_eq!(q.len(), 4);
+            assert_eq!(q.len(), if k.is_video() { 4 } else { 3 }, "{k}");
             for (name, _) in q {
                 assert!(k.list_filters().contains(&name), "{k}: {name}");
             }
@@ -419,6 +553,14 @@ mod tests {
                 .contains(&"GroupingSid")
         );
         assert!(!MediaKind::Recording.list_filters().contains(&"RoomSid"));
+        assert_eq!(
+            MediaKind::Voice.query(&f),
+            [
+                ("CallSid", "RM1".to_owned()),
+                ("DateCreated>", "2026-11-01".to_owned()),
+                ("DateCreated<", "2026-11-02".to_owned())
+            ]
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::error::redact_url;
 use super::kind::MediaKind;
+use super::types::EncryptionDetails;
 
 /// The `Ttl` asked of `/Media`: the longest Twilio allows.
 pub const MEDIA_TTL: Duration = Duration::from_secs(3600);
@@ -33,34 +34,68 @@ pub const MEDIA_TTL: Duration = Duration::from_secs(3600);
 pub const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
 
 /// One stored object, named by its resource.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// One stored object, named by its resource. Its identity is its kind and SID (equality
+/// and hashing look at nothing else); a call recording also carries how it was
+/// encrypted, because that is said by its resource, not by the stored object.
+#[derive(Debug, Clone)]
 pub struct MediaRef {
-    /// Recording or composition.
+    /// Recording, composition or call recording.
     pub kind: MediaKind,
     /// Its SID.
     pub sid: String,
+    /// A call recording's `encryption_details`; `None` for one stored unencrypted, and
+    /// for the Video kinds (their objects' headers say it).
+    pub encryption: Option<Arc<EncryptionDetails>>,
+}
+
+impl PartialEq for MediaRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.sid == other.sid
+    }
+}
+
+impl Eq for MediaRef {}
+
+impl std::hash::Hash for MediaRef {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.kind.hash(state);
+        self.sid.hash(state);
+    }
 }
 
 impl MediaRef {
+    /// The media of `sid`, of `kind`, with nothing said about its encryption.
+    pub fn new(kind: MediaKind, sid: impl Into<String>) -> Self {
+        Self {
+            kind,
+            sid: sid.into(),
+            encryption: None,
+        }
+    }
+
     /// A recording's media.
     pub fn recording(sid: impl Into<String>) -> Self {
-        Self {
-            kind: MediaKind::Recording,
-            sid: sid.into(),
-        }
+        Self::new(MediaKind::Recording, sid)
     }
 
     /// A composition's media.
     pub fn composition(sid: impl Into<String>) -> Self {
+        Self::new(MediaKind::Composition, sid)
+    }
+
+    /// A call recording's media, encrypted as `encryption` says (`None`: stored as is).
+    pub fn voice(sid: impl Into<String>, encryption: Option<EncryptionDetails>) -> Self {
         Self {
-            kind: MediaKind::Composition,
+            kind: MediaKind::Voice,
             sid: sid.into(),
+            encryption: encryption.map(Arc::new),
         }
     }
 
-    /// `/v1/Recordings/{sid}/Media` or `/v1/Compositions/{sid}/Media`.
-    pub fn media_path(&self) -> String {
-        self.kind.media_path(&self.sid)
+    /// `/v1/Recordings/{sid}/Media`, `/v1/Compositions/{sid}/Media`, or a call
+    /// recording's `/2010-04-01/Accounts/{account}/Recordings/{sid}.wav`.
+    pub fn media_path(&self, account: &str) -> String {
+        self.kind.media_path(account, &self.sid)
     }
 }
 

@@ -144,7 +144,7 @@ impl Api for MemoryApi {
         self.resources.fetch_add(1, Ordering::SeqCst);
         let found = self
             .find(media)
-            .ok_or_else(|| not_found(media.kind.resource_path(&media.sid)));
+            .ok_or_else(|| not_found(media.kind.resource_path("", &media.sid)));
         Box::pin(async move { found })
     }
 

@@ -37,7 +37,7 @@ pub use kind::{Media, MediaFilter, MediaKind};
 pub use media::{EXPIRY_MARGIN, MEDIA_TTL, MediaRef, MediaUrl, media_url_allowed, signed_lifetime};
 pub use memory::{ApiCalls, MemoryApi};
 pub use types::{
-    Composition, CompositionSettings, GroupingSids, PublicKeyCredential, Recording,
-    RecordingSettings, Room, StorageSettings, media_redirect_target, parse_date, parse_page,
-    parse_page_with,
+    Composition, CompositionSettings, EncryptionDetails, GroupingSids, PublicKeyCredential,
+    Recording, RecordingSettings, Room, StorageSettings, VoiceRecording, media_redirect_target,
+    parse_date, parse_page, parse_page_with, parse_rfc2822,
 };

@@ -171,6 +171,78 @@ impl Composition {
     }
 }
 
+/// `encryption_details` of a Voice recording: how its media was encrypted. Twilio's
+/// docs and decryption samples name the fields `public_key_sid`, `encrypted_cek`, `iv`;
+/// the spec's examples `encryption_public_key_sid`, `encryption_cek`, `encryption_iv`:
+/// both are read. Kept as the API's strings (base64); [`crate::crypto::GcmEnvelope`]
+/// decodes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(default)]
+pub struct EncryptionDetails {
+    /// The public key the content key was wrapped with (`CR…`).
+    #[serde(alias = "encryption_public_key_sid", deserialize_with = "lenient_string")]
+    pub public_key_sid: Option<String>,
+    /// The content key, RSA-OAEP-wrapped, base64.
+    #[serde(alias = "encryption_cek", deserialize_with = "lenient_string")]
+    pub encrypted_cek: Option<String>,
+    /// The 12-byte GCM IV, base64.
+    #[serde(alias = "encryption_iv", deserialize_with = "lenient_string")]
+    pub iv: Option<String>,
+}
+
+/// A Voice call recording (`api.v2010.account.recording`, under
+/// `/2010-04-01/Accounts/{AccountSid}/Recordings.json`). Dates are RFC 2822
+/// ([`parse_rfc2822`]); `duration` is a string of seconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(default)]
+pub struct VoiceRecording {
+    /// `RE…`.
+    pub sid: String,
+    /// `in-progress`, `paused`, `stopped`, `processing`, `completed`, `absent`, `deleted`.
+    pub status: Option<String>,
+    /// The call (`CA…`), the parent leg.
+    pub call_sid: Option<String>,
+    /// The conference (`CF…`), for a conference recording.
+    pub conference_sid: Option<String>,
+    /// 1 or 2.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub channels: Option<u64>,
+    /// `DialVerb`, `Conference`, `OutboundAPI`, `Trunking`, `RecordVerb`, `StartCallRecordingAPI`, `StartConferenceRecordingAPI`.
+    pub source: Option<String>,
+    /// Seconds, sent as a string.
+    #[serde(deserialize_with = "lenient_u64")]
+    pub duration: Option<u64>,
+    /// RFC 2822.
+    pub date_created: Option<String>,
+    /// RFC 2822.
+    pub date_updated: Option<String>,
+    /// RFC 2822.
+    pub start_time: Option<String>,
+    /// `null` when the recording is not encrypted.
+    pub encryption_details: Option<EncryptionDetails>,
+    /// The account (`AC…`).
+    pub account_sid: Option<String>,
+    /// The resource's path, relative to the API host.
+    pub uri: Option<String>,
+    /// The media's URL, as Twilio gives it.
+    pub media_url: Option<String>,
+}
+
+impl VoiceRecording {
+    /// `date_created` as a time.
+    pub fn created(&self) -> Option<SystemTime> {
+        self.date_created.as_deref().and_then(parse_rfc2822)
+    }
+
+    /// The encryption details, when they say anything: `null`, `{}` or all-null fields
+    /// mean the recording is stored unencrypted.
+    pub fn encryption(&self) -> Option<&EncryptionDetails> {
+        self.encryption_details
+            .as_ref()
+            .filter(|e| e.encrypted_cek.is_some() || e.iv.is_some())
+    }
+}
+
 /// A room (`video.v1.room`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(default)]
@@ -299,7 +371,8 @@ pub struct ListPage<T> {
     /// The entries that do not, as (their `sid` as JSON text, or "no sid"; why): one odd
     /// entry never hides the rest, but the caller says it skipped them.
     pub skipped: Vec<(String, String)>,
-    /// `meta.next_page_url`; `None` on the last page, or when it is empty.
+    /// `meta.next_page_url` (or the Voice API's `next_page_uri`); `None` on the last
+    /// page, or when it is empty.
     pub next: Option<String>,
 }
 
@@ -349,10 +422,18 @@ pub fn parse_page_with<T>(
             }
         }
     }
+    // The Video API says `meta.next_page_url` (absolute); the Voice API of 2010-04-01
+    // says `next_page_uri` at the top (a path on its host).
+    let next_uri = match page.rest.remove("next_page_uri") {
+        Some(serde_json::Value::String(s)) => Some(s),
+        _ => None,
+    };
     Ok(ListPage {
         items,
         skipped,
-        next: page.meta.next_page_url.filter(|s| !s.is_empty()),
+        next: (page.meta.next_page_url)
+            .or(next_uri)
+            .filter(|s| !s.is_empty()),
     })
 }
 
@@ -531,6 +612,67 @@ pub fn parse_date(s: &str) -> Option<SystemTime> {
     Some(UNIX_EPOCH + Duration::new(secs, nanos))
 }
 
+/// Parses an RFC 2822 date-time, as the 2010-04-01 API sends them:
+/// `Fri, 20 Nov 2026 10:00:00 +0000` (the weekday optional and not checked; the zone
+/// `+HHMM`/`-HHMM`, `GMT`, `UT` or `Z`). `None` for anything else or dates before 1970.
+pub fn parse_rfc2822(s: &str) -> Option<SystemTime> {
+    let s = s.trim();
+    let s = match s.split_once(',') {
+        Some((_, rest)) => rest,
+        None => s,
+    };
+    let mut parts = s.split_ascii_whitespace();
+    let day: i64 = parts.next()?.parse().ok()?;
+    let month = parts.next()?;
+    const MONTHS: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    let month = MONTHS
+        .iter()
+        .position(|m| month.eq_ignore_ascii_case(m))? as i64
+        + 1;
+    let year = parts.next()?;
+    if year.len() != 4 || !year.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let year: i64 = year.parse().ok()?;
+    let time = parts.next()?;
+    let mut hms = time.split(':');
+    let mut two = || -> Option<i64> {
+        let t = hms.next()?;
+        (t.len() == 2 && t.bytes().all(|b| b.is_ascii_digit())).then(|| t.parse().ok())?
+    };
+    let (hour, min) = (two()?, two()?);
+    let sec = two().unwrap_or(0);
+    let zone = parts.next().unwrap_or("+0000");
+    if parts.next().is_some() {
+        return None;
+    }
+    let offset = match zone {
+        "GMT" | "UT" | "UTC" | "Z" => 0,
+        z if z.len() == 5 && matches!(z.as_bytes()[0], b'+' | b'-') => {
+            let digits = &z.as_bytes()[1..];
+            if !digits.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            let n = |i: usize| i64::from(digits[i] - b'0');
+            let (h, m) = (n(0) * 10 + n(1), n(2) * 10 + n(3));
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let sign = if z.starts_with('-') { -1 } else { 1 };
+            sign * (h * 3600 + m * 60)
+        }
+        _ => return None,
+    };
+    if !(1..=days_in_month(year, month)).contains(&day) || hour > 23 || min > 59 || sec > 60 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + hour * 3600 + min * 60 + sec - offset;
+    Some(UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
+}
+
 fn is_leap(y: i64) -> bool {
     (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
 }
@@ -628,6 +770,67 @@ mod tests {
             assert_eq!(parse_date(s), None, "{s}");
         }
         assert!(parse_date("2015-07-30T20:00:00+23:59").is_some());
+    }
+
+    #[test]
+    fn rfc2822_dates() {
+        let t = |s| parse_rfc2822(s).map(secs);
+        assert_eq!(t("Thu, 30 Jul 2015 20:00:00 +0000"), Some(1_438_286_400));
+        assert_eq!(t("30 Jul 2015 20:00:00 +0000"), Some(1_438_286_400));
+        assert_eq!(t("Thu, 30 Jul 2015 21:00:00 +0100"), Some(1_438_286_400));
+        assert_eq!(t("Thu, 30 Jul 2015 19:30:00 -0030"), Some(1_438_286_400));
+        assert_eq!(t("Thu, 30 jul 2015 20:00:00 GMT"), Some(1_438_286_400));
+        assert_eq!(t("Thu, 30 Jul 2015 20:00 +0000"), Some(1_438_286_400));
+        assert_eq!(t("Tue, 29 Feb 2000 00:00:00 +0000"), Some(951_782_400));
+        for bad in [
+            "",
+            "2015-07-30T20:00:00Z",
+            "Thu, 31 Jun 2015 20:00:00 +0000",
+            "Thu, 29 Feb 2015 00:00:00 +0000",
+            "Thu, 30 Jux 2015 20:00:00 +0000",
+            "Thu, 30 Jul 15 20:00:00 +0000",
+            "Thu, 30 Jul 2015 24:00:00 +0000",
+            "Thu, 30 Jul 2015 20:00:00 +2400",
+            "Thu, 30 Jul 2015 20:00:00 +01\u{e9}",
+            "Thu, 30 Jul 2015 20:00:00 +0000 extra",
+            "Wed, 31 Dec 1969 23:59:59 +0000",
+        ] {
+            assert_eq!(parse_rfc2822(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn voice_recordings_read_both_spellings_of_their_encryption() {
+        let docs: VoiceRecording = serde_json::from_value(serde_json::json!({
+            "sid": "RE1", "duration": "125", "channels": 2, "source": "DialVerb",
+            "date_created": "Fri, 20 Nov 2026 10:00:00 +0000",
+            "encryption_details": {"public_key_sid": "CR1", "encrypted_cek": "a2V5", "iv": "aXY="}
+        }))
+        .unwrap();
+        let spec: VoiceRecording = serde_json::from_value(serde_json::json!({
+            "sid": "RE1", "duration": "125", "channels": "2", "source": "DialVerb",
+            "date_created": "Fri, 20 Nov 2026 10:00:00 +0000",
+            "encryption_details": {"encryption_public_key_sid": "CR1", "encryption_cek": "a2V5", "encryption_iv": "aXY="}
+        }))
+        .unwrap();
+        assert_eq!(docs, spec);
+        assert_eq!(docs.duration, Some(125));
+        assert_eq!(docs.channels, Some(2));
+        let e = docs.encryption().unwrap();
+        assert_eq!(
+            (e.public_key_sid.as_deref(), e.encrypted_cek.as_deref(), e.iv.as_deref()),
+            (Some("CR1"), Some("a2V5"), Some("aXY="))
+        );
+        assert!(docs.created().is_some());
+        for plain in [
+            serde_json::json!({"sid": "RE2", "encryption_details": null}),
+            serde_json::json!({"sid": "RE2"}),
+            serde_json::json!({"sid": "RE2", "encryption_details": {}}),
+            serde_json::json!({"sid": "RE2", "encryption_details": {"iv": null, "public_key_sid": "CR1"}}),
+        ] {
+            let r: VoiceRecording = serde_json::from_value(plain.clone()).unwrap();
+            assert!(r.encryption().is_none(), "{plain}");
+        }
     }
 
     #[test]
