@@ -542,7 +542,7 @@ async fn media_checks(api: &Api, keys: Arc<PrivateKeys>, r: &mut Report) {
             format!(
                 "{sid}: first {} bytes decrypted ({}-CBC)",
                 data.len(),
-                meta.key.as_ref().map_or("none", |k| k.algorithm())
+                meta.key().map_or("none", |k| k.algorithm())
             ),
         )),
         (_, Err(e)) | (Err(e), _) => r.checks.push(Check::fail(

@@ -1029,7 +1029,7 @@ impl TwilioFs {
         let attrs = match &*node {
             Node::File(f) if key == "encrypted" => {
                 let meta = self.core.meta(&f.object).await?;
-                let encrypted = if meta.key.is_some() { "true" } else { "false" };
+                let encrypted = if meta.key().is_some() { "true" } else { "false" };
                 return Ok(encrypted.as_bytes().to_vec());
             }
             Node::File(f) => f.xattrs.clone(),

@@ -85,14 +85,15 @@ pub enum ReadError {
     /// Refused, never served as if it were plaintext ([`super::unencrypted`]).
     #[error(
         "{sid}: damaged data: the object came without its encryption headers \
-         (x-amz-meta-x-amz-key, x-amz-meta-x-amz-iv) and is not unencrypted media either \
-         (its {stored_len} bytes do not start like Matroska or MP4): refusing to serve it"
+         (x-amz-meta-x-amz-key, x-amz-meta-x-amz-iv; for a call recording, \
+         encryption_details) and is not unencrypted media either (its {stored_len} bytes \
+         do not start like Matroska, MP4 or WAV): refusing to serve it"
     )]
     NoEnvelope { sid: String, stored_len: u64 },
     /// Stored unencrypted, and `--require-encrypted` refuses unencrypted media.
     #[error(
-        "{sid}: stored unencrypted (no encryption headers), and --require-encrypted \
-         refuses unencrypted media"
+        "{sid}: stored unencrypted (no encryption headers, or encryption_details null), \
+         and --require-encrypted refuses unencrypted media"
     )]
     NotEncrypted { sid: String },
     /// The media is not there (any more): see [`Failure::Gone`].

@@ -18,6 +18,18 @@
 //! ([`super::unencrypted`]). [`ObjectReader::require_encrypted`] is the check of
 //! `--require-encrypted`.
 //!
+//! A Voice call recording ([`MediaKind::Voice`]) is the second cipher behind the same
+//! windows: its envelope comes with its resource ([`MediaRef::encryption`]), not with
+//! the object; its content key is unwrapped with RSA-OAEP (which refuses a wrong key
+//! outright: no check against the object is needed); window *w* is AES-256-GCM's CTR
+//! keystream at its offset ([`gcm::apply_ctr`]), the last window's GET reaches the
+//! 16-byte tag at the end of the object. Every window's ciphertext is given to the
+//! object's [`TagCheck`] as it is decrypted; a read that reaches the last window gets it
+//! only if the tag over the whole object verified, or if some window was never read
+//! (random access is served unauthenticated, as CBC always is: SECURITY.md). A tag that
+//! fails is [`CryptoError::TagMismatch`] (EIO) for every read of the last window, and one
+//! ERROR naming the SID.
+//!
 //! Read-ahead ([`ObjectReader::prefetch`]) fetches windows in the background within
 //! the [`ReadAhead`] all files share: a few slots, each held at most until a deadline.
 //!
@@ -25,7 +37,7 @@
 //! is async) and it never writes plaintext anywhere but the cache.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -35,9 +47,10 @@ use tokio::sync::OnceCell;
 use super::cache::{WindowCache, WindowKey};
 use super::error::ReadError;
 use super::unencrypted::looks_like_media;
+use crate::crypto::gcm::{self, GcmEnvelope, TagCheck, Verdict};
 use crate::crypto::{ContentKey, CryptoError, Envelope, PrivateKeys, window};
 use crate::object::{Fetched, ObjectError, ObjectSource};
-use crate::twilio::MediaRef;
+use crate::twilio::{MediaKind, MediaRef};
 
 /// What the first GET taught about an object.
 #[derive(Debug, Clone)]
@@ -46,11 +59,36 @@ pub struct ObjectMeta {
     pub stored_len: u64,
     /// Exact plaintext length.
     pub plain_len: u64,
-    /// `None` for an object stored unencrypted.
-    pub key: Option<ContentKey>,
-    /// The private key that unwrapped `key` (its file name), for messages and `doctor`.
+    /// How its windows are decrypted.
+    pub cipher: Cipher,
+    /// The private key that unwrapped the content key (its file name), for messages and
+    /// `doctor`.
     pub key_name: Option<String>,
-    pub iv: [u8; 16],
+}
+
+/// How an object's bytes turn into plaintext.
+#[derive(Debug, Clone)]
+pub enum Cipher {
+    /// Stored unencrypted: served as it is.
+    Plain,
+    /// The Video envelope: AES-CBC from the header IV (DESIGN.md §1).
+    Cbc { key: ContentKey, iv: [u8; 16] },
+    /// A Voice call recording: AES-256-GCM, read as CTR, its tag checked as windows pass.
+    Gcm {
+        key: ContentKey,
+        iv: [u8; gcm::IV_LEN],
+        tag: Arc<TagCheck>,
+    },
+}
+
+impl ObjectMeta {
+    /// The content key; `None` for an object stored unencrypted.
+    pub fn key(&self) -> Option<&ContentKey> {
+        match &self.cipher {
+            Cipher::Plain => None,
+            Cipher::Cbc { key, .. } | Cipher::Gcm { key, .. } => Some(key),
+        }
+    }
 }
 
 /// The read-ahead all files share: how many windows may be prefetched at once, how
@@ -94,6 +132,8 @@ pub struct ObjectReader {
     cache: Arc<WindowCache>,
     window: u64,
     meta: OnceCell<ObjectMeta>,
+    /// Whether the failed GCM tag has been logged (once per object).
+    tag_reported: AtomicBool,
 }
 
 impl ObjectReader {
@@ -114,6 +154,7 @@ impl ObjectReader {
             cache,
             window: window.max(window::BLOCK).div_ceil(window::BLOCK) * window::BLOCK,
             meta: OnceCell::new(),
+            tag_reported: AtomicBool::new(false),
         }
     }
 
@@ -146,6 +187,9 @@ impl ObjectReader {
         let first = offset / self.window;
         let last = (end - 1) / self.window;
         let windows = try_join_all((first..=last).map(|w| self.window_data(meta, w))).await?;
+        if end == meta.plain_len {
+            self.check_tag(meta)?;
+        }
         if windows.len() == 1 {
             let base = first * self.window;
             return Ok(windows[0].slice((offset - base) as usize..(end - base) as usize));
@@ -227,9 +271,18 @@ impl ObjectReader {
     async fn fetch_window(&self, meta: &ObjectMeta, w: u64) -> Result<Bytes, ReadError> {
         let start = w * self.window;
         let end = (start + self.window).min(meta.plain_len);
-        let Some(key) = &meta.key else {
-            let got = self.get(start, end).await?;
-            return self.exact(got, end - start);
+        let (key, iv) = match &meta.cipher {
+            Cipher::Plain => {
+                let got = self.get(start, end).await?;
+                return self.exact(got, end - start);
+            }
+            Cipher::Gcm { .. } => {
+                let fetch_end = gcm_fetch_end(meta, end);
+                let got = self.get(start, fetch_end).await?;
+                let got = self.exact(got, fetch_end - start)?;
+                return self.decrypt_gcm(meta, w, got);
+            }
+            Cipher::Cbc { key, iv } => (key, iv),
         };
         let r = window::fetch_range(start, end, meta.stored_len);
         let mut body = self.get(r.fetch_start, r.fetch_end).await?;
@@ -240,7 +293,7 @@ impl ObjectReader {
             body = body.slice(16.min(body.len())..);
             prev
         } else {
-            Some(meta.iv)
+            Some(*iv)
         };
         let body = self.exact(body, r.fetch_end - r.block_start)?;
         let prev = prev.ok_or_else(|| self.damaged(CryptoError::CiphertextLength(0)))?;
@@ -264,6 +317,9 @@ impl ObjectReader {
             .get_range(&self.media, 0, self.window)
             .await
             .map_err(|e| self.storage(e))?;
+        if self.media.kind == MediaKind::Voice {
+            return self.learn_voice(first);
+        }
         let envelope = self.envelope(&first)?;
         self.learn_from(first, envelope).await
     }
@@ -284,6 +340,16 @@ impl ObjectReader {
             .await
             .map_err(|e| self.storage(e))?;
         let stored = first.total_len;
+        if self.media.kind == MediaKind::Voice {
+            // The tag's 16 bytes are all the length hides: no key is needed.
+            return match self.media.encryption {
+                Some(_) => Ok((stored, gcm::plaintext_len(stored).map_err(|e| self.damaged(e))?)),
+                None => {
+                    self.plain_media(&first)?;
+                    Ok((stored, stored))
+                }
+            };
+        }
         let envelope = self.envelope(&first)?;
         if envelope.is_none() {
             self.plain_media(&first)?;
@@ -331,9 +397,9 @@ impl ObjectReader {
     /// `Err(`[`ReadError::NotEncrypted`]`)` for an object stored unencrypted: what
     /// `--require-encrypted` asks of every open, before any byte is served.
     pub fn require_encrypted(&self, meta: &ObjectMeta) -> Result<(), ReadError> {
-        match meta.key {
-            Some(_) => Ok(()),
-            None => Err(ReadError::NotEncrypted {
+        match meta.cipher {
+            Cipher::Cbc { .. } | Cipher::Gcm { .. } => Ok(()),
+            Cipher::Plain => Err(ReadError::NotEncrypted {
                 sid: self.sid().to_owned(),
             }),
         }
@@ -358,11 +424,10 @@ impl ObjectReader {
             let meta = ObjectMeta {
                 stored_len,
                 plain_len: stored_len,
-                key: None,
+                cipher: Cipher::Plain,
                 key_name: None,
-                iv: [0; 16],
             };
-            self.seed_first_window(&meta, first.data.clone(), None);
+            self.seed_first_window(&meta, first.data.clone());
             return Ok(meta);
         };
         if stored_len < window::BLOCK || !stored_len.is_multiple_of(window::BLOCK) {
@@ -397,12 +462,94 @@ impl ObjectReader {
         let meta = ObjectMeta {
             stored_len,
             plain_len,
-            key: Some(key),
+            cipher: Cipher::Cbc {
+                key,
+                iv: envelope.iv,
+            },
             key_name: Some(key_name.to_string()),
-            iv: envelope.iv,
         };
-        self.seed_first_window(&meta, first.data, Some(&meta.iv));
+        self.seed_first_window(&meta, first.data);
         Ok(meta)
+    }
+
+    /// [`Self::learn`] for a call recording: its envelope is its resource's
+    /// `encryption_details` (none: stored as it is, and then it must start like media);
+    /// its length is the stored length less the tag; its content key is OAEP-wrapped.
+    fn learn_voice(&self, first: Fetched) -> Result<ObjectMeta, ReadError> {
+        let stored_len = first.total_len;
+        let Some(details) = &self.media.encryption else {
+            self.plain_media(&first)?;
+            tracing::debug!("{}: stored unencrypted ({stored_len} bytes)", self.sid());
+            let meta = ObjectMeta {
+                stored_len,
+                plain_len: stored_len,
+                cipher: Cipher::Plain,
+                key_name: None,
+            };
+            self.seed_first_window(&meta, first.data);
+            return Ok(meta);
+        };
+        let missing = |field| self.damaged(CryptoError::MissingHeader(field));
+        let envelope = GcmEnvelope::from_base64(
+            details.public_key_sid.as_deref(),
+            (details.encrypted_cek.as_deref()).ok_or_else(|| missing("encryption_details.encrypted_cek"))?,
+            (details.iv.as_deref()).ok_or_else(|| missing("encryption_details.iv"))?,
+        )
+        .map_err(|e| self.damaged(e))?;
+        let plain_len = gcm::plaintext_len(stored_len).map_err(|e| self.damaged(e))?;
+        let (key, key_name) = self
+            .keys
+            .unwrap_oaep(&envelope.wrapped_key)
+            .map_err(|e| match e {
+                CryptoError::WrongKey { .. } | CryptoError::NoKeys => ReadError::Key {
+                    sid: self.sid().to_owned(),
+                    cause: e,
+                },
+                other => self.damaged(other),
+            })?;
+        tracing::debug!(
+            "{}: AES-256-GCM key unwrapped with {key_name}; {plain_len} bytes of plaintext",
+            self.sid()
+        );
+        let tag = Arc::new(TagCheck::new(&key, &envelope.iv, plain_len, self.window));
+        let meta = ObjectMeta {
+            stored_len,
+            plain_len,
+            cipher: Cipher::Gcm {
+                key,
+                iv: envelope.iv,
+                tag,
+            },
+            key_name: Some(key_name.to_string()),
+        };
+        self.seed_first_window(&meta, first.data);
+        Ok(meta)
+    }
+
+    /// A read that reaches the end of a call recording: refused if the tag over the whole
+    /// object failed (logged once), served if it verified or is not known yet (a window
+    /// was never read: random access, unauthenticated as CBC is).
+    fn check_tag(&self, meta: &ObjectMeta) -> Result<(), ReadError> {
+        let Cipher::Gcm { tag, .. } = &meta.cipher else {
+            return Ok(());
+        };
+        match tag.verdict() {
+            Verdict::Failed => {
+                let e = self.damaged(CryptoError::TagMismatch);
+                if !self.tag_reported.swap(true, Ordering::Relaxed) {
+                    tracing::error!("{e}; its end is not served");
+                }
+                Err(e)
+            }
+            Verdict::Verified => Ok(()),
+            Verdict::Unknown => {
+                tracing::debug!(
+                    "{}: end read before every window was: served without the tag's check",
+                    self.sid()
+                );
+                Ok(())
+            }
+        }
     }
 
     /// The last two ciphertext blocks (the IV and the block, for a one-block object).
@@ -431,11 +578,11 @@ impl ObjectReader {
     }
 
     /// Puts window 0 in the cache from the first GET's bytes, when they cover it whole.
-    fn seed_first_window(&self, meta: &ObjectMeta, data: Bytes, iv: Option<&[u8; 16]>) {
+    fn seed_first_window(&self, meta: &ObjectMeta, data: Bytes) {
         let end = self.window.min(meta.plain_len);
-        let plain = match (&meta.key, iv) {
-            (None, _) => (data.len() as u64 >= end).then(|| data.slice(..end as usize)),
-            (Some(key), Some(iv)) => {
+        let plain = match &meta.cipher {
+            Cipher::Plain => (data.len() as u64 >= end).then(|| data.slice(..end as usize)),
+            Cipher::Cbc { key, iv } => {
                 let r = window::fetch_range(0, end, meta.stored_len);
                 (data.len() as u64 >= r.fetch_end)
                     .then(|| {
@@ -445,7 +592,15 @@ impl ObjectReader {
                     .flatten()
                     .filter(|p| p.len() as u64 == end)
             }
-            (Some(_), None) => None,
+            Cipher::Gcm { .. } => {
+                let fetch_end = gcm_fetch_end(meta, end);
+                (data.len() as u64 >= fetch_end)
+                    .then(|| {
+                        self.decrypt_gcm(meta, 0, data.slice(..fetch_end as usize))
+                            .ok()
+                    })
+                    .flatten()
+            }
         };
         if let Some(plain) = plain {
             let key = WindowKey {
@@ -471,6 +626,29 @@ impl ObjectReader {
         let n =
             window::decrypt_window(key, prev, &mut buf, is_last).map_err(|e| self.damaged(e))?;
         buf.truncate(n);
+        Ok(buf.freeze())
+    }
+
+    /// Window `w` of a call recording from its ciphertext (and, for the last window, the
+    /// tag after it): the ciphertext goes to the tag check, then is decrypted in place.
+    fn decrypt_gcm(&self, meta: &ObjectMeta, w: u64, body: Bytes) -> Result<Bytes, ReadError> {
+        let Cipher::Gcm { key, iv, tag } = &meta.cipher else {
+            return Err(self.damaged(CryptoError::CiphertextLength(0)));
+        };
+        let start = w * self.window;
+        let end = (start + self.window).min(meta.plain_len);
+        let mut buf = body
+            .try_into_mut()
+            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+        let want = (end - start) as usize;
+        if buf.len() > want {
+            let stored_tag = buf.split_off(want);
+            if let Ok(t) = <[u8; 16]>::try_from(&stored_tag[..]) {
+                tag.set_tag(t);
+            }
+        }
+        tag.record(w, &buf);
+        gcm::apply_ctr(key, iv, start, &mut buf).map_err(|e| self.damaged(e))?;
         Ok(buf.freeze())
     }
 
@@ -502,6 +680,16 @@ impl ObjectReader {
 
 fn block(b: &[u8]) -> Option<[u8; 16]> {
     b.try_into().ok()
+}
+
+/// Where a call recording's window ending at plaintext byte `end` is fetched to: the
+/// last window takes the tag after it too.
+fn gcm_fetch_end(meta: &ObjectMeta, end: u64) -> u64 {
+    if end == meta.plain_len {
+        meta.stored_len
+    } else {
+        end
+    }
 }
 
 #[cfg(test)]
@@ -697,7 +885,7 @@ mod tests {
         let r = reader(Arc::new(mem), PrivateKeys::new(), 1000);
         assert_eq!(&r.read(900, 1200).await.unwrap()[..], &plain[900..2100]);
         let meta = r.meta().await.unwrap();
-        assert!(meta.key.is_none());
+        assert!(meta.key().is_none());
         let refused = r.require_encrypted(meta).unwrap_err();
         assert!(
             matches!(&refused, ReadError::NotEncrypted { sid } if sid == SID),
@@ -746,5 +934,179 @@ mod tests {
             ));
             assert!(r.known_meta().is_none());
         }
+    }
+
+    const RE: &str = "RE00000000000000000000000000000000";
+
+    /// A call recording sealed as Twilio does (AES-256-GCM, tag appended, key
+    /// OAEP-wrapped), in storage, and the reference that carries its envelope.
+    fn voice(plain: &[u8], k: &rsa::PrivateKey) -> (Arc<MemoryStorage>, MediaRef) {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let (stored, env) = seal::seal_gcm(&k.to_public_key(), Some("CR1"), plain);
+        let mem = Arc::new(MemoryStorage::new());
+        mem.put(RE, stored, Vec::new());
+        let details = crate::twilio::EncryptionDetails {
+            public_key_sid: env.public_key_sid.clone(),
+            encrypted_cek: Some(b64.encode(&env.wrapped_key)),
+            iv: Some(b64.encode(env.iv)),
+        };
+        (mem, MediaRef::voice(RE, Some(details)))
+    }
+
+    fn voice_reader(
+        source: Arc<dyn ObjectSource>,
+        media: MediaRef,
+        keys: PrivateKeys,
+        window: u64,
+    ) -> ObjectReader {
+        ObjectReader::new(
+            2,
+            media,
+            source,
+            Arc::new(keys),
+            Arc::new(WindowCache::new(1 << 20)),
+            window,
+        )
+    }
+
+    fn pattern(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 31 % 251) as u8).collect()
+    }
+
+    /// Issue 17: every window and block edge of a call recording reads as its plaintext.
+    #[tokio::test]
+    async fn call_recordings_read_anywhere_equal_the_plaintext() {
+        let k = seal::test_key(11);
+        for len in [0usize, 1, 15, 16, 17, 63, 64, 65, 100, 4096, 10_000] {
+            let plain = pattern(len);
+            let (mem, media) = voice(&plain, &k);
+            for window in [16, 64, 4096] {
+                let r = voice_reader(mem.clone(), media.clone(), keys_of(&k), window);
+                let meta = r.meta().await.unwrap();
+                assert_eq!(
+                    (meta.plain_len, meta.stored_len),
+                    (len as u64, len as u64 + 16)
+                );
+                assert!(matches!(meta.cipher, Cipher::Gcm { .. }));
+                let l = len as u64;
+                let edges = [0, 1, 15, 16, 17, window - 1, window, window + 1, l / 2, l.saturating_sub(1), l];
+                for &off in &edges {
+                    for size in [1, 15, 16, 17, window, 3 * window + 5, 1 << 20] {
+                        let got = r.read(off, size).await.unwrap();
+                        let want = &plain[(off as usize).min(len)..((off + size) as usize).min(len)];
+                        assert_eq!(&got[..], want, "len {len} window {window} [{off}+{size})");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Issue 17: a reader that reads a call recording in order gets its end only after
+    /// the tag over the whole object verified; one changed byte anywhere fails the end
+    /// with damage (EIO), also for a reader that read the end first, unauthenticated.
+    #[tokio::test]
+    async fn a_tampered_call_recording_fails_its_end_once_every_window_was_read() {
+        let k = seal::test_key(11);
+        let plain = pattern(10_000);
+        let (mem, media) = voice(&plain, &k);
+        let r = voice_reader(mem.clone(), media.clone(), keys_of(&k), 1024);
+        let mut all = Vec::new();
+        for off in (0..10_000).step_by(1000) {
+            all.extend_from_slice(&r.read(off, 1000).await.unwrap());
+        }
+        assert_eq!(all, plain);
+        match &r.meta().await.unwrap().cipher {
+            Cipher::Gcm { tag, .. } => assert_eq!(tag.verdict(), Verdict::Verified),
+            other => panic!("{other:?}"),
+        }
+
+        let stored = mem.object(RE).unwrap().data.to_vec();
+        for flip in [0usize, 1500, 9_999, 10_000, 10_015] {
+            let mut bad = stored.clone();
+            bad[flip] ^= 0x20;
+            let mem = Arc::new(MemoryStorage::new());
+            mem.put(RE, bad, Vec::new());
+            let r = voice_reader(mem, media.clone(), keys_of(&k), 1024);
+            // The end first: some window not read yet, so served unauthenticated
+            // (unless the flipped byte is in it: CTR changes that byte only).
+            let end = r.read(9_000, 1_000).await.unwrap();
+            assert_eq!(end.len(), 1_000);
+            let mut failed = None;
+            for off in (0..10_000).step_by(1000) {
+                if let Err(e) = r.read(off, 1000).await {
+                    failed = Some((off, e));
+                    break;
+                }
+            }
+            let (off, e) = failed.unwrap_or_else(|| panic!("byte {flip} flipped: read whole"));
+            assert_eq!(off, 9_000, "only the end is refused");
+            assert!(
+                matches!(&e, ReadError::Damaged { cause: CryptoError::TagMismatch, .. }),
+                "{e}"
+            );
+            assert!(r.read(9_999, 1).await.is_err(), "and stays refused");
+            assert_eq!(r.read(0, 10).await.unwrap().len(), 10);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_recording_with_the_wrong_key_or_a_bad_envelope_is_refused() {
+        let (right, wrong) = (seal::test_key(11), seal::test_key(12));
+        let plain = pattern(5000);
+        let (mem, media) = voice(&plain, &right);
+        let r = voice_reader(mem.clone(), media.clone(), keys_of(&wrong), 1024);
+        let e = r.read(0, 10).await.unwrap_err();
+        assert!(matches!(&e, ReadError::Key { .. }), "{e}");
+        let r = voice_reader(mem.clone(), media.clone(), PrivateKeys::new(), 1024);
+        assert!(matches!(r.read(0, 10).await, Err(ReadError::Key { .. })));
+
+        let mut details = (**media.encryption.as_ref().unwrap()).clone();
+        details.iv = Some("AAAA".into()); // 3 bytes, not 12
+        let bad_iv = MediaRef::voice(RE, Some(details.clone()));
+        let r = voice_reader(mem.clone(), bad_iv, keys_of(&right), 1024);
+        assert!(matches!(r.read(0, 10).await, Err(ReadError::Damaged { .. })));
+        details.iv = None;
+        let no_iv = MediaRef::voice(RE, Some(details));
+        let r = voice_reader(mem.clone(), no_iv, keys_of(&right), 1024);
+        let e = r.read(0, 10).await.unwrap_err();
+        assert!(e.to_string().contains("encryption_details.iv"), "{e}");
+
+        // Shorter than a tag.
+        let short = Arc::new(MemoryStorage::new());
+        short.put(RE, vec![1u8; 10], Vec::new());
+        let r = voice_reader(short, media, keys_of(&right), 1024);
+        assert!(matches!(r.read(0, 10).await, Err(ReadError::Damaged { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_call_recording_stored_unencrypted_is_served_if_it_is_a_wav() {
+        let mut wav = pattern(3000);
+        wav[..4].copy_from_slice(b"RIFF");
+        wav[8..12].copy_from_slice(b"WAVE");
+        let mem = Arc::new(MemoryStorage::new());
+        mem.put(RE, wav.clone(), Vec::new());
+        let media = MediaRef::voice(RE, None);
+        let r = voice_reader(mem.clone(), media.clone(), PrivateKeys::new(), 1000);
+        assert_eq!(r.learn_size().await.unwrap(), (3000, 3000));
+        assert_eq!(&r.read(900, 1200).await.unwrap()[..], &wav[900..2100]);
+        let meta = r.meta().await.unwrap();
+        assert!(matches!(meta.cipher, Cipher::Plain));
+        assert!(matches!(r.require_encrypted(meta), Err(ReadError::NotEncrypted { .. })));
+
+        // Ciphertext said to be unencrypted (a resource that lost its envelope): refused.
+        let k = seal::test_key(11);
+        let (sealed, _) = voice(&wav, &k);
+        let r = voice_reader(sealed, media, keys_of(&k), 1000);
+        assert!(matches!(r.read(0, 10).await, Err(ReadError::NoEnvelope { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_call_recording_is_sized_with_one_block_and_no_key() {
+        let k = seal::test_key(11);
+        let (mem, media) = voice(&pattern(5000), &k);
+        let r = voice_reader(mem.clone(), media, PrivateKeys::new(), 4096);
+        assert_eq!(r.learn_size().await.unwrap(), (5016, 5000));
+        assert_eq!((mem.gets(), mem.bytes_served()), (1, 16));
     }
 }

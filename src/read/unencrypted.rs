@@ -21,6 +21,10 @@
 //! - `--require-encrypted` refuses it too ([`super::ReadError::NotEncrypted`], EACCES
 //!   on the mount, a non-zero exit and no file from `get`).
 //!
+//! A Voice call recording says in its resource whether it is encrypted
+//! (`encryption_details`); one said to be unencrypted must start like a WAV file (a
+//! `RIFF` chunk of form `WAVE`), by the same rule.
+//!
 //! An empty object (nothing to serve) is not refused by the content rule.
 //!
 //! Pure: no I/O.
@@ -33,7 +37,7 @@ pub const EBML_MAGIC: [u8; 4] = [0x1A, 0x45, 0xDF, 0xA3];
 const MP4_FIRST_BOXES: [&[u8; 4]; 6] = [b"ftyp", b"styp", b"moov", b"free", b"skip", b"mdat"];
 
 /// Whether the first bytes of an object (`head`, at least 8 of them when it has that
-/// many) can begin a Matroska/WebM or MP4 file. `total_len` is the object's length:
+/// many; 12 for a WAV) can begin a Matroska/WebM, MP4 or WAV file. `total_len` is the object's length:
 /// an empty object passes (there is nothing to serve), a shorter head than 8 bytes of
 /// a longer object does not decide and passes too (the caller asks with more).
 pub fn looks_like_media(head: &[u8], total_len: u64) -> bool {
@@ -44,6 +48,10 @@ pub fn looks_like_media(head: &[u8], total_len: u64) -> bool {
         return true;
     }
     if head.starts_with(&EBML_MAGIC) {
+        return true;
+    }
+    // A WAV file (a call recording): a RIFF chunk of form type WAVE.
+    if head.len() >= 12 && head.starts_with(b"RIFF") && &head[8..12] == b"WAVE" {
         return true;
     }
     match (head.get(..4), head.get(4..8)) {
@@ -64,18 +72,19 @@ mod tests {
     fn media_starts_so_and_ciphertext_does_not() {
         let mp4 = [&[0, 0, 0, 0x20][..], b"ftypisom", &[0; 8]].concat();
         let mkv = [&EBML_MAGIC[..], &[0x9F, 0x42, 0x86, 0x81, 1][..]].concat();
-        let accepted: [(&[u8], u64); 6] = [
+        let accepted: [(&[u8], u64); 7] = [
             (&mkv, 1000),
             (&mp4, 1000),
             (&[0, 0, 0, 1, b'm', b'o', b'o', b'v'], 100),
             (&EBML_MAGIC, 4), // a whole (tiny) object that is an EBML header
             (&[], 0),
             (&EBML_MAGIC[..2], 1000), // not enough to decide: asked again with more
+            (b"RIFF\x24\x00\x01\x00WAVEfmt ", 1000),
         ];
         for (head, len) in accepted {
             assert!(looks_like_media(head, len), "{head:02x?} of {len}");
         }
-        let refused: [(&[u8], u64); 7] = [
+        let refused: [(&[u8], u64); 8] = [
             (&[0x1A, 0x45, 0xDF, 0xA2, 0, 0, 0, 0], 1000), // one bit off
             (&[0, 0, 0, 4, b'f', b't', b'y', b'p'], 1000), // a box shorter than its header
             (&[0, 0, 0, 0x20, b'F', b'T', b'Y', b'P'], 1000),
@@ -83,6 +92,7 @@ mod tests {
             (b"hello", 5),
             (&[0xFF], 1),
             (b"<html><body>", 12),
+            (b"RIFF\x24\x00\x01\x00AVI LIST", 1000),
         ];
         for (head, len) in refused {
             assert!(!looks_like_media(head, len), "{head:02x?} of {len}");
