@@ -12,9 +12,9 @@ pub fn is_sid(s: &str) -> bool {
 }
 
 /// The file extension for a container format from the API (`mka`, `mkv`, `mp4`, `webm`,
-/// any case), or `None` for anything else.
+/// `wav`, any case), or `None` for anything else.
 pub fn extension(format: &str) -> Option<&'static str> {
-    ["mka", "mkv", "mp4", "webm"]
+    ["mka", "mkv", "mp4", "webm", "wav"]
         .into_iter()
         .find(|e| format.eq_ignore_ascii_case(e))
 }

@@ -13,9 +13,11 @@
 //! else. No key, IV, header or byte of plaintext is ever held here, so the file helps
 //! nobody decrypt anything (DESIGN.md §3). An entry is only believed when the two
 //! lengths agree with each other (PKCS#7: `stored − 16 ≤ plain < stored`, stored a
-//! multiple of 16; or equal, for an object stored unencrypted) and, for an entry read
-//! from disk, when the size the API lists for the SID now is one of the two (or
-//! between): a changed object never gets a stale size.
+//! multiple of 16; for a call recording, GCM: `plain = stored − 16`; or equal, for an
+//! object stored unencrypted) and, for an entry read from disk, when the size the API
+//! lists for the SID now is one of the two (or between): a changed object never gets a
+//! stale size. The Voice API lists no size: a call recording's entry from disk is
+//! believed as it is (a completed call recording never changes).
 //!
 //! The file, `DIR/sizes`, is text: a header line ([`HEADER`]), then `SID STORED PLAIN`
 //! lines ([`parse`], [`render`]: pure, property-tested). It is written whole, to a
@@ -72,6 +74,16 @@ impl Size {
         let padded = stored.is_multiple_of(16) && plain < stored && stored - plain <= 16;
         (padded || plain == stored).then_some(Self { stored, plain })
     }
+
+    /// [`Self::new`] for the object of `sid`: a call recording's (`RE…`) is GCM's, the
+    /// plaintext and its 16-byte tag, or stored as it is.
+    pub fn of(sid: &str, stored: u64, plain: u64) -> Option<Self> {
+        if is_call_sid(sid) {
+            return (plain.checked_add(16) == Some(stored) || plain == stored)
+                .then_some(Self { stored, plain });
+        }
+        Self::new(stored, plain)
+    }
 }
 
 /// Why a sizes file was not used at all.
@@ -118,12 +130,17 @@ fn parse_line(line: &str) -> Option<(&str, Size)> {
             .then(|| s.parse::<u64>().ok())
             .flatten()
     };
-    Some((sid, Size::new(number(stored)?, number(plain)?)?))
+    Some((sid, Size::of(sid, number(stored)?, number(plain)?)?))
 }
 
-/// A recording's or composition's SID: the only keys a sizes file has.
+/// A recording's, composition's or call recording's SID: the only keys a sizes file has.
 fn is_media_sid(sid: &str) -> bool {
-    crate::names::is_sid(sid) && (sid.starts_with("RT") || sid.starts_with("CJ"))
+    crate::names::is_sid(sid) && ["RT", "CJ", "RE"].iter().any(|p| sid.starts_with(p))
+}
+
+/// A call recording's SID: its API lists no size.
+fn is_call_sid(sid: &str) -> bool {
+    sid.starts_with("RE")
 }
 
 /// The text of a sizes file holding `entries` (which [`parse`] reads back).
@@ -250,7 +267,8 @@ impl SizeCache {
         let table = self.table.lock().expect("sizes lock");
         let known = table.entries.get(sid)?;
         let agrees = listed.is_some_and(|l| (known.size.plain..=known.size.stored).contains(&l));
-        (known.learned_here || agrees).then_some(known.size.plain)
+        let unlisted = is_call_sid(sid) && listed.is_none();
+        (known.learned_here || agrees || unlisted).then_some(known.size.plain)
     }
 
     /// Records what the storage just said of `sid`. Lengths that do not agree
@@ -258,7 +276,7 @@ impl SizeCache {
     /// news, a save is scheduled [`SAVE_AFTER`] from now (on the tokio runtime, if
     /// this runs on one; otherwise at the next [`Self::save`]).
     pub fn record(self: &Arc<Self>, sid: &str, stored: u64, plain: u64) {
-        let Some(size) = Size::new(stored, plain) else {
+        let Some(size) = Size::of(sid, stored, plain) else {
             return;
         };
         if !is_media_sid(sid) {
@@ -536,6 +554,20 @@ mod tests {
         assert!(Size::new(5008, 4992).is_some());
         assert!(Size::new(5008, 4991).is_none(), "17 bytes of padding");
         assert!(Size::new(5008, 5008).is_some(), "stored unencrypted");
+        let re = "RE0123456789abcdef0123456789abcdef";
+        assert!(
+            Size::of(re, 5017, 5001).is_some(),
+            "GCM: the tag, no padding"
+        );
+        assert!(Size::of(re, 5017, 5017).is_some(), "stored unencrypted");
+        assert!(Size::of(re, 5017, 5002).is_none());
+        assert!(
+            Size::of(re, 5008, 5000).is_none(),
+            "no PKCS#7 for a call recording"
+        );
+        assert!(Size::of(re, 15, 0).is_none());
+        let rt = "RT0123456789abcdef0123456789abcdef";
+        assert!(Size::of(rt, 5017, 5001).is_none(), "no GCM for a recording");
         assert!(Size::new(5007, 5000).is_none(), "not a multiple of 16");
         assert!(Size::new(5000, 5001).is_none());
         assert!(Size::new(0, 0).is_some(), "an empty unencrypted object");

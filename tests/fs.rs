@@ -254,6 +254,198 @@ async fn read_all_in(fs: &TwilioFs, ino: u64, chunk: u32) -> Result<Vec<u8>, Err
     Ok(out)
 }
 
+fn re(n: u64) -> String {
+    format!("RE{n:032x}")
+}
+
+fn ca(n: u64) -> String {
+    format!("CA{n:032x}")
+}
+
+impl Account {
+    /// A completed call recording `n` of `len` plaintext bytes in call `call`, sealed
+    /// as Twilio seals them (AES-256-GCM for the account's key) or, if not `encrypted`,
+    /// stored as a WAV; returns its plaintext.
+    fn call_recording(&self, n: u64, call: &str, len: usize, encrypted: bool) -> Vec<u8> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut plain = plaintext(200 + n, len);
+        let details = if encrypted {
+            let (stored, env) = twilio_media_fs::crypto::seal::seal_gcm(
+                &self.key.to_public_key(),
+                Some("CR00000000000000000000000000000001"),
+                &plain,
+            );
+            self.storage.put(&re(n), stored, Vec::new());
+            Some(twilio::EncryptionDetails {
+                public_key_sid: env.public_key_sid,
+                encrypted_cek: Some(b64.encode(&env.wrapped_key)),
+                iv: Some(b64.encode(env.iv)),
+            })
+        } else {
+            plain[..4].copy_from_slice(b"RIFF");
+            plain[8..12].copy_from_slice(b"WAVE");
+            self.storage.put(&re(n), plain.clone(), Vec::new());
+            None
+        };
+        self.api.put(twilio::VoiceRecording {
+            sid: re(n),
+            status: Some("completed".into()),
+            call_sid: Some(call.into()),
+            channels: Some(1 + n % 2),
+            source: Some("DialVerb".into()),
+            duration: Some(n),
+            date_created: Some(format!("Fri, {:02} Nov 2026 10:00:00 +0000", 1 + n % 28)),
+            start_time: Some(format!("Fri, {:02} Nov 2026 09:59:58 +0000", 1 + n % 28)),
+            encryption_details: details,
+            ..Default::default()
+        });
+        plain
+    }
+}
+
+/// Issue 17: call recordings in `voice/` and `calls/CA…/`, read as their plaintext at
+/// any offset, sized exactly without a key, with their fields as attributes; the same
+/// inode in both directories.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_recordings_in_voice_and_in_their_call() {
+    let a = account(Options::default());
+    a.recording(1, ROOM_A, 100);
+    let one = a.call_recording(1, &ca(1), 5000, true);
+    let two = a.call_recording(2, &ca(1), 3000, true);
+    let plain = a.call_recording(3, &ca(2), 2000, false);
+    assert_eq!(
+        a.ls(fs::ROOT).await.unwrap(),
+        ["recordings", "compositions", "rooms", "voice", "calls"]
+    );
+    assert_eq!(
+        a.ls(fs::VOICE).await.unwrap(),
+        [1, 2, 3].map(|n| format!("{}.wav", re(n)))
+    );
+    assert_eq!(a.ls(fs::CALLS).await.unwrap(), [ca(1), ca(2)]);
+    assert_eq!(
+        a.ls(fs::ROOMS).await.unwrap(),
+        [ROOM_A],
+        "calls are no rooms"
+    );
+    let call = a.lookup(fs::CALLS, &ca(1)).await.unwrap();
+    assert_eq!(
+        a.ls(call.ino).await.unwrap(),
+        [format!("{}.wav", re(1)), format!("{}.wav", re(2))]
+    );
+    assert_eq!(
+        errno(a.lookup(fs::ROOMS, &ca(1)).await),
+        libc::ENOENT,
+        "a call is not under rooms/"
+    );
+
+    // Sized in the background with one 16-byte GET each: the Voice API lists no size.
+    let mut inos = Vec::new();
+    for n in [1, 2, 3] {
+        inos.push(
+            a.lookup(fs::VOICE, &format!("{}.wav", re(n)))
+                .await
+                .unwrap()
+                .ino,
+        );
+    }
+    until("call recordings sized", || {
+        inos.iter().all(|&ino| a.fs.getattr(ino).unwrap().exact)
+    })
+    .await;
+    assert_eq!(a.storage.bytes_served(), 3 * 16, "one block each");
+    let attr = a.fs.getattr(inos[0]).unwrap();
+    assert_eq!((attr.size, attr.exact, attr.nlink), (5000, true, 2));
+    let in_call = a.lookup(call.ino, &format!("{}.wav", re(1))).await.unwrap();
+    assert_eq!(in_call.ino, attr.ino);
+
+    for (n, want) in [(1, &one), (2, &two), (3, &plain)] {
+        let attr = a
+            .lookup(fs::VOICE, &format!("{}.wav", re(n)))
+            .await
+            .unwrap();
+        for chunk in [1000, 4096, 7] {
+            assert_eq!(
+                &a.read_all(attr.ino, chunk).await.unwrap(),
+                want,
+                "{n}/{chunk}"
+            );
+        }
+    }
+    assert_eq!(xattr(&a, attr.ino, "call_sid").await.unwrap(), ca(1));
+    assert_eq!(xattr(&a, attr.ino, "channels").await.unwrap(), "2");
+    assert_eq!(xattr(&a, attr.ino, "source").await.unwrap(), "DialVerb");
+    assert_eq!(xattr(&a, attr.ino, "encrypted").await.unwrap(), "true");
+    assert_eq!(
+        xattr(&a, attr.ino, "public_key_sid").await.unwrap(),
+        "CR00000000000000000000000000000001"
+    );
+    assert_eq!(
+        errno(xattr(&a, attr.ino, "conference_sid").await),
+        libc::ENODATA
+    );
+    let names = xattr_names(&a, attr.ino).await;
+    assert_eq!(
+        names.matches("user.twilio.encrypted\0").count(),
+        1,
+        "{names}"
+    );
+    let unencrypted = a
+        .lookup(fs::VOICE, &format!("{}.wav", re(3)))
+        .await
+        .unwrap();
+    assert_eq!(
+        xattr(&a, unencrypted.ino, "encrypted").await.unwrap(),
+        "false"
+    );
+}
+
+/// Issue 17: one changed byte of a call recording fails a whole read (EIO at its end);
+/// a wrong key fails the open with EACCES.
+#[tokio::test]
+async fn a_tampered_call_recording_fails_a_whole_read_and_a_wrong_key_eacces() {
+    let a = account(Options::default());
+    a.call_recording(1, &ca(1), 5000, true);
+    let mut stored = a.storage.object(&re(1)).unwrap().data.to_vec();
+    stored[1234] ^= 1;
+    a.storage.put(&re(1), stored, Vec::new());
+    let attr = a
+        .lookup(fs::VOICE, &format!("{}.wav", re(1)))
+        .await
+        .unwrap();
+    assert_eq!(errno(a.read_all(attr.ino, 4096).await), libc::EIO);
+
+    let b = account(Options::default());
+    let other = seal_other_key(&b);
+    let attr = b
+        .lookup(fs::VOICE, &format!("{}.wav", re(other)))
+        .await
+        .unwrap();
+    assert_eq!(errno(b.fs.open(attr.ino).await), libc::EACCES);
+}
+
+/// A call recording sealed for a key the mount does not have; returns its number.
+fn seal_other_key(a: &Account) -> u64 {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let other = twilio_media_fs::crypto::seal::generate_key(1024);
+    let (stored, env) =
+        twilio_media_fs::crypto::seal::seal_gcm(&other.to_public_key(), None, &[7u8; 100]);
+    a.storage.put(&re(9), stored, Vec::new());
+    a.api.put(twilio::VoiceRecording {
+        sid: re(9),
+        status: Some("completed".into()),
+        call_sid: Some(ca(9)),
+        encryption_details: Some(twilio::EncryptionDetails {
+            public_key_sid: None,
+            encrypted_cek: Some(b64.encode(&env.wrapped_key)),
+            iv: Some(b64.encode(env.iv)),
+        }),
+        ..Default::default()
+    });
+    9
+}
+
 /// Builds the error a storage (or API) fault answers with.
 type StorageFault = fn(&str) -> ObjectError;
 type ApiFault = fn(&str) -> twilio::Error;
@@ -284,7 +476,7 @@ async fn the_tree_its_names_and_sizes() {
 
     assert_eq!(
         a.ls(fs::ROOT).await.unwrap(),
-        ["recordings", "compositions", "rooms"]
+        ["recordings", "compositions", "rooms", "voice", "calls"]
     );
     assert_eq!(
         a.ls(fs::RECORDINGS).await.unwrap(),

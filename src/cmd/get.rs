@@ -239,9 +239,7 @@ fn too_late(start: u64, len: u64, within: Duration, bound: Duration, rate: MinRa
 /// The media reference and file extension of a SID, from its resource.
 async fn describe(twilio: &TwilioClient, sid: &str) -> anyhow::Result<(MediaRef, String)> {
     let Some(kind) = crate::twilio::MediaKind::of_sid(sid) else {
-        bail!(
-            "{sid} is neither a recording (RT…), a composition (CJ…) nor a call recording (RE…)"
-        );
+        bail!("{sid} is neither a recording (RT…), a composition (CJ…) nor a call recording (RE…)");
     };
     let media = MediaRef::new(kind, sid);
     let resource = twilio

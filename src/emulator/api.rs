@@ -334,7 +334,15 @@ pub async fn list_media(
         emu.hostile.resource(&mut json, i, generation);
         json
     };
-    page_with(&base, &kind.list_path(""), kind.list_key(), items, json, &f, &q)
+    page_with(
+        &base,
+        &kind.list_path(""),
+        kind.list_key(),
+        items,
+        json,
+        &f,
+        &q,
+    )
 }
 
 /// The catalog index of `sid` (or, with [`hostile::Hostile::NewSids`], of the object a listing

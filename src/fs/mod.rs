@@ -7,7 +7,12 @@
 //! /recordings/RTxx.mka|mkv      completed recordings
 //! /compositions/CJxx.mp4|webm   completed compositions
 //! /rooms/RMxx/                  the recordings and compositions of one room
+//! /voice/RExx.wav               completed Voice call recordings
+//! /calls/CAxx/                  the call recordings of one call
 //! ```
+//!
+//! Rooms and calls are the two [`Group`]s: a directory per room (of the Video kinds'
+//! files) or per call (of call recordings'), made from the listings.
 //!
 //! Directories are listed lazily, on first use (a lookup of the directory, or of a
 //! name in it), through the [`Api`], and listed again once older than `refresh`. A
@@ -88,6 +93,8 @@ pub const COMPOSITIONS: u64 = 3;
 pub const ROOMS: u64 = 4;
 /// `/.stats`.
 pub const STATS: u64 = 5;
+pub const VOICE: u64 = 6;
+pub const CALLS: u64 = 7;
 /// Its name in the root directory.
 pub const STATS_NAME: &str = ".stats";
 const FIRST_DYNAMIC: u64 = 16;
@@ -182,10 +189,40 @@ enum Node {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Dir {
     Root,
-    /// `recordings/` or `compositions/`.
+    /// `recordings/`, `compositions/` or `voice/`.
     Media(MediaKind),
+    /// `rooms/` or `calls/`.
+    Groups(Group),
+    /// `rooms/RM…/` or `calls/CA…/`.
+    Group(Group, String),
+}
+
+/// How files are gathered in directories beside their kind's: by room (`rooms/RM…/`,
+/// recordings and compositions) or by call (`calls/CA…/`, call recordings). A file's
+/// group is [`Media::room`]: a room SID, or a call SID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Group {
     Rooms,
-    Room(String),
+    Calls,
+}
+
+impl Group {
+    /// The kinds whose files it gathers.
+    fn kinds(self) -> &'static [MediaKind] {
+        match self {
+            Group::Rooms => &MediaKind::VIDEO,
+            Group::Calls => &[MediaKind::Voice],
+        }
+    }
+
+    /// The group a kind's files are gathered in.
+    fn of(kind: MediaKind) -> Group {
+        if kind.is_video() {
+            Group::Rooms
+        } else {
+            Group::Calls
+        }
+    }
 }
 
 /// One kind's listing: its files in the API's order, and when it was made.
@@ -200,7 +237,8 @@ struct Listed {
 #[derive(Default)]
 struct Newest {
     kinds: HashMap<MediaKind, SystemTime>,
-    all: Option<SystemTime>,
+    groups: HashMap<Group, SystemTime>,
+    /// Room or call SID → the newest of its files.
     rooms: HashMap<String, SystemTime>,
 }
 
@@ -265,7 +303,9 @@ impl TwilioFs {
             (ROOT, Dir::Root),
             (RECORDINGS, Dir::Media(MediaKind::Recording)),
             (COMPOSITIONS, Dir::Media(MediaKind::Composition)),
-            (ROOMS, Dir::Rooms),
+            (ROOMS, Dir::Groups(Group::Rooms)),
+            (VOICE, Dir::Media(MediaKind::Voice)),
+            (CALLS, Dir::Groups(Group::Calls)),
         ];
         for (ino, dir) in dirs {
             state.nodes.insert(ino, Arc::new(Node::Dir(dir)));
@@ -360,10 +400,13 @@ impl TwilioFs {
         let (newest, exact) = match dir {
             Dir::Root => (None, true),
             Dir::Media(kind) => (state.newest.kinds.get(kind).copied(), listed(kind)),
-            Dir::Rooms => (state.newest.all, MediaKind::VIDEO.iter().all(listed)),
-            Dir::Room(room) => (
+            Dir::Groups(group) => (
+                state.newest.groups.get(group).copied(),
+                group.kinds().iter().all(listed),
+            ),
+            Dir::Group(group, room) => (
                 state.newest.rooms.get(room).copied(),
-                MediaKind::VIDEO.iter().all(listed),
+                group.kinds().iter().all(listed),
             ),
         };
         Attr {
@@ -389,7 +432,8 @@ impl TwilioFs {
             size,
             mtime: f.mtime,
             perm: 0o444,
-            // Listed in `rooms/RM…/` too when it has a room (see `room_members`).
+            // Listed in `rooms/RM…/` (`calls/CA…/`) too when it has a room (a call; see
+            // `group_members`).
             nlink: if f.room.is_some() { 2 } else { 1 },
             exact,
         }
@@ -414,7 +458,7 @@ impl TwilioFs {
         if dir == Dir::Root && name == STATS_NAME {
             return Ok(self.stats_attr());
         }
-        if matches!(dir, Dir::Root | Dir::Rooms) {
+        if matches!(dir, Dir::Root | Dir::Groups(_)) {
             let entries = self.entries(&dir, deadline).await?;
             let entry = entries
                 .iter()
@@ -426,7 +470,8 @@ impl TwilioFs {
                 // are not final, and the directory's readdir meets the error and says it.
                 let kinds = match self.dir(entry.ino)? {
                     Dir::Media(kind) => vec![kind],
-                    _ => MediaKind::VIDEO.to_vec(),
+                    Dir::Groups(group) => group.kinds().to_vec(),
+                    _ => Vec::new(),
                 };
                 let grace = self.grace_until(deadline);
                 for kind in kinds {
@@ -465,8 +510,10 @@ impl TwilioFs {
         let file = self.file(ino.ok_or(Error::NotFound)?)?;
         let in_dir = match &dir {
             Dir::Media(k) => file.kind == *k,
-            Dir::Room(room) => file.room.as_deref() == Some(room.as_str()),
-            Dir::Root | Dir::Rooms => false,
+            Dir::Group(group, room) => {
+                Group::of(file.kind) == *group && file.room.as_deref() == Some(room.as_str())
+            }
+            Dir::Root | Dir::Groups(_) => false,
         };
         if file.name != name || !in_dir {
             return Err(Error::NotFound);
@@ -585,6 +632,8 @@ impl TwilioFs {
                 (RECORDINGS, MediaKind::Recording.plural()),
                 (COMPOSITIONS, MediaKind::Composition.plural()),
                 (ROOMS, "rooms"),
+                (VOICE, MediaKind::Voice.plural()),
+                (CALLS, "calls"),
             ]
             .map(|(ino, name)| Entry {
                 ino,
@@ -598,14 +647,14 @@ impl TwilioFs {
                 let files = state.listed.get(kind).map(|l| l.files.clone());
                 Ok(file_entries(&state, files.unwrap_or_default()))
             }
-            Dir::Rooms => {
-                self.listed_all(deadline).await?;
-                let rooms = self.room_members();
+            Dir::Groups(group) => {
+                self.listed_all(*group, deadline).await?;
+                let rooms = self.group_members(*group);
                 let mut state = self.state.lock().expect("state lock");
                 let mut entries: Vec<Entry> = rooms
                     .keys()
                     .map(|room| Entry {
-                        ino: state.room_dir(room),
+                        ino: state.room_dir(*group, room),
                         kind: Kind::Dir,
                         name: room.clone(),
                     })
@@ -613,9 +662,9 @@ impl TwilioFs {
                 entries.sort_by(|a, b| a.name.cmp(&b.name));
                 Ok(entries)
             }
-            Dir::Room(room) => {
-                self.listed_all(deadline).await?;
-                let members = self.room_members().remove(room).unwrap_or_default();
+            Dir::Group(group, room) => {
+                self.listed_all(*group, deadline).await?;
+                let members = self.group_members(*group).remove(room).unwrap_or_default();
                 Ok(file_entries(
                     &self.state.lock().expect("state lock"),
                     members,
@@ -624,11 +673,11 @@ impl TwilioFs {
         }
     }
 
-    /// Room SID → the inodes of its files (recordings first, then compositions).
-    fn room_members(&self) -> HashMap<String, Vec<u64>> {
+    /// Room (call) SID → the inodes of its files (recordings first, then compositions).
+    fn group_members(&self, group: Group) -> HashMap<String, Vec<u64>> {
         let state = self.state.lock().expect("state lock");
         let mut rooms: HashMap<String, Vec<u64>> = HashMap::new();
-        for kind in MediaKind::VIDEO {
+        for &kind in group.kinds() {
             for ino in state.listed.get(&kind).map_or(&[][..], |l| &l.files) {
                 if let Some(Node::File(f)) = state.nodes.get(ino).map(|n| &**n)
                     && let Some(room) = &f.room
@@ -651,9 +700,12 @@ impl TwilioFs {
         (!self.stale(at), at.is_some())
     }
 
-    /// [`Self::listed`] for every kind, their refreshes made at the same time.
-    async fn listed_all(&self, deadline: Instant) -> Result<()> {
-        let waits = MediaKind::VIDEO.map(|kind| self.listed(kind, deadline, true));
+    /// [`Self::listed`] for every kind of `group`, their refreshes made at the same time.
+    async fn listed_all(&self, group: Group, deadline: Instant) -> Result<()> {
+        let waits = group
+            .kinds()
+            .iter()
+            .map(|&kind| self.listed(kind, deadline, true));
         for done in futures_util::future::join_all(waits).await {
             done?;
         }
@@ -782,10 +834,10 @@ impl TwilioFs {
         Ok(())
     }
 
-    /// Every page of `kind`'s listing, for each `--room`.
+    /// Every page of `kind`'s listing, for each `--room` of its group.
     async fn fetch_listing(&self, kind: MediaKind) -> Result<Vec<Media>> {
         let mut found = Vec::new();
-        for room in self.room_filters() {
+        for room in self.room_filters(kind) {
             let filter = MediaFilter {
                 status: Some("completed".to_owned()),
                 room,
@@ -849,14 +901,17 @@ impl TwilioFs {
         self.unlisted.lock().expect("unlisted lock")
     }
 
-    /// With `exact_sizes`: the objects of `inos` whose exact size is not known yet.
+    /// The objects of `inos` whose exact size is not known yet and is to be learned in
+    /// the background: with `exact_sizes`, every kind's; call recordings' always: the
+    /// Voice API lists no size, so without this one 16-byte
+    /// GET each (the stored length less the tag) `ls -l` would show them all as 0.
     fn unsized_files(&self, state: &State, inos: &[u64]) -> Vec<Arc<ObjectReader>> {
-        if !self.config.exact_sizes {
-            return Vec::new();
-        }
         inos.iter()
             .filter_map(|ino| match state.nodes.get(ino).map(|n| &**n) {
-                Some(Node::File(f)) if self.core.known_size(&f.object, f.listed_size).is_none() => {
+                Some(Node::File(f))
+                    if (self.config.exact_sizes || !f.kind.is_video())
+                        && self.core.known_size(&f.object, f.listed_size).is_none() =>
+                {
                     Some(f.object.clone())
                 }
                 _ => None,
@@ -864,12 +919,19 @@ impl TwilioFs {
             .collect()
     }
 
-    fn room_filters(&self) -> Vec<Option<String>> {
+    /// The listings to make of `kind`: all of it without `--room`; else one per room
+    /// of its group: rooms and participants (`RM…`, `PA…`) for the Video kinds, calls
+    /// (`CA…`) for call recordings. None: the mount shows none of that kind.
+    fn room_filters(&self, kind: MediaKind) -> Vec<Option<String>> {
         if self.config.rooms.is_empty() {
-            vec![None]
-        } else {
-            self.config.rooms.iter().cloned().map(Some).collect()
+            return vec![None];
         }
+        let calls = |r: &&String| r.starts_with("CA");
+        (self.config.rooms.iter())
+            .filter(|r| calls(r) != kind.is_video())
+            .cloned()
+            .map(Some)
+            .collect()
     }
 
     /// Adds (or finds) the file of a completed recording or composition; `None` when
@@ -1009,7 +1071,7 @@ impl TwilioFs {
         let node = self.node(ino)?;
         let (attrs, more): (Xattrs, &[&str]) = match &*node {
             Node::File(f) => (f.xattrs.clone(), &["encrypted"]),
-            Node::Dir(Dir::Room(room)) => (self.room_xattrs(room).await?, &[]),
+            Node::Dir(Dir::Group(Group::Rooms, room)) => (self.room_xattrs(room).await?, &[]),
             Node::Dir(_) => return Ok(Vec::new()),
         };
         Ok(xattr_names(
@@ -1029,11 +1091,15 @@ impl TwilioFs {
         let attrs = match &*node {
             Node::File(f) if key == "encrypted" => {
                 let meta = self.core.meta(&f.object).await?;
-                let encrypted = if meta.key().is_some() { "true" } else { "false" };
+                let encrypted = if meta.key().is_some() {
+                    "true"
+                } else {
+                    "false"
+                };
                 return Ok(encrypted.as_bytes().to_vec());
             }
             Node::File(f) => f.xattrs.clone(),
-            Node::Dir(Dir::Room(room)) => self.room_xattrs(room).await?,
+            Node::Dir(Dir::Group(Group::Rooms, room)) => self.room_xattrs(room).await?,
             Node::Dir(_) => return Err(Error::NoXattr),
         };
         attrs
@@ -1092,7 +1158,7 @@ impl State {
                 };
                 let later = |t: &mut SystemTime| *t = (*t).max(f.mtime);
                 later(newest.kinds.entry(*kind).or_insert(f.mtime));
-                later(newest.all.get_or_insert(f.mtime));
+                later((newest.groups).entry(Group::of(*kind)).or_insert(f.mtime));
                 if let Some(room) = &f.room {
                     later(newest.rooms.entry(room.clone()).or_insert(f.mtime));
                 }
@@ -1109,7 +1175,7 @@ impl State {
             || self.held.contains_key(&ino)
             || match node {
                 Node::File(_) => self.current.contains(&ino),
-                Node::Dir(Dir::Room(room)) => self.newest.rooms.contains_key(room),
+                Node::Dir(Dir::Group(_, room)) => self.newest.rooms.contains_key(room),
                 Node::Dir(_) => true,
             }
     }
@@ -1153,7 +1219,7 @@ impl State {
         };
         let sid = match &*node {
             Node::File(f) => f.object.sid().to_owned(),
-            Node::Dir(Dir::Room(room)) => {
+            Node::Dir(Dir::Group(_, room)) => {
                 self.room_xattrs.remove(room);
                 room.clone()
             }
@@ -1164,14 +1230,14 @@ impl State {
         }
     }
 
-    /// The inode of room `room`'s directory, made on first use.
-    fn room_dir(&mut self, room: &str) -> u64 {
+    /// The inode of room (call) `room`'s directory, made on first use.
+    fn room_dir(&mut self, group: Group, room: &str) -> u64 {
         if let Some(&ino) = self.by_sid.get(room) {
             return ino;
         }
         let ino = self.alloc();
         self.by_sid.insert(room.to_owned(), ino);
-        let node = Arc::new(Node::Dir(Dir::Room(room.to_owned())));
+        let node = Arc::new(Node::Dir(Dir::Group(group, room.to_owned())));
         self.nodes.insert(ino, node);
         ino
     }

@@ -343,7 +343,10 @@ impl ObjectReader {
         if self.media.kind == MediaKind::Voice {
             // The tag's 16 bytes are all the length hides: no key is needed.
             return match self.media.encryption {
-                Some(_) => Ok((stored, gcm::plaintext_len(stored).map_err(|e| self.damaged(e))?)),
+                Some(_) => Ok((
+                    stored,
+                    gcm::plaintext_len(stored).map_err(|e| self.damaged(e))?,
+                )),
                 None => {
                     self.plain_media(&first)?;
                     Ok((stored, stored))
@@ -492,21 +495,22 @@ impl ObjectReader {
         let missing = |field| self.damaged(CryptoError::MissingHeader(field));
         let envelope = GcmEnvelope::from_base64(
             details.public_key_sid.as_deref(),
-            (details.encrypted_cek.as_deref()).ok_or_else(|| missing("encryption_details.encrypted_cek"))?,
+            (details.encrypted_cek.as_deref())
+                .ok_or_else(|| missing("encryption_details.encrypted_cek"))?,
             (details.iv.as_deref()).ok_or_else(|| missing("encryption_details.iv"))?,
         )
         .map_err(|e| self.damaged(e))?;
         let plain_len = gcm::plaintext_len(stored_len).map_err(|e| self.damaged(e))?;
-        let (key, key_name) = self
-            .keys
-            .unwrap_oaep(&envelope.wrapped_key)
-            .map_err(|e| match e {
-                CryptoError::WrongKey { .. } | CryptoError::NoKeys => ReadError::Key {
-                    sid: self.sid().to_owned(),
-                    cause: e,
-                },
-                other => self.damaged(other),
-            })?;
+        let (key, key_name) =
+            self.keys
+                .unwrap_oaep(&envelope.wrapped_key)
+                .map_err(|e| match e {
+                    CryptoError::WrongKey { .. } | CryptoError::NoKeys => ReadError::Key {
+                        sid: self.sid().to_owned(),
+                        cause: e,
+                    },
+                    other => self.damaged(other),
+                })?;
         tracing::debug!(
             "{}: AES-256-GCM key unwrapped with {key_name}; {plain_len} bytes of plaintext",
             self.sid()
@@ -990,11 +994,24 @@ mod tests {
                 );
                 assert!(matches!(meta.cipher, Cipher::Gcm { .. }));
                 let l = len as u64;
-                let edges = [0, 1, 15, 16, 17, window - 1, window, window + 1, l / 2, l.saturating_sub(1), l];
+                let edges = [
+                    0,
+                    1,
+                    15,
+                    16,
+                    17,
+                    window - 1,
+                    window,
+                    window + 1,
+                    l / 2,
+                    l.saturating_sub(1),
+                    l,
+                ];
                 for &off in &edges {
                     for size in [1, 15, 16, 17, window, 3 * window + 5, 1 << 20] {
                         let got = r.read(off, size).await.unwrap();
-                        let want = &plain[(off as usize).min(len)..((off + size) as usize).min(len)];
+                        let want =
+                            &plain[(off as usize).min(len)..((off + size) as usize).min(len)];
                         assert_eq!(&got[..], want, "len {len} window {window} [{off}+{size})");
                     }
                 }
@@ -1042,7 +1059,13 @@ mod tests {
             let (off, e) = failed.unwrap_or_else(|| panic!("byte {flip} flipped: read whole"));
             assert_eq!(off, 9_000, "only the end is refused");
             assert!(
-                matches!(&e, ReadError::Damaged { cause: CryptoError::TagMismatch, .. }),
+                matches!(
+                    &e,
+                    ReadError::Damaged {
+                        cause: CryptoError::TagMismatch,
+                        ..
+                    }
+                ),
                 "{e}"
             );
             assert!(r.read(9_999, 1).await.is_err(), "and stays refused");
@@ -1065,7 +1088,10 @@ mod tests {
         details.iv = Some("AAAA".into()); // 3 bytes, not 12
         let bad_iv = MediaRef::voice(RE, Some(details.clone()));
         let r = voice_reader(mem.clone(), bad_iv, keys_of(&right), 1024);
-        assert!(matches!(r.read(0, 10).await, Err(ReadError::Damaged { .. })));
+        assert!(matches!(
+            r.read(0, 10).await,
+            Err(ReadError::Damaged { .. })
+        ));
         details.iv = None;
         let no_iv = MediaRef::voice(RE, Some(details));
         let r = voice_reader(mem.clone(), no_iv, keys_of(&right), 1024);
@@ -1076,7 +1102,10 @@ mod tests {
         let short = Arc::new(MemoryStorage::new());
         short.put(RE, vec![1u8; 10], Vec::new());
         let r = voice_reader(short, media, keys_of(&right), 1024);
-        assert!(matches!(r.read(0, 10).await, Err(ReadError::Damaged { .. })));
+        assert!(matches!(
+            r.read(0, 10).await,
+            Err(ReadError::Damaged { .. })
+        ));
     }
 
     #[tokio::test]
@@ -1092,13 +1121,19 @@ mod tests {
         assert_eq!(&r.read(900, 1200).await.unwrap()[..], &wav[900..2100]);
         let meta = r.meta().await.unwrap();
         assert!(matches!(meta.cipher, Cipher::Plain));
-        assert!(matches!(r.require_encrypted(meta), Err(ReadError::NotEncrypted { .. })));
+        assert!(matches!(
+            r.require_encrypted(meta),
+            Err(ReadError::NotEncrypted { .. })
+        ));
 
         // Ciphertext said to be unencrypted (a resource that lost its envelope): refused.
         let k = seal::test_key(11);
         let (sealed, _) = voice(&wav, &k);
         let r = voice_reader(sealed, media, keys_of(&k), 1000);
-        assert!(matches!(r.read(0, 10).await, Err(ReadError::NoEnvelope { .. })));
+        assert!(matches!(
+            r.read(0, 10).await,
+            Err(ReadError::NoEnvelope { .. })
+        ));
     }
 
     #[tokio::test]

@@ -373,7 +373,11 @@ impl TwilioClient {
 
     /// Where `kind`'s API is: the Video API, or the Voice API.
     fn base_for(&self, kind: MediaKind) -> &Url {
-        if kind.is_video() { &self.base } else { &self.voice }
+        if kind.is_video() {
+            &self.base
+        } else {
+            &self.voice
+        }
     }
 
     /// The account SID that `kind`'s paths need: none for the Video kinds; the Voice API
@@ -1203,7 +1207,11 @@ mod tests {
         assert_eq!(u.as_str(), "http://127.0.0.1:8080/v1/Rooms?Page=2");
         // The Voice API's next_page_uri is a path on its host.
         let u = c
-            .next_url(c.voice_url(), "/2010-04-01/Accounts/AC1/Recordings.json?Page=1", "x")
+            .next_url(
+                c.voice_url(),
+                "/2010-04-01/Accounts/AC1/Recordings.json?Page=1",
+                "x",
+            )
             .unwrap();
         assert_eq!(
             u.as_str(),

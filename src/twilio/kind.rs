@@ -455,7 +455,7 @@ impl Media {
                     duration,
                     ("start_time", r.start_time.clone()),
                     created,
-                    ("encrypted", Some(encryption.is_some().to_string())),
+                    // `encrypted` is the mount's own, from the object (as for Video).
                     (
                         "public_key_sid",
                         encryption.and_then(|e| e.public_key_sid.clone()),

@@ -102,15 +102,25 @@ fn matches(m: &Media, filter: &MediaFilter) -> bool {
     let status = filter.status.as_deref().is_none_or(|s| m.status_is(s));
     let room = filter.room.as_deref().is_none_or(|r| m.room() == Some(r));
     let created = m.date_created().unwrap_or_default();
-    // RFC 3339 in UTC compares as text.
-    let after = filter
-        .date_created_after
-        .as_deref()
-        .is_none_or(|a| created >= a);
-    let before = filter
-        .date_created_before
-        .as_deref()
-        .is_none_or(|b| created < b);
+    let (after, before) = if m.kind().is_video() {
+        // RFC 3339 in UTC compares as text.
+        let after = filter
+            .date_created_after
+            .as_deref()
+            .is_none_or(|a| created >= a);
+        let before = filter
+            .date_created_before
+            .as_deref()
+            .is_none_or(|b| created < b);
+        (after, before)
+    } else {
+        // RFC 2822: compared as times.
+        let t = m.modified();
+        let at = |d: &str| super::parse_date(d);
+        let after = (filter.date_created_after.as_deref()).is_none_or(|a| t >= at(a));
+        let before = (filter.date_created_before.as_deref()).is_none_or(|b| t < at(b));
+        (after, before)
+    };
     status && room && after && before
 }
 

@@ -180,7 +180,10 @@ impl Composition {
 #[serde(default)]
 pub struct EncryptionDetails {
     /// The public key the content key was wrapped with (`CR…`).
-    #[serde(alias = "encryption_public_key_sid", deserialize_with = "lenient_string")]
+    #[serde(
+        alias = "encryption_public_key_sid",
+        deserialize_with = "lenient_string"
+    )]
     pub public_key_sid: Option<String>,
     /// The content key, RSA-OAEP-wrapped, base64.
     #[serde(alias = "encryption_cek", deserialize_with = "lenient_string")]
@@ -627,10 +630,7 @@ pub fn parse_rfc2822(s: &str) -> Option<SystemTime> {
     const MONTHS: [&str; 12] = [
         "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
     ];
-    let month = MONTHS
-        .iter()
-        .position(|m| month.eq_ignore_ascii_case(m))? as i64
-        + 1;
+    let month = MONTHS.iter().position(|m| month.eq_ignore_ascii_case(m))? as i64 + 1;
     let year = parts.next()?;
     if year.len() != 4 || !year.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -818,7 +818,11 @@ mod tests {
         assert_eq!(docs.channels, Some(2));
         let e = docs.encryption().unwrap();
         assert_eq!(
-            (e.public_key_sid.as_deref(), e.encrypted_cek.as_deref(), e.iv.as_deref()),
+            (
+                e.public_key_sid.as_deref(),
+                e.encrypted_cek.as_deref(),
+                e.iv.as_deref()
+            ),
             (Some("CR1"), Some("a2V5"), Some("aXY="))
         );
         assert!(docs.created().is_some());

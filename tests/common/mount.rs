@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use twilio_media_fs::crypto::seal;
-use twilio_media_fs::emulator::{EmulatorConfig, ObjectInfo, ObjectKind, RunningEmulator};
+use twilio_media_fs::emulator::{EmulatorConfig, ObjectInfo, RunningEmulator};
 
 use super::{cli_at, run, tempdir, write_private};
 
@@ -227,14 +227,10 @@ impl Mount {
         (m, out)
     }
 
-    /// Where an object's file is, under `recordings/` or `compositions/`.
+    /// Where an object's file is, under `recordings/`, `compositions/` or `voice/`.
     pub fn file(&self, o: &ObjectInfo) -> PathBuf {
-        let dir = match o.kind {
-            ObjectKind::Recording => "recordings",
-            ObjectKind::Composition => "compositions",
-        };
         self.path
-            .join(dir)
+            .join(o.kind.plural())
             .join(format!("{}.{}", o.sid, o.extension))
     }
 
