@@ -27,7 +27,7 @@ Mounting from /etc/fstab:
 (through mount.fuse3, with the default PATH: the program must be in /usr/bin, where \
 the package puts it, or /usr/local/bin). Options: ro (required: the mount is read-only), allow_other, \
 key=PATH[:PATH...], credentials=FILE, cache_size=SIZE, window=SIZE, refresh=DURATION, \
-listing_deadline=DURATION, room=RM...[:RM...], since=DATE, uid=N, gid=N, api_url=URL, fsname=NAME, timeout=DURATION, \
+listing_deadline=DURATION, room=RM...[:RM...], since=DATE, uid=N, gid=N, api_url=URL, voice_api_url=URL, fsname=NAME, timeout=DURATION, \
 retry_budget=DURATION, min_rate=RATE, metadata_cache=DIR, no_metadata_cache, exact_sizes, \
 require_encrypted, each as the \
 `mount` flag of the same name. Generic options (_netdev, nofail, noauto, user, \
@@ -95,21 +95,26 @@ pub enum Command {
     /// Replaces `openssl rsautl -decrypt` + `openssl enc -d -aes-256-cbc` of Twilio's
     /// guide: give it the file, your private key(s) and the response headers that came
     /// with the download (`curl -D headers.txt` or `wget -S`), or the two header values.
+    /// A Voice call recording (AES-256-GCM, its key RSA-OAEP-wrapped) takes its
+    /// resource's `encryption_details` instead: --recording FILE, or --cek and --iv; its
+    /// GCM tag is checked, and a file that fails it leaves no output.
     #[command(after_help = "Examples:\n  \
         curl -s -D headers.txt -o RT123.mka.enc \"$MEDIA_URL\"\n  \
         twilio-media-fs decrypt-file RT123.mka.enc -k private.pem --headers headers.txt -o RT123.mka\n\n  \
         twilio-media-fs decrypt-file RT123.mka.enc -k private.pem \\\n      \
-        --key-header \"$X_AMZ_KEY\" --iv \"$X_AMZ_IV\" -o - | ffprobe -")]
+        --key-header \"$X_AMZ_KEY\" --iv \"$X_AMZ_IV\" -o - | ffprobe -\n\n  \
+        curl -s -u \"$TWILIO_ACCOUNT_SID:$TWILIO_AUTH_TOKEN\" -o RE123.json \"$RECORDING_URL.json\"\n  \
+        twilio-media-fs decrypt-file RE123.wav.enc -k private.pem --recording RE123.json -o RE123.wav")]
     DecryptFile(DecryptFileArgs),
 
-    /// List recordings, compositions or rooms of the account.
+    /// List recordings, compositions, rooms or Voice call recordings of the account.
     #[command(after_help = "Examples:\n  \
         twilio-media-fs ls\n  \
         twilio-media-fs ls compositions --room RMxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n  \
         twilio-media-fs ls recordings --status completed --json | jq .sid")]
     Ls(LsArgs),
 
-    /// Download and decrypt recordings or compositions by SID.
+    /// Download and decrypt recordings, compositions or call recordings by SID.
     ///
     /// Fetches each object as several ranged requests in parallel, decrypts as it goes
     /// (constant memory), retries what fails, and writes each file atomically.
@@ -121,8 +126,8 @@ pub enum Command {
 
     /// Mount the account as a read-only filesystem, decrypted on read.
     ///
-    /// recordings/RTxx.mka|mkv, compositions/CJxx.mp4|webm and rooms/RMxx/ appear as
-    /// ordinary files: only the ranges read are fetched and decrypted, kept in a
+    /// recordings/RTxx.mka|mkv, compositions/CJxx.mp4|webm and rooms/RMxx/, and the
+    /// Voice call recordings voice/RExx.wav and calls/CAxx/, appear as ordinary files: only the ranges read are fetched and decrypted, kept in a
     /// bounded in-memory cache; nothing decrypted is written to disk. Returns once the
     /// mount is ready (or says why it is not); `umount MOUNTPOINT` ends it.
     ///
@@ -262,18 +267,36 @@ pub struct DecryptFileArgs {
     #[arg(
         long,
         value_name = "FILE",
-        conflicts_with_all = ["key_header", "iv"],
-        required_unless_present = "key_header"
+        conflicts_with_all = ["key_header", "iv", "cek", "recording"],
+        required_unless_present_any = ["key_header", "cek", "recording"]
     )]
     pub headers: Option<PathBuf>,
 
     /// The value of the x-amz-meta-x-amz-key header (base64), instead of --headers.
-    #[arg(long, value_name = "B64", requires = "iv")]
+    #[arg(long, value_name = "B64", requires = "iv", conflicts_with_all = ["cek", "recording"])]
     pub key_header: Option<String>,
 
-    /// The value of the x-amz-meta-x-amz-iv header (base64), with --key-header.
-    #[arg(long, value_name = "B64", requires = "key_header")]
+    /// With --key-header: the x-amz-meta-x-amz-iv header (base64, 16 bytes). With
+    /// --cek: the call recording's `encryption_details.iv` (base64, 12 bytes).
+    #[arg(long, value_name = "B64", conflicts_with = "recording")]
     pub iv: Option<String>,
+
+    /// A Voice call recording (AES-256-GCM): its `encryption_details.encrypted_cek`
+    /// (base64), with --iv. The 16-byte tag at the end of the file is checked: a file
+    /// that fails it is refused and nothing is written.
+    #[arg(
+        long,
+        value_name = "B64",
+        requires = "iv",
+        conflicts_with = "recording"
+    )]
+    pub cek: Option<String>,
+
+    /// A Voice call recording (AES-256-GCM): a file holding its Recording resource as
+    /// JSON (`GET …/Recordings/RE….json`, or the recording status callback's
+    /// `encryption_details`), instead of --cek and --iv.
+    #[arg(long, value_name = "JSON")]
+    pub recording: Option<PathBuf>,
 
     /// The plaintext length (x-amz-meta-x-amz-unencrypted-content-length), checked
     /// against the padding when given; overrides the headers' value.
@@ -332,6 +355,11 @@ pub struct ApiArgs {
     #[arg(long, value_name = "URL", env = "TWILIO_MEDIA_FS_API_URL", default_value = crate::twilio::DEFAULT_API_URL)]
     pub api_url: String,
 
+    /// The Voice API of call recordings (2010-04-01). Default: beside --api-url
+    /// (video.twilio.com pairs with api.twilio.com; any other host serves both).
+    #[arg(long, value_name = "URL", env = "TWILIO_MEDIA_FS_VOICE_API_URL")]
+    pub voice_api_url: Option<String>,
+
     /// Read the credentials from this file only (the config file's format: account_sid
     /// and auth_token, or api_key and api_secret), not from the environment. For fstab
     /// and systemd; keep it mode 0600.
@@ -384,6 +412,8 @@ pub enum ListWhat {
     Recordings,
     Compositions,
     Rooms,
+    /// Voice call recordings (`RE…`, the account's 2010-04-01 API; needs the account SID).
+    Voice,
 }
 
 #[derive(Debug, Args)]
@@ -392,7 +422,7 @@ pub struct LsArgs {
     #[arg(value_enum, default_value = "recordings")]
     pub what: ListWhat,
 
-    /// Only this room (RM…); repeat for several.
+    /// Only this room (RM…), or for `voice` this call (CA…); repeat for several.
     #[arg(long = "room", value_name = "RM")]
     pub rooms: Vec<String>,
 
@@ -525,7 +555,9 @@ pub struct MountArgs {
     )]
     pub listing_deadline: Duration,
 
-    /// Only this room's media (RM…); repeat for several.
+    /// Only this room's media (RM…), or this call's recordings (CA…); repeat for
+    /// several. With rooms only, voice/ is empty; with calls only, the Video directories
+    /// are.
     #[arg(long = "room", value_name = "RM")]
     pub rooms: Vec<String>,
 

@@ -41,6 +41,7 @@ const VALUE_OPTIONS: &[(&str, &str, &str)] = &[
     ("uid", "--uid", "user id"),
     ("gid", "--gid", "group id"),
     ("api_url", "--api-url", "URL"),
+    ("voice_api_url", "--voice-api-url", "URL"),
     ("timeout", "--timeout", "duration such as 30s"),
     ("retry_budget", "--retry-budget", "duration such as 30s"),
     ("min_rate", "--min-rate", "bytes per second such as 32KiB"),

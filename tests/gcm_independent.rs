@@ -290,3 +290,166 @@ print(k.decrypt(bytes.fromhex(sys.argv[2]), {oaep}).hex())"
     assert!(got == plain);
     assert_eq!(verdict, Verdict::Verified);
 }
+
+/// Issue 17: `decrypt-file` opens a call recording sealed and wrapped by Python (as
+/// Twilio does: AES-256-GCM, tag appended, content key RSAES-OAEP-SHA-256), from its
+/// resource's JSON in either spelling or from --cek/--iv; a file with one byte changed,
+/// or cut short, leaves no output and says why in one line.
+#[test]
+fn decrypt_file_opens_call_recordings_python_sealed() {
+    if !python() {
+        return;
+    }
+    let dir = tempdir();
+    let private = seal::generate_key(2048);
+    let public_pem = path_in(&dir, "public.pem");
+    let private_pem = path_in(&dir, "private.pem");
+    write(
+        &public_pem,
+        (private.to_public_key())
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap()
+            .as_bytes(),
+    );
+    write_private(
+        &private_pem,
+        private.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes(),
+    );
+    let seal = "import sys, os, base64, json
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+pub = serialization.load_pem_public_key(open(sys.argv[1], 'rb').read())
+cek, iv = os.urandom(32), os.urandom(12)
+open(sys.argv[3], 'wb').write(AESGCM(cek).encrypt(iv, open(sys.argv[2], 'rb').read(), None))
+wrapped = pub.encrypt(cek, padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None))
+b64 = lambda b: base64.b64encode(b).decode()
+print(json.dumps({'sid': 'RE' + '0' * 32, 'status': 'completed', 'encryption_details':
+    {'encryption_public_key_sid': 'CR' + '1' * 32, 'encryption_cek': b64(wrapped), 'encryption_iv': b64(iv)}}))";
+    let plain = pseudo_random(300_007, 9);
+    let (src, stored) = (path_in(&dir, "RE.wav"), path_in(&dir, "RE.wav.enc"));
+    write(&src, &plain);
+    let resource = py(
+        seal,
+        &[
+            public_pem.to_str().unwrap(),
+            src.to_str().unwrap(),
+            stored.to_str().unwrap(),
+        ],
+    );
+    let spec_json = path_in(&dir, "RE.json");
+    write(&spec_json, &resource);
+    // The same details under the names of Twilio's docs and samples.
+    let value: serde_json::Value = serde_json::from_slice(&resource).unwrap();
+    let d = &value["encryption_details"];
+    let (cek, iv) = (
+        d["encryption_cek"].as_str().unwrap(),
+        d["encryption_iv"].as_str().unwrap(),
+    );
+    let docs_json = path_in(&dir, "details.json");
+    write(
+        &docs_json,
+        serde_json::json!({"public_key_sid": d["encryption_public_key_sid"], "encrypted_cek": cek, "iv": iv})
+            .to_string()
+            .as_bytes(),
+    );
+    let out = path_in(&dir, "out.wav");
+    let decrypt = |extra: &[&str], input: &Path| {
+        let mut cmd = bin();
+        cmd.args(["decrypt-file", "-k", private_pem.to_str().unwrap(), "-o"])
+            .arg(&out)
+            .arg(input)
+            .args(extra);
+        cmd
+    };
+    for extra in [
+        vec!["--recording", spec_json.to_str().unwrap()],
+        vec!["--recording", docs_json.to_str().unwrap()],
+        vec!["--cek", cek, "--iv", iv],
+    ] {
+        let _ = std::fs::remove_file(&out);
+        run_ok(&mut decrypt(&extra, &stored));
+        assert_eq!(std::fs::read(&out).unwrap(), plain, "{extra:?}");
+        let mode = std::fs::metadata(&out).unwrap().permissions();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(mode.mode() & 0o777, 0o600, "plaintext is the owner's only");
+    }
+    // From a pipe too.
+    let _ = std::fs::remove_file(&out);
+    let mut cmd = decrypt(&["--cek", cek, "--iv", iv], Path::new("-"));
+    cmd.stdin(std::fs::File::open(&stored).unwrap());
+    run_ok(&mut cmd);
+    assert_eq!(std::fs::read(&out).unwrap(), plain);
+
+    let original = std::fs::read(&stored).unwrap();
+    let damaged = path_in(&dir, "damaged.enc");
+    for (what, bytes, expect) in [
+        (
+            "a ciphertext byte",
+            flip(&original, 1000),
+            "GCM tag does not match",
+        ),
+        (
+            "a tag byte",
+            flip(&original, original.len() - 1),
+            "GCM tag does not match",
+        ),
+        (
+            "cut short",
+            original[..original.len() - 1].to_vec(),
+            "GCM tag does not match",
+        ),
+        ("shorter than a tag", original[..10].to_vec(), "16"),
+    ] {
+        write(&damaged, &bytes);
+        let _ = std::fs::remove_file(&out);
+        let got = run(&mut decrypt(
+            &["--recording", spec_json.to_str().unwrap()],
+            &damaged,
+        ));
+        let stderr = String::from_utf8_lossy(&got.stderr);
+        assert!(!got.status.success(), "{what}: decrypted");
+        assert!(stderr.contains(expect), "{what}: {stderr}");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{what}: one line: {stderr}"
+        );
+        assert!(!out.exists(), "{what}: left {}", out.display());
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // Another key: OAEP refuses it outright.
+    let other = path_in(&dir, "other.pem");
+    write_private(
+        &other,
+        (seal::generate_key(2048))
+            .to_pkcs8_pem(LineEnding::LF)
+            .unwrap()
+            .as_bytes(),
+    );
+    let mut cmd = bin();
+    cmd.args(["decrypt-file", "-k", other.to_str().unwrap(), "-o"])
+        .arg(&out)
+        .arg(&stored)
+        .args(["--recording", spec_json.to_str().unwrap()]);
+    let got = run(&mut cmd);
+    assert!(!got.status.success());
+    assert!(
+        String::from_utf8_lossy(&got.stderr).contains("no private key unwraps"),
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    assert!(!out.exists());
+}
+
+fn flip(data: &[u8], at: usize) -> Vec<u8> {
+    let mut v = data.to_vec();
+    v[at] ^= 0x01;
+    v
+}

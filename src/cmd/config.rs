@@ -40,6 +40,7 @@ pub fn client_config(api: &ApiArgs) -> anyhow::Result<ClientConfig> {
     };
     let mut config = ClientConfig::new(credentials);
     config.api_url = api.api_url.clone();
+    config.voice_url = api.voice_api_url.clone();
     config.request_timeout = api.retry.timeout;
     config.connect_timeout = config.connect_timeout.min(api.retry.timeout);
     config.retry.total_budget = api.retry.retry_budget;

@@ -1,8 +1,10 @@
 //! `decrypt-file`: decrypt a whole downloaded object in constant memory.
 //!
-//! Reads ciphertext in 1 MiB chunks, decrypts as it goes ([`StreamDecryptor`]), and
-//! writes through [`Output`], so a failure (wrong key, bad padding, a length that does
-//! not match) leaves no file under the output name.
+//! Reads ciphertext in 1 MiB chunks, decrypts as it goes ([`StreamDecryptor`]; for a
+//! Voice call recording, [`GcmStream`]), and writes through [`Output`], so a failure
+//! (wrong key, bad padding, a length that does not match, a GCM tag that fails) leaves
+//! no file under the output name. A call recording's envelope is `--cek` and `--iv`, or
+//! `--recording` (its resource's JSON); its tag is checked before the file is named.
 
 use std::fs::File;
 use std::io::Read;
@@ -14,11 +16,18 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::config::load_keys;
 use super::output::Output;
 use crate::cli::DecryptFileArgs;
-use crate::crypto::{CryptoError, Envelope, StreamDecryptor, parse_saved_headers, window};
+use crate::crypto::gcm::GcmEnvelope;
+use crate::crypto::{
+    CryptoError, Envelope, GcmStream, StreamDecryptor, parse_saved_headers, window,
+};
+use crate::twilio::{EncryptionDetails, VoiceRecording};
 
 const CHUNK: usize = 1 << 20;
 
 pub fn run(args: DecryptFileArgs) -> anyhow::Result<()> {
+    if let Some(envelope) = voice_envelope(&args)? {
+        return run_gcm(&args, envelope);
+    }
     let mut envelope = read_envelope(&args)?;
     if args.length.is_some() {
         envelope.plaintext_len = args.length;
@@ -78,6 +87,95 @@ pub fn run(args: DecryptFileArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A call recording's envelope, from `--cek`/`--iv` or `--recording`; `None` when
+/// neither is given (the Video envelope then).
+fn voice_envelope(args: &DecryptFileArgs) -> anyhow::Result<Option<GcmEnvelope>> {
+    if let (Some(cek), Some(iv)) = (&args.cek, &args.iv) {
+        return Ok(Some(GcmEnvelope::from_base64(None, cek, iv)?));
+    }
+    let Some(path) = &args.recording else {
+        return Ok(None);
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let details = recording_details(&text).with_context(|| format!("in {}", path.display()))?;
+    let (Some(cek), Some(iv)) = (&details.encrypted_cek, &details.iv) else {
+        bail!(
+            "{}: the recording's encryption_details are null or empty: it is not encrypted \
+             and needs no decryption",
+            path.display()
+        );
+    };
+    Ok(Some(GcmEnvelope::from_base64(
+        details.public_key_sid.as_deref(),
+        cek,
+        iv,
+    )?))
+}
+
+/// `encryption_details` from a Recording resource's JSON, or the object itself.
+fn recording_details(text: &str) -> anyhow::Result<EncryptionDetails> {
+    let value: serde_json::Value = serde_json::from_str(text).context("not JSON")?;
+    if value.get("sid").is_some() || value.get("encryption_details").is_some() {
+        let r: VoiceRecording =
+            serde_json::from_value(value).context("not a Recording resource")?;
+        return Ok(r.encryption_details.unwrap_or_default());
+    }
+    serde_json::from_value(value).context("not encryption_details")
+}
+
+/// [`run`] for a call recording: OAEP unwraps the content key, [`GcmStream`] decrypts,
+/// and the output is named only once the tag over the whole file verified.
+fn run_gcm(args: &DecryptFileArgs, envelope: GcmEnvelope) -> anyhow::Result<()> {
+    let keys = load_keys(&args.keys)?;
+    let (cek, key_name) = keys.unwrap_oaep(&envelope.wrapped_key)?;
+    tracing::info!("call recording key (AES-256-GCM) unwrapped with {key_name}");
+    let (mut input, size) = open_plain_input(&args.input)?;
+    if let Some(size) = size
+        && size < crate::crypto::gcm::TAG_LEN
+    {
+        return Err(CryptoError::GcmTooShort(size).into());
+    }
+    let mut output = Output::create(&args.output)?;
+    let progress = progress_bar(size);
+    let mut decryptor = GcmStream::new(cek, envelope.iv)?;
+    let mut chunk = vec![0u8; CHUNK];
+    let mut plain = Vec::with_capacity(CHUNK + 32);
+    loop {
+        let n = read_full(&mut input, &mut chunk)
+            .with_context(|| format!("cannot read {}", args.input.display()))?;
+        if n == 0 {
+            break;
+        }
+        decryptor.update(&chunk[..n], &mut plain)?;
+        output.write_all(&plain)?;
+        plain.clear();
+        progress.inc(n as u64);
+    }
+    let written = decryptor.finish(&mut plain)?;
+    output.write_all(&plain)?;
+    output.commit()?;
+    progress.finish_and_clear();
+    tracing::info!(
+        "the tag verified; wrote {written} bytes to {}",
+        args.output.display()
+    );
+    Ok(())
+}
+
+/// The opened input and its size when it is a regular file.
+fn open_plain_input(path: &Path) -> anyhow::Result<(Box<dyn Read>, Option<u64>)> {
+    if path.as_os_str() == "-" {
+        return Ok((Box::new(std::io::stdin().lock()), None));
+    }
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot stat {}", path.display()))?;
+    let size = meta.is_file().then_some(meta.len());
+    Ok((Box::new(file), size))
+}
+
 fn read_envelope(args: &DecryptFileArgs) -> anyhow::Result<Envelope> {
     if let Some(path) = &args.headers {
         let text = std::fs::read_to_string(path)
@@ -98,7 +196,10 @@ fn read_envelope(args: &DecryptFileArgs) -> anyhow::Result<Envelope> {
     } else {
         let (key, iv) = (args.key_header.as_deref(), args.iv.as_deref());
         let (Some(key), Some(iv)) = (key, iv) else {
-            bail!("give either --headers FILE or both --key-header and --iv");
+            bail!(
+                "give either --headers FILE or both --key-header and --iv (a call recording: \
+                 --cek and --iv, or --recording FILE)"
+            );
         };
         Ok(Envelope::from_parts(key, iv, None)?)
     }

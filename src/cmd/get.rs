@@ -6,6 +6,10 @@
 //! through [`Output`], so memory stays at about `parallel × CHUNK` and a failure leaves
 //! no file under the final name.
 //!
+//! A Voice call recording (`RE…`) is read the same way, its envelope from its resource;
+//! the file is named only once the GCM tag over all of it verified (every chunk went
+//! through the read path's tag check), so a tampered recording leaves no file.
+//!
 //! An object stored unencrypted is written as it is (the read path logs one WARN naming
 //! it); with `--require-encrypted` it is refused before the output file exists, so a
 //! refusal leaves no file. An object without its envelope that is not media is refused
@@ -34,10 +38,10 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use super::config::{access_error, load_keys, twilio_client};
 use super::output::Output;
 use crate::cli::GetArgs;
-use crate::crypto::PrivateKeys;
+use crate::crypto::{CryptoError, PrivateKeys, Verdict};
 use crate::object::ObjectClient;
 use crate::rate::MinRate;
-use crate::read::{ObjectReader, WindowCache};
+use crate::read::{ObjectReader, ReadError, WindowCache};
 use crate::twilio::{MediaRef, TwilioClient};
 
 /// Ciphertext bytes per ranged GET: big enough that a round trip is small beside the
@@ -172,19 +176,25 @@ async fn get_one(
     let progress = super::decrypt_file::progress_bar(Some(plain_len));
     progress.set_message(sid.to_owned());
     let reader = &reader;
-    let mut chunks = stream::iter(0..plain_len.div_ceil(CHUNK))
-        .map(|i| {
-            let (start, len) = (i * CHUNK, CHUNK.min(plain_len - i * CHUNK));
-            read_chunk(
-                reader,
-                start,
-                len,
-                chunk_deadline(bound, rate, len),
-                bound,
-                rate,
-            )
-        })
-        .buffered(args.parallel.max(1));
+    let read = |i: u64| {
+        let (start, len) = (i * CHUNK, CHUNK.min(plain_len - i * CHUNK));
+        read_chunk(
+            reader,
+            start,
+            len,
+            chunk_deadline(bound, rate, len),
+            bound,
+            rate,
+        )
+    };
+    // The last chunk is read once all others are: a call recording's end then comes
+    // only after its tag verified, even to standard output.
+    let count = plain_len.div_ceil(CHUNK);
+    let mut chunks = stream::iter(0..count.saturating_sub(1))
+        .map(read)
+        .buffered(args.parallel.max(1))
+        .chain(stream::iter(count.checked_sub(1)).then(read))
+        .boxed();
     let mut written = 0u64;
     while let Some(plain) = chunks.try_next().await? {
         output.write_all(&plain)?;
@@ -193,6 +203,17 @@ async fn get_one(
     }
     if written != plain_len {
         bail!("{sid}: wrote {written} bytes, expected {plain_len}");
+    }
+    // A call recording is named only once the tag over all of it verified.
+    match reader.tag_verdict() {
+        None | Some(Verdict::Verified) => {}
+        Some(Verdict::Failed) => bail!(ReadError::Damaged {
+            sid: sid.to_owned(),
+            cause: CryptoError::TagMismatch,
+        }),
+        Some(Verdict::Unknown) => {
+            bail!("{sid}: the GCM tag could not be checked (a part was not read): not saved")
+        }
     }
     output.commit()?;
     progress.finish_and_clear();

@@ -33,6 +33,7 @@ pub fn run(args: LsArgs) -> anyhow::Result<()> {
             ListWhat::Recordings => media(&twilio, MediaKind::Recording, &args, &mut out).await,
             ListWhat::Compositions => media(&twilio, MediaKind::Composition, &args, &mut out).await,
             ListWhat::Rooms => rooms(&twilio, &args, &mut out).await,
+            ListWhat::Voice => media(&twilio, MediaKind::Voice, &args, &mut out).await,
         }
     })
 }
@@ -106,6 +107,10 @@ async fn encryption_of(objects: &ObjectClient, m: &Media) -> &'static str {
     if !m.status_is("completed") {
         return "-";
     }
+    // A call recording says it in its resource; one said not to be must be a WAV.
+    if m.says_encrypted() == Some(true) {
+        return "yes";
+    }
     let got = objects.get_range(&m.media_ref(), 0, 16).await;
     if let Err(e) = &got {
         tracing::warn!("{}: cannot tell whether it is encrypted: {e}", m.sid());
@@ -133,12 +138,13 @@ fn encryption_cell(first: Option<&Fetched>) -> &'static str {
 /// DURATION the kind's own two (a recording's track type and codec, a composition's
 /// format and resolution), in the order [`media_row`] fills them.
 fn media_header(kind: MediaKind) -> [&'static str; 8] {
+    let room = if kind.is_video() { "ROOM" } else { "CALL" };
     let [a, b] = match kind {
         MediaKind::Recording => ["TYPE", "CODEC"],
         MediaKind::Composition => ["FORMAT", "RESOLUTION"],
         MediaKind::Voice => ["CHANNELS", "SOURCE"],
     };
-    ["SID", "ROOM", a, b, "DURATION", "SIZE", "STATUS", "CREATED"]
+    ["SID", room, a, b, "DURATION", "SIZE", "STATUS", "CREATED"]
 }
 
 /// One row of a listing, under [`media_header`] of its kind.

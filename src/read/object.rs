@@ -530,6 +530,16 @@ impl ObjectReader {
         Ok(meta)
     }
 
+    /// A call recording's tag check so far (`None` for other objects, or before the
+    /// first read): what `get` asks once it has read every window, before it names the
+    /// file.
+    pub fn tag_verdict(&self) -> Option<Verdict> {
+        match &self.meta.get()?.cipher {
+            Cipher::Gcm { tag, .. } => Some(tag.verdict()),
+            _ => None,
+        }
+    }
+
     /// A read that reaches the end of a call recording: refused if the tag over the whole
     /// object failed (logged once), served if it verified or is not known yet (a window
     /// was never read: random access, unauthenticated as CBC is).
