@@ -16,6 +16,12 @@
 //! newest encrypted recording (and composition) must unwrap with one of the private
 //! keys, checked against the object's last blocks exactly as every read is.
 //!
+//! Voice call recordings carry their wrapped content key in their resource
+//! (`encryption_details`), so their check needs no object: the newest encrypted call
+//! recording's key must unwrap with one of the private keys (RSA-OAEP, SHA-256), which
+//! refuses a wrong key outright. An account that records no calls, or credentials that
+//! may not read them, make it a SKIP or a WARN: the Video checks do not depend on it.
+//!
 //! [`Check`] and [`Report`] (the lines and the verdict) are pure; [`run`] does the I/O.
 
 use std::fmt;
@@ -168,7 +174,10 @@ async fn checks(args: &DoctorArgs) -> Report {
     let api = api_checks(args, &mut r).await;
     let keys = key_check(args, &mut r);
     match (&api, &keys) {
-        (Some(api), Some(keys)) => media_checks(api, keys.clone(), &mut r).await,
+        (Some(api), Some(keys)) => {
+            media_checks(api, keys.clone(), &mut r).await;
+            r.checks.push(voice_check(api, keys).await);
+        }
         _ => {
             let why = if api.is_none() {
                 "needs working credentials"
@@ -177,6 +186,7 @@ async fn checks(args: &DoctorArgs) -> Report {
             };
             r.checks.push(Check::skip("key pair", why));
             r.checks.push(Check::skip("decryption", why));
+            r.checks.push(Check::skip(VOICE_CHECK, why));
         }
     }
     r.checks.push(fuse_device(Path::new("/dev/fuse")));
@@ -550,6 +560,92 @@ async fn media_checks(api: &Api, keys: Arc<PrivateKeys>, r: &mut Report) {
             e.to_string(),
             "the object looks damaged: report its SID to Twilio support",
         )),
+    }
+}
+
+const VOICE_CHECK: &str = "key pair (voice)";
+
+/// The key pair on the newest encrypted call recording: its content key, in its
+/// resource, must unwrap with a private key given (RSA-OAEP-SHA-256).
+async fn voice_check(api: &Api, keys: &PrivateKeys) -> Check {
+    let filter = MediaFilter::default();
+    let page = match api.twilio.media_pages(MediaKind::Voice, &filter) {
+        Ok(mut pages) => pages.next_page().await.map(Option::unwrap_or_default),
+        Err(e) => Err(e),
+    };
+    let mut page = match page {
+        Ok(page) => page,
+        Err(twilio::Error::Config(why)) => {
+            return Check::skip(VOICE_CHECK, format!("cannot list call recordings: {why}"));
+        }
+        Err(e) if e.access() == Access::Forbidden => {
+            let whom = who(api.twilio.credentials());
+            return Check::warn(
+                VOICE_CHECK,
+                format!("{whom} may not read call recordings: {e}"),
+                "none needed for Video; to read call recordings, give the key read access \
+                 to Voice recordings",
+            );
+        }
+        Err(e) => {
+            return Check::fail(
+                VOICE_CHECK,
+                format!("cannot list call recordings: {e}"),
+                "check the network and --voice-api-url; run again",
+            );
+        }
+    };
+    page.sort_by_key(|m| std::cmp::Reverse(m.modified()));
+    let newest = page.iter().find_map(|m| match m {
+        Media::Voice(r) if r.status_is_completed() => r.encryption().map(|e| (r, e)),
+        _ => None,
+    });
+    let Some((recording, details)) = newest else {
+        return Check::skip(
+            VOICE_CHECK,
+            format!(
+                "none of the {} newest call recordings is encrypted: nothing to prove",
+                page.len()
+            ),
+        );
+    };
+    let sid = &recording.sid;
+    let envelope = crate::crypto::GcmEnvelope::from_base64(
+        details.public_key_sid.as_deref(),
+        details.encrypted_cek.as_deref().unwrap_or_default(),
+        details.iv.as_deref().unwrap_or_default(),
+    );
+    let envelope = match envelope {
+        Ok(e) => e,
+        Err(e) => {
+            return Check::fail(
+                VOICE_CHECK,
+                format!("{sid}: its encryption_details do not parse: {e}"),
+                "report the SID to Twilio support",
+            );
+        }
+    };
+    let public = details
+        .public_key_sid
+        .as_deref()
+        .map_or(String::new(), |k| format!(" ({k})"));
+    match keys.unwrap_oaep(&envelope.wrapped_key) {
+        Ok((_, key)) => Check::ok(
+            VOICE_CHECK,
+            format!(
+                "{key} unwraps the content key of {sid}, the newest encrypted call recording \
+                 (RSA-OAEP-SHA-256)"
+            ),
+        ),
+        Err(e) => Check::fail(
+            VOICE_CHECK,
+            format!(
+                "{sid}, the newest encrypted call recording: {e}; its key was wrapped for the \
+                 public key{public}"
+            ),
+            "give -k the private key whose public half is set in Twilio Console > Voice > \
+             Settings > Voice Recording Encryption",
+        ),
     }
 }
 

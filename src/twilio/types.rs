@@ -232,6 +232,11 @@ pub struct VoiceRecording {
 }
 
 impl VoiceRecording {
+    /// Whether its status is `completed` (in any case).
+    pub fn status_is_completed(&self) -> bool {
+        eq_opt(&self.status, "completed")
+    }
+
     /// `date_created` as a time.
     pub fn created(&self) -> Option<SystemTime> {
         self.date_created.as_deref().and_then(parse_rfc2822)
