@@ -1,6 +1,6 @@
 //! The fuzz targets of `fuzz/` (cargo-fuzz, libFuzzer), each run for a bounded time:
 //! `envelope` (header parsing), `window` (window decryption against whole-object
-//! decryption), `api_json` (the API's response bodies), `listing` (list pages with
+//! decryption), `gcm` (AES-GCM windows and tag checks against streaming), `api_json` (the API's response bodies), `listing` (list pages with
 //! sizes, dates and names at their extremes) and `error_body` (error answers, in any
 //! chunks, to the line a user sees). A crash, a failed property
 //! or a leak fails the test, which prints the input that caused it (libFuzzer's
@@ -131,6 +131,11 @@ fn fuzz_envelope() {
 #[test]
 fn fuzz_window() {
     fuzz("window");
+}
+
+#[test]
+fn fuzz_gcm() {
+    fuzz("gcm");
 }
 
 #[test]
