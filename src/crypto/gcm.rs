@@ -367,6 +367,17 @@ impl TagCheck {
         st.pending.clear();
     }
 
+    /// The windows not recorded yet, in order (none once the verdict is known).
+    pub fn unseen(&self) -> Vec<u64> {
+        let st = self.lock();
+        if st.verdict != Verdict::Unknown {
+            return Vec::new();
+        }
+        (st.next..self.windows)
+            .filter(|w| !st.pending.contains_key(w))
+            .collect()
+    }
+
     /// `Verified` or `Failed` once every window and the tag are known; `Unknown` before
     /// (or `Failed` early, see [`TagCheck::record`]). The comparison is constant-time.
     pub fn verdict(&self) -> Verdict {

@@ -188,6 +188,7 @@ impl ObjectReader {
         let last = (end - 1) / self.window;
         let windows = try_join_all((first..=last).map(|w| self.window_data(meta, w))).await?;
         if end == meta.plain_len {
+            self.settle_tag(meta).await;
             self.check_tag(meta)?;
         }
         if windows.len() == 1 {
@@ -538,6 +539,30 @@ impl ObjectReader {
             Cipher::Gcm { tag, .. } => Some(tag.verdict()),
             _ => None,
         }
+    }
+
+    /// Before a read that reaches the end of a call recording is answered: the windows
+    /// not given to the tag check yet that are being fetched now (the kernel's
+    /// read-ahead and this core's keep several reads in flight, so a reader going in
+    /// order can reach the end before the windows just before it are decrypted) are
+    /// waited for, so that such a reader always meets the tag's verdict. Windows nobody
+    /// asked for are not fetched: a read that jumped to the end stays unauthenticated.
+    async fn settle_tag(&self, meta: &ObjectMeta) {
+        let Cipher::Gcm { tag, .. } = &meta.cipher else {
+            return;
+        };
+        let in_flight: Vec<u64> = (tag.unseen().into_iter())
+            .filter(|&index| {
+                self.cache.contains_or_in_flight(&WindowKey {
+                    object: self.id,
+                    index,
+                })
+            })
+            .collect();
+        // Their errors are their readers' to meet; here only their digests matter.
+        let _ =
+            futures_util::future::join_all(in_flight.iter().map(|&w| self.window_data(meta, w)))
+                .await;
     }
 
     /// A read that reaches the end of a call recording: refused if the tag over the whole
@@ -1153,5 +1178,69 @@ mod tests {
         let r = voice_reader(mem.clone(), media, PrivateKeys::new(), 4096);
         assert_eq!(r.learn_size().await.unwrap(), (5016, 5000));
         assert_eq!((mem.gets(), mem.bytes_served()), (1, 16));
+    }
+
+    /// Storage that answers GETs starting at `slow_from` late: a window in flight.
+    struct SlowAt {
+        inner: Arc<MemoryStorage>,
+        slow_from: u64,
+    }
+
+    impl ObjectSource for SlowAt {
+        fn get_range(
+            &self,
+            media: &MediaRef,
+            start: u64,
+            end: u64,
+        ) -> futures_util::future::BoxFuture<'_, Result<Fetched, ObjectError>> {
+            let media = media.clone();
+            Box::pin(async move {
+                if start == self.slow_from {
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                }
+                self.inner.get_range(&media, start, end).await
+            })
+        }
+    }
+
+    /// A reader going in order whose read of the window before the last is still in
+    /// flight when it (or the read-ahead) reads the end: the end waits for that window,
+    /// so the tag's verdict is met, and a change in that window fails the end.
+    #[tokio::test]
+    async fn the_end_of_a_call_recording_waits_for_the_windows_in_flight_before_it() {
+        let k = seal::test_key(11);
+        let plain = pattern(8 * 1024);
+        let (mem, media) = voice(&plain, &k);
+        let mut stored = mem.object(RE).unwrap().data.to_vec();
+        stored[6 * 1024 + 5] ^= 4; // in window 6 of 8
+        let bad = Arc::new(MemoryStorage::new());
+        bad.put(RE, stored, Vec::new());
+        let slow = Arc::new(SlowAt {
+            inner: bad,
+            slow_from: 6 * 1024,
+        });
+        let r = Arc::new(voice_reader(slow, media, keys_of(&k), 1024));
+        for off in (0..6 * 1024).step_by(1024) {
+            r.read(off, 1024).await.unwrap();
+        }
+        let r6 = r.clone();
+        let window6 = tokio::spawn(async move { r6.read(6 * 1024, 1024).await });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let end = r.read(7 * 1024, 1024).await;
+        assert!(
+            matches!(
+                &end,
+                Err(ReadError::Damaged {
+                    cause: CryptoError::TagMismatch,
+                    ..
+                })
+            ),
+            "{end:?}"
+        );
+        assert_eq!(
+            window6.await.unwrap().unwrap().len(),
+            1024,
+            "served, as CTR is"
+        );
     }
 }
