@@ -162,7 +162,11 @@ fuzz_target!(|input: Input| {
         if !fits {
             let tc = TagCheck::new(&key, &iv, plain_len, window);
             tc.record(w, &ct[..len]);
-            assert_eq!(tc.verdict(), Verdict::Failed, "misfit ({w}, {len}) accepted");
+            assert_eq!(
+                tc.verdict(),
+                Verdict::Failed,
+                "misfit ({w}, {len}) accepted"
+            );
         }
     }
 });
