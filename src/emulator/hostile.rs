@@ -58,6 +58,10 @@ pub enum Hostile {
     /// names it. `/emulator/stats` counts storage requests that carried credentials.
     /// Issue 16: redirects to other hosts.
     OtherHostRedirect,
+    /// Every call recording's storage body has one bit flipped at the middle byte of
+    /// the object (its AES-256-GCM tag then fails); Video objects are served as they
+    /// are. Issue 17: a changed call recording.
+    Tampered,
 }
 
 /// How long [`Hostile::SlowPages`] holds each page after the first.
@@ -199,6 +203,12 @@ impl Modes {
     /// Whether storage sends its `x-amz-meta-*` headers.
     pub fn envelope(&self) -> bool {
         !self.has(Hostile::NoEnvelope)
+    }
+
+    /// The stored byte flipped in `kind`'s object of `len` bytes, if any
+    /// ([`Hostile::Tampered`]).
+    pub fn tampered_at(&self, kind: MediaKind, len: u64) -> Option<u64> {
+        (self.has(Hostile::Tampered) && kind == MediaKind::Voice && len > 0).then_some(len / 2)
     }
 
     /// The pace of storage bodies: `Some(tick)` for one byte per tick.

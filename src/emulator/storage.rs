@@ -244,7 +244,9 @@ pub async fn get_object(
         bump(&emu.counters.stalled_bodies);
         start + (end - start) / 2
     });
-    let body = body_stream(emu.clone(), object, start, end, cut_at, stall_at);
+    let kind = emu.catalog.get(&id).map(|m| m.kind);
+    let flip_at = kind.and_then(|k| emu.hostile.tampered_at(k, total));
+    let body = body_stream(emu.clone(), object, start, end, cut_at, stall_at, flip_at);
     (status, out, body).into_response()
 }
 
@@ -290,7 +292,8 @@ struct BodyState {
 
 /// Streams stored bytes `[start, end)` in chunks, paced to the bandwidth cap; with
 /// `cut_at`, ends with an error there, which makes hyper close the connection before
-/// the promised Content-Length; with `stall_at`, sends nothing for `config.stall` there.
+/// the promised Content-Length; with `stall_at`, sends nothing for `config.stall` there;
+/// with `flip_at`, the stored byte there goes out with its lowest bit flipped.
 fn body_stream(
     emu: Arc<Emulator>,
     object: Arc<StoredObject>,
@@ -298,6 +301,7 @@ fn body_stream(
     end: u64,
     cut_at: Option<u64>,
     stall_at: Option<u64>,
+    flip_at: Option<u64>,
 ) -> Body {
     // Small chunks under a bandwidth cap keep the pacing smooth (about 20 per second).
     let dribble = emu.hostile.dribble();
@@ -318,7 +322,7 @@ fn body_stream(
         sent: 0,
         done: false,
     };
-    let stream = futures_util::stream::unfold(state, |mut s| async move {
+    let stream = futures_util::stream::unfold(state, move |mut s| async move {
         if s.done {
             return None;
         }
@@ -347,7 +351,12 @@ fn body_stream(
         if let Some(tick) = s.emu.hostile.dribble() {
             tokio::time::sleep(tick).await;
         }
-        let bytes = s.object.read(s.pos, n as usize);
+        let mut bytes = s.object.read(s.pos, n as usize);
+        if let Some(at) = flip_at.filter(|&at| (s.pos..s.pos + n).contains(&at)) {
+            let mut changed = bytes.to_vec();
+            changed[(at - s.pos) as usize] ^= 1;
+            bytes = changed.into();
+        }
         s.pos += n;
         s.sent += n;
         if let Some(bw) = s.emu.config.bandwidth.filter(|&bw| bw > 0) {
