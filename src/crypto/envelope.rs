@@ -111,7 +111,7 @@ impl Envelope {
     }
 }
 
-fn decode_b64(header: &str, value: &str) -> Result<Vec<u8>, CryptoError> {
+pub(super) fn decode_b64(header: &str, value: &str) -> Result<Vec<u8>, CryptoError> {
     // Tolerate the line breaks and spaces that copying a header by hand can add.
     let compact: String = value.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     STANDARD.decode(compact).map_err(|e| CryptoError::Base64 {

@@ -88,4 +88,35 @@ pub enum CryptoError {
 
     #[error("window [{start}, {end}) is not block-aligned ciphertext of a {total}-byte object")]
     BadWindow { start: u64, end: u64, total: u64 },
+
+    #[error(
+        "the GCM tag does not match: the recording was changed or damaged after it was \
+         encrypted, or the key/IV do not belong to it; discard any plaintext already \
+         written from it"
+    )]
+    TagMismatch,
+
+    #[error(
+        "the IV in encryption_details is {len} bytes; AES-GCM recordings use exactly 12: \
+         the Recording's encryption_details are damaged"
+    )]
+    GcmIvLength { len: usize },
+
+    #[error(
+        "the stored recording is {0} bytes, shorter than the 16-byte GCM tag it must end \
+         with: it is cut short or is not an encrypted recording"
+    )]
+    GcmTooShort(u64),
+
+    #[error(
+        "the content key is {0} bytes; encrypted recordings use AES-256-GCM with a 32-byte \
+         key: wrong private key or damaged encryption_details"
+    )]
+    GcmKeyLength(usize),
+
+    #[error(
+        "{len} bytes at plaintext offset {offset} are not a 16-byte-aligned range within \
+         AES-GCM's limit of 2^32 - 2 blocks: a bug in the caller or a damaged length"
+    )]
+    GcmRange { offset: u64, len: u64 },
 }

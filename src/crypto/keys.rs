@@ -6,7 +6,7 @@
 
 use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::pkcs8::DecodePrivateKey;
-use rsa::{Pkcs1v15Encrypt, PrivateKey, PublicKey};
+use rsa::{Oaep, Pkcs1v15Encrypt, PrivateKey, PublicKey};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::CryptoError;
@@ -171,6 +171,49 @@ impl PrivateKeys {
         Err(failed_check.unwrap_or(CryptoError::WrongKey {
             tried: tried.join(", "),
         }))
+    }
+
+    /// Unwraps the content key of an encrypted call recording: RSAES-OAEP with SHA-256
+    /// and MGF1-SHA-256, each key in turn; the content key must be 32 bytes (AES-256).
+    ///
+    /// Unlike PKCS#1 v1.5 here, OAEP fails outright with a wrong private key (its padding
+    /// carries a hash check), so the first key that unwraps is the pair of the public key
+    /// and no check against the object is needed. A key wrapped another way (PKCS#1 v1.5,
+    /// or OAEP with other hashes) unwraps with no key: [`CryptoError::WrongKey`], naming
+    /// every key tried. A key that unwraps to something other than 32 bytes is
+    /// [`CryptoError::GcmKeyLength`].
+    pub fn unwrap_oaep(&self, wrapped: &[u8]) -> Result<(ContentKey, &str), CryptoError> {
+        if self.keys.is_empty() {
+            return Err(CryptoError::NoKeys);
+        }
+        let mut rng = rand::rng();
+        let mut tried = Vec::new();
+        let mut bad_length = None;
+        for k in &self.keys {
+            let padding = Oaep::<rsa::sha2::Sha256>::new();
+            // Blinded decryption: the unwrap timing does not follow the private exponent.
+            match k.key.decrypt_blinded(&mut rng, padding, wrapped) {
+                Ok(cek) => {
+                    let cek = Zeroizing::new(cek);
+                    if cek.len() == 32 {
+                        return Ok((ContentKey::from_bytes(&cek)?, &k.name));
+                    }
+                    tried.push(format!(
+                        "{} (gives {} bytes, not a 32-byte AES-256 key)",
+                        k.name,
+                        cek.len()
+                    ));
+                    bad_length.get_or_insert(cek.len());
+                }
+                Err(e) => tried.push(format!("{} ({e})", k.name)),
+            }
+        }
+        Err(match bad_length {
+            Some(n) => CryptoError::GcmKeyLength(n),
+            None => CryptoError::WrongKey {
+                tried: tried.join(", "),
+            },
+        })
     }
 }
 
@@ -356,6 +399,70 @@ mod tests {
         assert!(
             matches!(&r, Err(CryptoError::WrongKey { tried }) if tried.contains("gives 24 bytes")),
             "{r:?}"
+        );
+    }
+
+    #[test]
+    fn oaep_unwrap_tries_each_key_and_names_the_one_that_worked() {
+        let a = seal::test_key(1);
+        let b = seal::test_key(2);
+        let cek = ContentKey::Aes256([7; 32]);
+        let wrapped = seal::wrap_cek_oaep(&b.to_public_key(), &cek);
+        let mut keys = PrivateKeys::new();
+        assert_eq!(keys.unwrap_oaep(&wrapped).unwrap_err(), CryptoError::NoKeys);
+        keys.add("a.pem", a);
+        let r = keys.unwrap_oaep(&wrapped);
+        assert!(
+            matches!(&r, Err(CryptoError::WrongKey { tried }) if tried.contains("a.pem")),
+            "{r:?}"
+        );
+        keys.add("b.pem", b);
+        let (got, name) = keys.unwrap_oaep(&wrapped).unwrap();
+        assert_eq!(got, cek);
+        assert_eq!(name, "b.pem");
+    }
+
+    /// Only OAEP with SHA-256 and MGF1-SHA-256 is accepted. (No SHA-1 crate is in the
+    /// build, so MGF1-SHA-1 stands as MGF1-SHA-512 and OAEP-SHA-224 here.)
+    #[test]
+    fn oaep_unwrap_refuses_other_paddings() {
+        use rsa::sha2::{Sha224, Sha256, Sha512};
+        let a = seal::test_key(1);
+        let public = a.to_public_key();
+        let mut keys = PrivateKeys::new();
+        keys.add("a.pem", a);
+        let mut rng = rand::rng();
+        let cek = [7u8; 32];
+        let others = [
+            public.encrypt(&mut rng, Pkcs1v15Encrypt, &cek).unwrap(),
+            public
+                .encrypt(&mut rng, Oaep::<Sha256, Sha512>::new_with_mgf_hash(), &cek)
+                .unwrap(),
+            public
+                .encrypt(&mut rng, Oaep::<Sha224>::new(), &cek)
+                .unwrap(),
+            public
+                .encrypt(
+                    &mut rng,
+                    Oaep::<Sha256>::new_with_label(b"x".as_slice()),
+                    &cek,
+                )
+                .unwrap(),
+        ];
+        for (i, wrapped) in others.iter().enumerate() {
+            let r = keys.unwrap_oaep(wrapped);
+            assert!(
+                matches!(&r, Err(CryptoError::WrongKey { tried }) if tried.contains("a.pem")),
+                "padding {i}: {r:?}"
+            );
+        }
+        // The right padding, a key of the wrong length.
+        let short = public
+            .encrypt(&mut rng, Oaep::<Sha256>::new(), &[7; 16])
+            .unwrap();
+        assert_eq!(
+            keys.unwrap_oaep(&short).unwrap_err(),
+            CryptoError::GcmKeyLength(16)
         );
     }
 }
