@@ -519,10 +519,7 @@ async fn client_matches_twilio_openapi_spec() {
             .await
             .expect("list media");
         assert_items_of_some_example(&spec, kind.collection(), path, kind.plural(), &list);
-        let media = MediaRef {
-            kind,
-            sid: str_of(example, "sid"),
-        };
+        let media = MediaRef::new(kind, str_of(example, "sid"));
         let m = c.resource(&media).await.expect("fetch media");
         assert_eq!(m.kind(), kind);
         assert_decoded(kind.noun(), &m, example, fields);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use twilio_media_fs::crypto::seal;
-use twilio_media_fs::emulator::{EmulatorConfig, ObjectInfo, ObjectKind, RunningEmulator};
+use twilio_media_fs::emulator::{EmulatorConfig, ObjectInfo, RunningEmulator};
 
 use super::{cli_at, run, tempdir, write_private};
 
@@ -229,10 +229,7 @@ impl Mount {
 
     /// Where an object's file is, under `recordings/` or `compositions/`.
     pub fn file(&self, o: &ObjectInfo) -> PathBuf {
-        let dir = match o.kind {
-            ObjectKind::Recording => "recordings",
-            ObjectKind::Composition => "compositions",
-        };
+        let dir = o.kind.plural();
         self.path
             .join(dir)
             .join(format!("{}.{}", o.sid, o.extension))
