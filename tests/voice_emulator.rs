@@ -79,7 +79,8 @@ async fn ranged(url: &str, start: u64, end: u64) -> Vec<u8> {
     resp.bytes().await.unwrap().to_vec()
 }
 
-fn by_name<'a>(objects: &'a [ObjectInfo], pick: impl Fn(&ObjectInfo) -> bool) -> &'a ObjectInfo {
+/// The first of `objects` that `pick` picks.
+fn by_name(objects: &[ObjectInfo], pick: impl Fn(&ObjectInfo) -> bool) -> &ObjectInfo {
     objects.iter().find(|o| pick(o)).expect("such a recording")
 }
 
