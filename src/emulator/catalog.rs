@@ -1392,6 +1392,30 @@ mod tests {
         );
     }
 
+    /// A `*.wav` of the data directory becomes an encrypted call recording of its own
+    /// call, its channels read from its header.
+    #[test]
+    fn data_dir_wav_files_are_call_recordings() {
+        let dir = std::env::temp_dir().join(format!("tmfs-wav-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let wav = Tone::new(2, 1, 5).wav();
+        std::fs::write(dir.join("mine.wav"), &wav).unwrap();
+        let config = EmulatorConfig {
+            public_keys: vec![seal::test_key(1).to_public_key()],
+            data_dir: Some(dir.clone()),
+            ..Default::default()
+        };
+        let cat = Catalog::build(&config);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let cat = cat.unwrap();
+        let m = cat.get(&sid("RE", "data:mine.wav")).unwrap();
+        let call = m.call.as_ref().unwrap();
+        assert_eq!((call.channels, m.duration), (2, 1));
+        assert_eq!(call.call_sid, call_sid("data:mine.wav"));
+        assert!(m.voice_object().unwrap().encrypted());
+        assert_eq!(cat.plaintext(&m.sid).unwrap(), wav);
+    }
+
     #[test]
     fn datetimes() {
         assert_eq!(datetime(0), "1970-01-01T00:00:00Z");
