@@ -5,6 +5,9 @@
 //! `apply_ctr` for a window) equal to the catalog's WAV, the unencrypted one served as a
 //! WAV, and the storage faults and counters applying to Voice objects too.
 
+mod common;
+
+use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 use twilio_media_fs::crypto::gcm::apply_ctr;
@@ -267,4 +270,63 @@ async fn storage_faults_apply_to_call_recordings() {
     let expired = url.replace("Expires=", "Expires=1&Old=");
     let resp = reqwest::Client::new().get(&expired).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 403);
+}
+
+/// The emulator's page and resource have exactly the fields of the spec's schemas
+/// (`ListRecordingResponse`, `api.v2010.account.recording`), read from
+/// `twilio_api_v2010.json`.
+#[tokio::test]
+async fn bodies_have_the_fields_of_the_spec() {
+    let Some(file) = common::prism::spec_path("twilio_api_v2010.json") else {
+        common::prism::unavailable("twilio_api_v2010.json is not beside the checkout");
+        return;
+    };
+    let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+    let keys = |v: &serde_json::Value| -> BTreeSet<String> {
+        v.as_object().unwrap().keys().cloned().collect()
+    };
+    let list = "/2010-04-01/Accounts/{AccountSid}/Recordings.json";
+    let page_schema = &spec["paths"][list]["get"]["responses"]["200"]["content"]["application/json"]
+        ["schema"]["properties"];
+    let resource_schema =
+        &spec["components"]["schemas"]["api.v2010.account.recording"]["properties"];
+    let emu = emulator(EmulatorConfig::default()).await;
+    let c = EmulatorCredentials::default();
+    let get = |path: String| {
+        let c = c.clone();
+        let url = format!("{}{path}", emu.url);
+        async move {
+            let resp = reqwest::Client::new()
+                .get(url)
+                .basic_auth(&c.account_sid, Some(&c.auth_token))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 200);
+            resp.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let account = &c.account_sid;
+    let page = get(format!(
+        "/2010-04-01/Accounts/{account}/Recordings.json?PageSize=2"
+    ))
+    .await;
+    assert_eq!(keys(&page), keys(page_schema));
+    for item in page["recordings"].as_array().unwrap() {
+        assert_eq!(keys(item), keys(resource_schema));
+    }
+    for o in emu.emulator.call_recordings() {
+        let r = get(format!(
+            "/2010-04-01/Accounts/{account}/Recordings/{}.json",
+            o.sid
+        ))
+        .await;
+        assert_eq!(keys(&r), keys(resource_schema), "{}", o.sid);
+        let source = r["source"].as_str().unwrap();
+        let sources = &spec["components"]["schemas"]["recording_enum_source"]["enum"];
+        assert!(
+            sources.as_array().unwrap().iter().any(|s| s == source),
+            "{source}"
+        );
+    }
 }
