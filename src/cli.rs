@@ -230,6 +230,10 @@ pub struct EmulatorArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub extra_recordings: u64,
 
+    /// Add N tiny encrypted call recordings (for the Voice API's paging).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub extra_call_recordings: u64,
+
     /// Behave as a restricted API key that may read recordings, compositions and rooms
     /// only: the Recording/Composition settings and the public keys answer 403 (Twilio
     /// error 20403). What `mount`, `ls` and `get` must work with, and `doctor` warn about.

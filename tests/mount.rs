@@ -370,8 +370,10 @@ async fn getfattr_shows_the_twilio_metadata() {
         return;
     }
     let emu = emulator(false).await;
-    let objects = completed(&emu);
+    let mut objects = completed(&emu);
     check_variants(&objects);
+    // Call recordings too (issue 17): their own fields, under the API's names.
+    objects.extend(emu.emulator.call_recordings());
     let m = Mount::foreground(&emu, &[&keys().pem[0]]).await;
     for o in &objects {
         let j = api_json(&emu, o).await;

@@ -21,9 +21,7 @@ use common::mount::{Mount, blocking, command, emulator_config, keys, output, ser
 use common::*;
 use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use twilio_media_fs::crypto::{ContentKey, PrivateKeys, seal};
-use twilio_media_fs::emulator::{
-    EmulatorCredentials, ObjectInfo, ObjectKind, RunningEmulator, spawn,
-};
+use twilio_media_fs::emulator::{EmulatorCredentials, ObjectInfo, RunningEmulator, spawn};
 
 async fn emulator() -> RunningEmulator {
     spawn(emulator_config()).await.unwrap()
@@ -49,12 +47,7 @@ async fn ceks(emu: &RunningEmulator) -> Vec<ContentKey> {
     private.add("account", keys().private[0].clone());
     let mut out = Vec::new();
     for o in media(emu).iter().filter(|o| o.encrypted) {
-        let kind = match o.kind {
-            ObjectKind::Recording => "Recordings",
-            ObjectKind::Composition => "Compositions",
-            // Their envelope is in their resource, not in storage headers.
-            ObjectKind::Voice => continue,
-        };
+        let kind = o.kind.collection();
         let answer: serde_json::Value = http
             .get(format!("{}/v1/{kind}/{}/Media", emu.url, o.sid))
             .basic_auth(&c.account_sid, Some(&c.auth_token))

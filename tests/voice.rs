@@ -124,7 +124,9 @@ async fn call_recordings_on_the_mount_are_their_plaintext() {
     }
     let (call, &n) = calls.iter().max_by_key(|(_, n)| **n).unwrap();
     assert!(n >= 2, "a call with two recordings");
-    let in_dir = std::fs::read_dir(m.path.join("calls").join(call)).unwrap().count();
+    let in_dir = std::fs::read_dir(m.path.join("calls").join(call))
+        .unwrap()
+        .count();
     assert_eq!(in_dir, n, "{call}");
     m.unmount().await;
 }
@@ -165,10 +167,7 @@ async fn ffprobe_and_ffmpeg_seek_in_call_recordings() {
     }
     assert!(two_channels >= 1, "a 2-channel recording");
 
-    let (long, plain) = recordings
-        .iter()
-        .max_by_key(|(_, p)| p.len())
-        .unwrap();
+    let (long, plain) = recordings.iter().max_by_key(|(_, p)| p.len()).unwrap();
     let path = wav(&m, long);
     let before = fetched(&stats(&m).await);
     let out = ok(probe(&path)).await;
@@ -362,10 +361,16 @@ async fn a_tampered_call_recording_fails_cp_and_get() {
     let log = m.log();
     let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
     assert_eq!(errors.len(), 1, "one ERROR: {log}");
-    assert!(errors[0].contains(&o.sid) && errors[0].contains("GCM tag"), "{log}");
+    assert!(
+        errors[0].contains(&o.sid) && errors[0].contains("GCM tag"),
+        "{log}"
+    );
 
     let video = emu.emulator.objects();
-    let video = video.iter().find(|v| v.status == "completed" && v.encrypted).unwrap();
+    let video = video
+        .iter()
+        .find(|v| v.status == "completed" && v.encrypted)
+        .unwrap();
     let mut m = Mount::foreground(&emu, &[&keys().pem[0]]).await;
     let read = std::fs::read(m.file(video)).unwrap();
     assert_eq!(read, emu.emulator.plaintext(&video.sid).unwrap().to_vec());
@@ -379,7 +384,10 @@ async fn a_tampered_call_recording_fails_cp_and_get() {
         .arg(dir.path());
     let out = output(cmd).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "get of a changed recording succeeded");
+    assert!(
+        !out.status.success(),
+        "get of a changed recording succeeded"
+    );
     assert!(stderr.contains("GCM tag does not match"), "{stderr}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no file");
     let mut cmd = cli(&emu);

@@ -1,6 +1,6 @@
 //! `demo`: the whole thing with no Twilio account. Starts the emulator in this process
-//! with a fresh key pair and its sample media, mounts it, says what to try, and
-//! unmounts on Ctrl-C.
+//! with a fresh key pair and its sample media (Video, and Voice call recordings), mounts
+//! it, says what to try, and unmounts on Ctrl-C.
 //!
 //! The filesystem is the one `mount` builds ([`crate::app::build_fs`]), with `mount`'s
 //! defaults; only the account (the emulator) and the key (a fresh one) differ. It must
@@ -53,6 +53,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         .find(|o| o.extension == "mp4")
         .map(|o| format!("compositions/{}.mp4", o.sid))
         .unwrap_or_else(|| "compositions/CJ….mp4".into());
+    // A dual-channel encrypted call recording, for the Voice lines.
+    let call = emulator
+        .emulator
+        .call_recordings()
+        .into_iter()
+        .find(|o| o.encrypted)
+        .map(|o| format!("voice/{}.wav", o.sid))
+        .unwrap_or_else(|| "voice/RE….wav".into());
     let result = super::mount::serve(&runtime, fs, &mountpoint, "twilio-media-fs", false, || {
         println!(
             "\nA demo Twilio account (emulator at {url}) is mounted on {shown}.\n\
@@ -60,6 +68,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
              Try, in another terminal:\n  \
              ls -l {shown}/recordings {shown}/compositions {shown}/rooms/*\n  \
              ffprobe {shown}/{sample}\n  \
+             ls -l {shown}/voice        # call recordings (AES-256-GCM, verified)\n  \
+             ffprobe {shown}/{call}\n  \
              getfattr -d {shown}/{sample}\n  \
              cp {shown}/{sample} . && sha256sum {sample_name}\n  \
              cat {shown}/.stats\n\n\

@@ -87,6 +87,7 @@ pub fn config(args: &EmulatorArgs) -> anyhow::Result<EmulatorConfig> {
         bandwidth: args.bandwidth,
         synthetic: args.synthetic.clone(),
         extra_recordings: args.extra_recordings,
+        extra_call_recordings: args.extra_call_recordings,
         public_keys,
         credentials: EmulatorCredentials::default(),
         encryption_enabled: true,
@@ -121,7 +122,8 @@ fn banner(url: &str, emulator: &Emulator) -> String {
             .collect();
         out.push_str(&format!("hostile modes: {}\n\n", names.join(", ")));
     }
-    let objects = emulator.objects();
+    let mut objects = emulator.objects();
+    objects.extend(emulator.call_recordings());
     let shown = 20;
     for o in objects.iter().take(shown) {
         let kind = o.kind.noun();
@@ -130,7 +132,7 @@ fn banner(url: &str, emulator: &Emulator) -> String {
         if !o.encrypted && o.size.is_some() {
             notes.push("unencrypted".to_string());
         }
-        if o.encrypted && !o.length_header {
+        if o.encrypted && !o.length_header && o.kind.is_video() {
             notes.push("no length header".into());
         }
         if let Some(k) = o.key_index.filter(|&k| k > 0) {
@@ -140,7 +142,7 @@ fn banner(url: &str, emulator: &Emulator) -> String {
             notes.push("synthetic".into());
         }
         out.push_str(&format!(
-            "{:<34} {kind:<11} {:<4} {:<10} {size:>12} {}\n",
+            "{:<34} {kind:<14} {:<4} {:<10} {size:>12} {}\n",
             o.sid,
             o.extension,
             o.status,
@@ -149,6 +151,17 @@ fn banner(url: &str, emulator: &Emulator) -> String {
     }
     if objects.len() > shown {
         out.push_str(&format!("… and {} more\n", objects.len() - shown));
+    }
+    out.push_str(&format!(
+        "\ncall recordings (the Voice API, same port): \
+         {url}/2010-04-01/Accounts/{}/Recordings.json\n",
+        c.account_sid
+    ));
+    if let Some(o) = emulator.call_recordings().iter().find(|o| o.encrypted) {
+        out.push_str(&format!(
+            "try: twilio-media-fs ls voice; twilio-media-fs get {} -k KEY.pem\n",
+            o.sid
+        ));
     }
     out
 }

@@ -46,7 +46,7 @@ pub fn twilio_error(status: StatusCode, code: u32, message: &str) -> Response {
     (status, Json(body)).into_response()
 }
 
-fn not_found_error(what: &str) -> Response {
+pub(crate) fn not_found_error(what: &str) -> Response {
     twilio_error(
         StatusCode::NOT_FOUND,
         20404,
@@ -114,7 +114,7 @@ fn authorized(emu: &Emulator, headers: &HeaderMap) -> bool {
 }
 
 /// `http://HOST` from the request, for absolute URLs.
-fn base_url(headers: &HeaderMap) -> String {
+pub(crate) fn base_url(headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
@@ -124,7 +124,7 @@ fn base_url(headers: &HeaderMap) -> String {
 
 /// `http://HOST:STORAGE_PORT`: the storage listener, on the host the client used for
 /// the API (so that an emulator listening on all addresses hands out URLs that work).
-fn storage_base(emu: &Emulator, headers: &HeaderMap) -> String {
+pub(crate) fn storage_base(emu: &Emulator, headers: &HeaderMap) -> String {
     let Some(port) = emu.storage_port.get() else {
         return base_url(headers); // no storage listener: the API's router serves storage
     };
@@ -143,7 +143,7 @@ fn storage_base(emu: &Emulator, headers: &HeaderMap) -> String {
 }
 
 /// Percent-encodes a query value (RFC 3986 unreserved characters pass).
-fn encode(value: &str) -> String {
+pub(crate) fn encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| {
@@ -241,16 +241,30 @@ fn page_with<T>(
 }
 
 /// The filters a list request used, in a fixed order, for the paging URLs.
-fn filters<'a>(q: &'a HashMap<String, String>, names: &[&'a str]) -> Vec<(&'a str, &'a String)> {
+pub(crate) fn filters<'a>(
+    q: &'a HashMap<String, String>,
+    names: &[&'a str],
+) -> Vec<(&'a str, &'a String)> {
     names
         .iter()
         .filter_map(|&n| q.get(n).map(|v| (n, v)))
         .collect()
 }
 
+/// `YYYY-MM-DD` of when `m` was created.
+fn day(m: &Media) -> String {
+    m.date_created()[..10].to_owned()
+}
+
+/// The day a Voice date filter names: its first ten characters (`2026-11-02`, also of
+/// `2026-11-02T00:00:00Z`).
+fn day_of(value: &str) -> &str {
+    value.get(..10).unwrap_or(value)
+}
+
 /// Whether `m` passes the listing filter `name=value`. Dates compare as RFC 3339
-/// strings (`2026-11-01T10:00:00Z`), which sort as times.
-fn passes(cat: &Catalog, m: &Media, name: &str, value: &str) -> bool {
+/// strings (`2026-11-01T10:00:00Z`), which sort as times; the Voice API's as days.
+pub(crate) fn passes(cat: &Catalog, m: &Media, name: &str, value: &str) -> bool {
     match name {
         "Status" => m.status.eq_ignore_ascii_case(value),
         "MediaType" => m.media_type.eq_ignore_ascii_case(value),
@@ -260,13 +274,27 @@ fn passes(cat: &Catalog, m: &Media, name: &str, value: &str) -> bool {
         "SourceSid" => value == m.source_sid,
         "DateCreatedAfter" => m.date_created().as_str() >= value,
         "DateCreatedBefore" => m.date_created().as_str() <= value,
+        // The Voice API's: a call, a conference, and days (inclusive at both ends).
+        "CallSid" => m.call.as_ref().is_some_and(|c| c.call_sid == value),
+        "ConferenceSid" => m
+            .call
+            .as_ref()
+            .is_some_and(|c| c.conference_sid.as_deref() == Some(value)),
+        "DateCreated" => day(m) == day_of(value),
+        "DateCreated>" => day(m).as_str() >= day_of(value),
+        "DateCreated<" => day(m).as_str() <= day_of(value),
         _ => true,
     }
 }
 
 /// Whether `m` passes every filter of `names` that the query gives; the query's other
 /// parameters are ignored, as Twilio ignores filters a listing does not take.
-fn passes_all(cat: &Catalog, m: &Media, names: &[&str], q: &HashMap<String, String>) -> bool {
+pub(crate) fn passes_all(
+    cat: &Catalog,
+    m: &Media,
+    names: &[&str],
+    q: &HashMap<String, String>,
+) -> bool {
     names
         .iter()
         .all(|&name| q.get(name).is_none_or(|v| passes(cat, m, name, v)))
@@ -347,7 +375,7 @@ pub async fn list_media(
 
 /// The catalog index of `sid` (or, with [`hostile::Hostile::NewSids`], of the object a listing
 /// gave that SID to).
-fn find(emu: &Emulator, sid: &str, kind: MediaKind) -> Option<usize> {
+pub(crate) fn find(emu: &Emulator, sid: &str, kind: MediaKind) -> Option<usize> {
     let cat = &emu.catalog;
     cat.index(sid)
         .or_else(|| {
@@ -382,7 +410,7 @@ pub async fn get_media(
 }
 
 /// `/Media`: 302 to a pre-signed storage URL, with `{"redirect_to": URL}` as the body.
-fn media_redirect(
+pub(crate) fn media_redirect(
     emu: &Emulator,
     headers: &HeaderMap,
     sid: &str,

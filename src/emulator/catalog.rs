@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -23,9 +23,10 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::synthetic::Synthetic;
+use super::wav::{self, Tone};
 use super::{EmulatorConfig, ObjectInfo};
 use crate::crypto::window::decrypt_window;
-use crate::crypto::{ContentKey, seal};
+use crate::crypto::{ContentKey, GcmEnvelope, seal};
 use crate::twilio::MediaKind;
 
 /// `prefix` + 32 lowercase hex digits derived from `name`.
@@ -46,10 +47,8 @@ pub fn public_key_sid(index: usize) -> String {
 /// Seconds since the epoch of 2026-11-01T10:00:00Z, the first media's creation time.
 const BASE_TIME: i64 = 1_793_527_200;
 
-/// An RFC 3339 UTC timestamp (`2026-11-01T10:00:00Z`) for `secs` since the epoch.
-pub fn datetime(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
+/// The civil date of `days` since the epoch: (year, month 1-12, day 1-31).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -59,9 +58,35 @@ pub fn datetime(secs: i64) -> String {
     let mp = (5 * doy + 2) / 153;
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// An RFC 3339 UTC timestamp (`2026-11-01T10:00:00Z`) for `secs` since the epoch.
+pub fn datetime(secs: i64) -> String {
+    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// An RFC 2822 timestamp as the 2010-04-01 API writes them
+/// (`Fri, 20 Nov 2026 10:00:00 +0000`) for `secs` since the epoch.
+pub fn rfc2822(secs: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = secs.div_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{}, {day:02} {} {year:04} {:02}:{:02}:{:02} +0000",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize],
         rem / 3600,
         rem / 60 % 60,
         rem % 60
@@ -72,6 +97,8 @@ pub fn datetime(secs: i64) -> String {
 pub enum Content {
     Stored(Bytes),
     Synthetic(Box<Synthetic>),
+    /// A call recording, made and sealed on first use.
+    Voice(Box<VoiceObject>),
 }
 
 /// What the storage serves for one object: the bytes as stored and the envelope headers.
@@ -96,6 +123,7 @@ impl StoredObject {
         match &self.content {
             Content::Stored(b) => b.slice(offset as usize..offset as usize + len),
             Content::Synthetic(s) => Bytes::from(s.read(offset, len)),
+            Content::Voice(v) => v.stored().slice(offset as usize..offset as usize + len),
         }
     }
 }
@@ -148,6 +176,158 @@ impl EnvelopeHeaders {
     }
 }
 
+/// Where a call recording's WAV comes from.
+pub enum WavSource {
+    /// Made here ([`Tone::wav`]): nothing is held until it is asked for.
+    Tone(Tone),
+    /// A `*.wav` file of the data directory.
+    File(Bytes),
+}
+
+impl WavSource {
+    /// The WAV file's length in bytes.
+    #[allow(clippy::len_without_is_empty)] // never empty: a WAV has a header
+    pub fn len(&self) -> u64 {
+        match self {
+            WavSource::Tone(t) => t.len(),
+            WavSource::File(b) => b.len() as u64,
+        }
+    }
+
+    /// The WAV file.
+    pub fn bytes(&self) -> Bytes {
+        match self {
+            WavSource::Tone(t) => Bytes::from(t.wav()),
+            WavSource::File(b) => b.clone(),
+        }
+    }
+}
+
+/// A call recording's stored object: its WAV, sealed with AES-256-GCM for a public key
+/// (or stored as it is). The content key, IV and wrapped key are made with the catalog
+/// (the resource's `encryption_details` need them); the WAV and its sealing on first
+/// read, so that a 10-minute recording costs nothing until its media is fetched.
+pub struct VoiceObject {
+    pub source: WavSource,
+    /// The content key and the envelope; `None`: stored unencrypted.
+    seal: Option<(ContentKey, GcmEnvelope)>,
+    stored: OnceLock<Bytes>,
+}
+
+impl VoiceObject {
+    /// `source`, to be sealed for `public` (whose credential is `key_sid`), or stored as
+    /// it is.
+    fn new(source: WavSource, public: Option<(&rsa::PublicKey, String)>) -> Self {
+        let seal = public.map(|(public, key_sid)| {
+            let key = seal::random_cek(true);
+            let envelope = GcmEnvelope {
+                public_key_sid: Some(key_sid),
+                wrapped_key: seal::wrap_cek_oaep(public, &key),
+                iv: rand::rng().random(),
+            };
+            (key, envelope)
+        });
+        Self {
+            source,
+            seal,
+            stored: OnceLock::new(),
+        }
+    }
+
+    /// Whether it is stored encrypted.
+    pub fn encrypted(&self) -> bool {
+        self.seal.is_some()
+    }
+
+    /// The stored length: the WAV, and the 16-byte GCM tag when encrypted.
+    pub fn stored_len(&self) -> u64 {
+        self.source.len() + if self.encrypted() { 16 } else { 0 }
+    }
+
+    /// The bytes storage serves (ciphertext ‖ tag, or the WAV), made once.
+    pub fn stored(&self) -> &Bytes {
+        self.stored.get_or_init(|| {
+            let plain = self.source.bytes();
+            match &self.seal {
+                None => plain,
+                Some((key, envelope)) => {
+                    Bytes::from(seal::seal_gcm_with(key, &envelope.iv, &plain))
+                }
+            }
+        })
+    }
+
+    /// The envelope (`encryption_details`); `None` when stored unencrypted.
+    pub fn envelope(&self) -> Option<&GcmEnvelope> {
+        self.seal.as_ref().map(|(_, e)| e)
+    }
+}
+
+/// What a call recording says beyond a Video recording.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallInfo {
+    /// `CA…`: two recordings may share one call.
+    pub call_sid: String,
+    /// `CF…`, for a conference recording.
+    pub conference_sid: Option<String>,
+    /// 1 or 2.
+    pub channels: u16,
+    /// `RecordVerb`, `DialVerb`, `StartConferenceRecordingAPI`, …
+    pub source: &'static str,
+    /// Its `encryption_details` use the spec's names (`encryption_public_key_sid`,
+    /// `encryption_cek`, `encryption_iv`) instead of the docs' (`public_key_sid`,
+    /// `encrypted_cek`, `iv`).
+    pub spec_spelling: bool,
+}
+
+/// The built-in call recordings: (name, call, conference, channels, seconds, source,
+/// encrypted, spec spelling). Calls `a` has two recordings.
+#[allow(clippy::type_complexity)]
+const CALL_RECORDINGS: [(&str, &str, Option<&str>, u16, u32, &str, bool, bool); 5] = [
+    ("voice:mono", "a", None, 1, 5, "RecordVerb", true, false),
+    ("voice:dual", "a", None, 2, 8, "DialVerb", true, false),
+    (
+        "voice:unencrypted",
+        "b",
+        None,
+        1,
+        3,
+        "OutboundAPI",
+        false,
+        false,
+    ),
+    (
+        "voice:conference",
+        "c",
+        Some("standup"),
+        1,
+        4,
+        "StartConferenceRecordingAPI",
+        true,
+        true,
+    ),
+    (
+        "voice:long",
+        "d",
+        None,
+        2,
+        600,
+        "StartCallRecordingAPI",
+        true,
+        false,
+    ),
+];
+
+/// The SID of call `name` of [`CALL_RECORDINGS`].
+pub fn call_sid(name: &str) -> String {
+    sid("CA", &format!("call:{name}"))
+}
+
+/// The SID of conference `name` of [`CALL_RECORDINGS`].
+pub fn conference_sid(name: &str) -> String {
+    sid("CF", &format!("conference:{name}"))
+}
+
 pub struct Room {
     pub sid: String,
     pub unique_name: String,
@@ -179,11 +359,21 @@ pub struct Media {
     pub object: Option<Arc<StoredObject>>,
     plaintext: Option<Bytes>,
     key_index: Option<usize>,
+    /// Call recordings only.
+    pub call: Option<CallInfo>,
 }
 
 impl Media {
     pub fn date_created(&self) -> String {
         datetime(self.created)
+    }
+
+    /// Its call recording object, for [`MediaKind::Voice`].
+    pub fn voice_object(&self) -> Option<&VoiceObject> {
+        match &self.object.as_deref()?.content {
+            Content::Voice(v) => Some(v),
+            _ => None,
+        }
     }
 }
 
@@ -304,6 +494,7 @@ fn content_type(ext: &str) -> &'static str {
         "mkv" => "video/x-matroska",
         "mp4" => "video/mp4",
         "webm" => "video/webm",
+        "wav" => "audio/x-wav",
         _ => "application/octet-stream",
     }
 }
@@ -420,6 +611,7 @@ impl Builder<'_> {
             plaintext: object.as_ref().and_then(|o| o.1.clone()),
             key_index: object.as_ref().and_then(|o| o.2),
             object: object.map(|o| o.0),
+            call: None,
         })
     }
 
@@ -448,7 +640,61 @@ impl Builder<'_> {
             plaintext: Some(plain),
             key_index: Some(0),
             object: Some(object),
+            call: None,
         });
+    }
+
+    /// A call recording of `source`, sealed for `public_keys[key_index]` (or not).
+    fn call_recording(
+        &mut self,
+        name: &str,
+        call: CallInfo,
+        source: WavSource,
+        key_index: Option<usize>,
+    ) {
+        let size = source.len();
+        // 16-bit samples at 8 kHz on every channel.
+        let duration = size.saturating_sub(wav::HEADER_LEN)
+            / (u64::from(wav::SAMPLE_RATE) * 2 * u64::from(call.channels.max(1)));
+        let plaintext = match &source {
+            WavSource::File(b) => Some(b.clone()),
+            WavSource::Tone(_) => None,
+        };
+        let public = key_index.map(|i| (&self.config.public_keys[i], public_key_sid(i)));
+        let voice = VoiceObject::new(source, public);
+        let object = Arc::new(StoredObject {
+            len: voice.stored_len(),
+            content: Content::Voice(Box::new(voice)),
+            envelope: None,
+            content_type: content_type("wav"),
+            etag: format!("\"{}\"", &sid("", &format!("etag:{name}"))),
+            available: None,
+            cek: None,
+            iv: [0; 16],
+        });
+        let calls = self.media.iter().filter(|m| m.call.is_some()).count() as i64;
+        self.push(Media {
+            sid: sid(MediaKind::Voice.sid_prefix(), name),
+            kind: MediaKind::Voice,
+            status: "completed",
+            ext: "wav",
+            codec: "PCM",
+            media_type: "audio",
+            room: 0,
+            participant_sid: String::new(),
+            source_sid: String::new(),
+            track_name: String::new(),
+            created: 0,
+            duration,
+            size: Some(size),
+            object: Some(object),
+            plaintext,
+            key_index,
+            call: Some(call),
+        });
+        // One a day from 2026-11-02 11:00, so that `DateCreated>`/`<` (days) select.
+        let media = self.media.last_mut().expect("just pushed");
+        media.created = BASE_TIME + 86_400 * (calls + 1) + 3600;
     }
 
     fn push(&mut self, mut media: Media) -> &Media {
@@ -534,6 +780,31 @@ impl Catalog {
                 None,
             );
         }
+        for (i, (name, call, conference, channels, seconds, source, sealed, spec)) in
+            CALL_RECORDINGS.into_iter().enumerate()
+        {
+            let info = CallInfo {
+                call_sid: call_sid(call),
+                conference_sid: conference.map(conference_sid),
+                channels,
+                source,
+                spec_spelling: spec,
+            };
+            let tone = Tone::new(channels, seconds, i as u32);
+            b.call_recording(name, info, WavSource::Tone(tone), sealed.then_some(0));
+        }
+        for i in 0..config.extra_call_recordings {
+            let info = CallInfo {
+                call_sid: call_sid(&format!("extra:{}", i / 2)),
+                conference_sid: None,
+                channels: 1,
+                source: "RecordVerb",
+                spec_spelling: false,
+            };
+            // Header only: a listing of hundreds stays cheap.
+            let tone = WavSource::Tone(Tone::new(1, 0, i as u32));
+            b.call_recording(&format!("voice:extra:{i}"), info, tone, Some(0));
+        }
         if let Some(dir) = &config.data_dir {
             add_data_dir(&mut b, dir)?;
         }
@@ -613,14 +884,18 @@ impl Catalog {
                 kind: m.kind,
                 extension: m.ext.into(),
                 status: m.status.into(),
-                room_sid: self.rooms[m.room].sid.clone(),
+                room_sid: match &m.call {
+                    Some(call) => call.call_sid.clone(),
+                    None => self.rooms[m.room].sid.clone(),
+                },
                 size: m.size,
                 plaintext: m.plaintext.clone(),
                 synthetic: matches!(
                     m.object.as_deref().map(|o| &o.content),
                     Some(Content::Synthetic(_))
                 ),
-                encrypted: m.object.as_ref().is_some_and(|o| o.envelope.is_some()),
+                encrypted: m.object.as_ref().is_some_and(|o| o.envelope.is_some())
+                    || (m.key_index.is_some() && m.call.is_some()),
                 key_index: m.key_index,
                 length_header: m
                     .object
@@ -637,6 +912,9 @@ impl Catalog {
         if let Some(p) = &media.plaintext {
             return Some(p.to_vec());
         }
+        if let Some(voice) = media.voice_object() {
+            return Some(voice.source.bytes().to_vec());
+        }
         let object = media.object.as_ref()?;
         let cek = object.cek.as_ref()?;
         let mut buf = object.read(0, object.len as usize).to_vec();
@@ -648,7 +926,8 @@ impl Catalog {
     /// The JSON of a recording or composition, as its own resource.
     pub fn resource_json(&self, base: &str, m: &Media) -> Value {
         match m.kind {
-            MediaKind::Recording | MediaKind::Voice => self.recording_json(base, m),
+            MediaKind::Recording => self.recording_json(base, m),
+            MediaKind::Voice => self.call_recording_json(base, m),
             MediaKind::Composition => self.composition_json(base, m),
         }
     }
@@ -677,6 +956,55 @@ impl Catalog {
             "status_callback": null,
             "status_callback_method": "POST",
             "links": { "media": format!("{base}{}", m.kind.media_path("", &m.sid)) },
+        })
+    }
+
+    /// The JSON of a call recording (`api.v2010.account.recording`): RFC 2822 dates,
+    /// `duration` a string, `uri` a path, `encryption_details` in the docs' or the spec's
+    /// names (see [`CallInfo::spec_spelling`]) or `null`. Seals the object if it is not
+    /// yet (its content key and IV are made then).
+    pub fn call_recording_json(&self, base: &str, m: &Media) -> Value {
+        let call = m.call.as_ref().expect("a call recording has its call");
+        let account = &self.account_sid;
+        let uri = MediaKind::Voice.resource_path(account, &m.sid);
+        let under = format!("/2010-04-01/Accounts/{account}/Recordings/{}", m.sid);
+        let encryption = m.voice_object().and_then(VoiceObject::envelope).map(|e| {
+            let key_sid = e.public_key_sid.clone();
+            let cek = STANDARD.encode(&e.wrapped_key);
+            let iv = STANDARD.encode(e.iv);
+            if call.spec_spelling {
+                json!({
+                    "encryption_public_key_sid": key_sid,
+                    "encryption_cek": cek,
+                    "encryption_iv": iv,
+                })
+            } else {
+                json!({ "public_key_sid": key_sid, "encrypted_cek": cek, "iv": iv })
+            }
+        });
+        json!({
+            "account_sid": account,
+            "api_version": "2010-04-01",
+            "call_sid": call.call_sid,
+            "conference_sid": call.conference_sid,
+            "channels": call.channels,
+            "date_created": rfc2822(m.created),
+            "date_updated": rfc2822(m.created + m.duration as i64 + 2),
+            "start_time": rfc2822(m.created),
+            "duration": m.duration.to_string(),
+            "sid": m.sid,
+            "price": "-0.00250",
+            "price_unit": "USD",
+            "status": m.status,
+            "source": call.source,
+            "error_code": null,
+            "uri": uri,
+            "encryption_details": encryption,
+            "subresource_uris": {
+                "add_on_results": format!("{under}/AddOnResults.json"),
+                "transcriptions": format!("{under}/Transcriptions.json"),
+            },
+            "media_url": format!("{base}{under}"),
         })
     }
 
@@ -892,8 +1220,8 @@ fn track_of(ext: &'static str) -> (&'static str, &'static str, &'static str) {
     }
 }
 
-/// Adds every `*.mka`/`*.mkv` (recording) and `*.mp4`/`*.webm` (composition) in `dir`,
-/// encrypting each, and every pre-encrypted `*.mka.enc`/`*.mkv.enc` with its headers.
+/// Adds every `*.mka`/`*.mkv` (recording), `*.mp4`/`*.webm` (composition) and `*.wav`
+/// (call recording) in `dir`, encrypting each, and every pre-encrypted `*.mka.enc`/`*.mkv.enc` with its headers.
 fn add_data_dir(b: &mut Builder<'_>, dir: &Path) -> anyhow::Result<()> {
     use anyhow::Context as _;
     let mut paths: Vec<_> = std::fs::read_dir(dir)
@@ -912,6 +1240,10 @@ fn add_data_dir(b: &mut Builder<'_>, dir: &Path) -> anyhow::Result<()> {
             continue;
         }
         let ext = path.extension().and_then(|e| e.to_str());
+        if ext.is_some_and(|e| e.eq_ignore_ascii_case("wav")) {
+            add_wav(b, &path, &file_name)?;
+            continue;
+        }
         let Some(ext) = ext.and_then(crate::names::extension) else {
             continue;
         };
@@ -941,9 +1273,33 @@ fn add_data_dir(b: &mut Builder<'_>, dir: &Path) -> anyhow::Result<()> {
                 );
             }
             MediaKind::Composition => b.composition(&name, ext, 2, object, plain),
+            // `.wav` files are taken above.
             MediaKind::Voice => {}
         }
     }
+    Ok(())
+}
+
+/// A `*.wav` file of the data directory becomes an encrypted call recording of a call
+/// of its own; its channel count is read from its header (1 if it has none).
+fn add_wav(b: &mut Builder<'_>, path: &Path, file_name: &str) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let channels = match bytes.get(..24) {
+        Some(h) if &h[..4] == b"RIFF" && &h[8..12] == b"WAVE" => {
+            u16::from_le_bytes([h[22], h[23]]).clamp(1, 2)
+        }
+        _ => 1,
+    };
+    let name = format!("data:{file_name}");
+    let info = CallInfo {
+        call_sid: call_sid(&name),
+        conference_sid: None,
+        channels,
+        source: "RecordVerb",
+        spec_spelling: false,
+    };
+    b.call_recording(&name, info, WavSource::File(Bytes::from(bytes)), Some(0));
     Ok(())
 }
 
@@ -962,6 +1318,102 @@ mod tests {
                 .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
         );
         assert_ne!(a, sid("RT", "sample:audio-pcmu"));
+    }
+
+    #[test]
+    fn rfc2822_dates_parse_back() {
+        for secs in [0, BASE_TIME, BASE_TIME + 86_400 * 19, 951_782_400 + 3661] {
+            let text = rfc2822(secs);
+            let parsed = crate::twilio::parse_rfc2822(&text).unwrap();
+            let back = parsed.duration_since(std::time::UNIX_EPOCH).unwrap();
+            assert_eq!(back.as_secs() as i64, secs, "{text}");
+        }
+        assert_eq!(
+            rfc2822(BASE_TIME + 86_400 * 19),
+            "Fri, 20 Nov 2026 10:00:00 +0000"
+        );
+        assert_eq!(rfc2822(0), "Thu, 01 Jan 1970 00:00:00 +0000");
+    }
+
+    /// The call recordings: what each is, made lazily (the catalog builds at once), and
+    /// their plaintext is the WAV the storage seals.
+    #[test]
+    fn call_recordings() {
+        let key = seal::test_key(1);
+        let config = EmulatorConfig {
+            public_keys: vec![key.to_public_key()],
+            ..Default::default()
+        };
+        let started = std::time::Instant::now();
+        let cat = Catalog::build(&config).unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        let calls: Vec<&Media> = cat.media.iter().filter(|m| m.call.is_some()).collect();
+        assert_eq!(calls.len(), CALL_RECORDINGS.len());
+        assert!(
+            calls
+                .iter()
+                .all(|m| m.voice_object().unwrap().stored.get().is_none())
+        );
+        let by = |name: &str| cat.get(&sid("RE", name)).unwrap();
+        let long = by("voice:long");
+        assert_eq!(long.duration, 600);
+        assert_eq!(long.size, Some(44 + 2 * 8000 * 2 * 600));
+        assert_eq!(long.object.as_ref().unwrap().len, long.size.unwrap() + 16);
+        let (mono, dual) = (by("voice:mono"), by("voice:dual"));
+        assert_eq!(
+            mono.call,
+            dual.call.clone().map(|c| CallInfo {
+                channels: 1,
+                source: "RecordVerb",
+                ..c
+            })
+        );
+        let voice = dual.voice_object().unwrap();
+        let (stored, envelope) = (voice.stored(), voice.envelope().unwrap());
+        assert_eq!(
+            envelope.public_key_sid.as_deref(),
+            Some(public_key_sid(0).as_str())
+        );
+        let mut keys = crate::crypto::PrivateKeys::new();
+        keys.add("test", key);
+        let (cek, _) = keys.unwrap_oaep(&envelope.wrapped_key).unwrap();
+        let plain = cat.plaintext(&dual.sid).unwrap();
+        assert_eq!(stored.len(), plain.len() + 16);
+        assert_eq!(
+            seal::seal_gcm_with(&cek, &envelope.iv, &plain),
+            stored.to_vec()
+        );
+        assert!(
+            by("voice:unencrypted")
+                .voice_object()
+                .unwrap()
+                .envelope()
+                .is_none()
+        );
+    }
+
+    /// A `*.wav` of the data directory becomes an encrypted call recording of its own
+    /// call, its channels read from its header.
+    #[test]
+    fn data_dir_wav_files_are_call_recordings() {
+        let dir = std::env::temp_dir().join(format!("tmfs-wav-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let wav = Tone::new(2, 1, 5).wav();
+        std::fs::write(dir.join("mine.wav"), &wav).unwrap();
+        let config = EmulatorConfig {
+            public_keys: vec![seal::test_key(1).to_public_key()],
+            data_dir: Some(dir.clone()),
+            ..Default::default()
+        };
+        let cat = Catalog::build(&config);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let cat = cat.unwrap();
+        let m = cat.get(&sid("RE", "data:mine.wav")).unwrap();
+        let call = m.call.as_ref().unwrap();
+        assert_eq!((call.channels, m.duration), (2, 1));
+        assert_eq!(call.call_sid, call_sid("data:mine.wav"));
+        assert!(m.voice_object().unwrap().encrypted());
+        assert_eq!(cat.plaintext(&m.sid).unwrap(), wav);
     }
 
     #[test]

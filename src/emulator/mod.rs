@@ -18,6 +18,8 @@
 //! - [`api`]: the Twilio REST handlers (`/v1/...`), auth, throttling, paging.
 //! - [`storage`]: pre-signed storage URLs, ranged GETs, storage faults.
 //! - [`synthetic`]: large objects computed on the fly.
+//! - [`voice`]: the Voice API of 2010-04-01 (`/2010-04-01/...`): call recordings.
+//! - [`wav`]: the WAV files of the call recordings.
 //! - [`outage`]: the storage listener that can refuse and reset connections.
 //! - [`hostile`]: the hostile modes (issue 16), what each answers instead.
 
@@ -27,6 +29,8 @@ pub mod hostile;
 pub mod outage;
 pub mod storage;
 pub mod synthetic;
+pub mod voice;
+pub mod wav;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -49,7 +53,8 @@ use crate::twilio::MediaKind;
 #[derive(Debug, Clone)]
 pub struct EmulatorConfig {
     /// Extra media: every `*.mka`/`*.mkv` file becomes a recording, every
-    /// `*.mp4`/`*.webm` file a composition.
+    /// `*.mp4`/`*.webm` file a composition, every `*.wav` file an encrypted call
+    /// recording.
     pub data_dir: Option<PathBuf>,
     /// Lifetime of pre-signed storage URLs; a smaller `Ttl` query parameter wins.
     pub ttl: Duration,
@@ -72,6 +77,9 @@ pub struct EmulatorConfig {
     pub synthetic: Vec<u64>,
     /// How many more small completed recordings to list (paging tests, big listings).
     pub extra_recordings: u64,
+    /// How many more tiny encrypted call recordings to list (two to a call), for the
+    /// 2010-04-01 API's paging.
+    pub extra_call_recordings: u64,
     /// `public_keys[0]` encrypts every object; a second key encrypts one extra
     /// recording (a rotated key).
     pub public_keys: Vec<rsa::PublicKey>,
@@ -104,6 +112,7 @@ impl Default for EmulatorConfig {
             bandwidth: None,
             synthetic: Vec::new(),
             extra_recordings: 0,
+            extra_call_recordings: 0,
             public_keys: Vec::new(),
             credentials: EmulatorCredentials::default(),
             encryption_enabled: true,
@@ -143,10 +152,11 @@ pub use crate::twilio::MediaKind as ObjectKind;
 pub struct ObjectInfo {
     pub sid: String,
     pub kind: MediaKind,
-    /// `mka`, `mkv`, `mp4` or `webm`.
+    /// `mka`, `mkv`, `mp4`, `webm`, or `wav` for call recordings.
     pub extension: String,
     /// `completed`, `processing`, `deleted`, …: only `completed` objects have media.
     pub status: String,
+    /// The room; for a call recording, the call (`CA…`).
     pub room_sid: String,
     /// Plaintext length, when the object has media.
     pub size: Option<u64>,
@@ -154,7 +164,8 @@ pub struct ObjectInfo {
     /// media: use [`Emulator::plaintext`]).
     pub plaintext: Option<bytes::Bytes>,
     pub synthetic: bool,
-    /// Stored with an encryption envelope.
+    /// Stored with an encryption envelope (for a call recording: sealed with
+    /// AES-256-GCM, its envelope in `encryption_details`).
     pub encrypted: bool,
     /// Which of `public_keys` wrapped its content key.
     pub key_index: Option<usize>,
@@ -361,7 +372,9 @@ impl Emulator {
         for kind in MediaKind::VIDEO {
             v1 = v1.merge(api::media_routes(kind));
         }
+        // The Voice API (api.twilio.com), on the same origin.
         let v1 = v1
+            .merge(voice::routes())
             .route("/v1/Rooms", get(api::list_rooms))
             .route("/v1/Rooms/{room}", get(api::get_room))
             .route(
@@ -396,9 +409,21 @@ impl Emulator {
             .with_state(self.clone())
     }
 
-    /// Everything in the catalog, media or not.
+    /// The Video recordings and compositions in the catalog, media or not (what the
+    /// tests written for Video iterate over: call recordings are
+    /// [`Self::call_recordings`]).
     pub fn objects(&self) -> Vec<ObjectInfo> {
-        self.catalog.object_infos()
+        let mut all = self.catalog.object_infos();
+        all.retain(|o| o.kind.is_video());
+        all
+    }
+
+    /// The Voice call recordings in the catalog (`RE…`); `room_sid` is the call's SID.
+    /// Their plaintext WAV is [`Self::plaintext`], as for Video.
+    pub fn call_recordings(&self) -> Vec<ObjectInfo> {
+        let mut all = self.catalog.object_infos();
+        all.retain(|o| o.kind == MediaKind::Voice);
+        all
     }
 
     /// The plaintext an object decrypts to (synthetic ones are decrypted here, which is

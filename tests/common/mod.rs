@@ -1,9 +1,11 @@
 //! Shared test harness: required tools, the built binary, scratch directories, digests;
-//! [`mount`] has real FUSE mounts of the binary, [`reads`] timed reads through them.
+//! [`mount`] has real FUSE mounts of the binary, [`reads`] timed reads through them,
+//! [`prism`] Twilio's specs served by Prism for the contract tests.
 #![allow(dead_code)]
 
 pub mod hostile;
 pub mod mount;
+pub mod prism;
 pub mod reads;
 
 use std::path::{Path, PathBuf};
