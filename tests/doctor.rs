@@ -121,6 +121,7 @@ async fn every_check_is_ok_against_the_emulator() {
             "key pair (recordings)",
             "key pair (compositions)",
             "decryption",
+            "key pair (voice)",
             "/dev/fuse",
             "fusermount3",
         ],
@@ -143,6 +144,14 @@ async fn every_check_is_ok_against_the_emulator() {
     let decryption = &find(&lines, "decryption").2;
     assert!(decryption.starts_with(&newest), "{decryption}");
     assert!(decryption.contains("bytes decrypted (AES-"), "{decryption}");
+    let voice = &find(&lines, "key pair (voice)").2;
+    let calls = emu.emulator.call_recordings();
+    assert!(
+        voice.contains(k.to_str().unwrap())
+            && calls.iter().any(|o| o.encrypted && voice.contains(&o.sid))
+            && voice.contains("RSA-OAEP-SHA-256"),
+        "names the key file and an encrypted call recording: {voice}"
+    );
     assert!(!text.contains(&c.auth_token), "no secret in the report");
 }
 
@@ -176,6 +185,16 @@ async fn a_key_that_is_not_the_pair_fails_with_a_fix() {
     }
     assert!(find(&lines, "key pair (recordings)").2.contains(&newest));
     assert_eq!(find(&lines, "decryption").0, "SKIP");
+    let (status, _, detail) = find(&lines, "key pair (voice)");
+    assert_eq!(status, "FAIL", "{detail}");
+    assert!(
+        detail.contains(&key_sid),
+        "names the key it was wrapped for: {detail}"
+    );
+    assert!(
+        detail.contains("; fix: ") && detail.contains("Voice"),
+        "{detail}"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("checks failed"), "{stderr}");
 }

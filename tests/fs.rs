@@ -1747,7 +1747,7 @@ async fn a_listing_past_its_deadline_fails_and_the_previous_one_stays() {
 /// holds. A SID keeps its inode while it is known.
 #[tokio::test]
 async fn the_inode_table_holds_the_listings_and_what_the_kernel_holds() {
-    const FIXED: usize = 4; // /, recordings/, compositions/, rooms/
+    const FIXED: usize = 6; // /, recordings/, compositions/, rooms/, voice/, calls/
     const PER_ROUND: u64 = 50;
     let a = account(Options {
         refresh: Duration::ZERO, // every `ls` lists again

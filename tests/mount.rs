@@ -484,8 +484,9 @@ async fn getfattr_of_a_room_directory_shows_the_room() {
 }
 
 /// Issue 12: a file is in `recordings/` (or `compositions/`) and in `rooms/RM…/`, one
-/// inode with two links: `du -s` of the mount counts it once, as much as the two media
-/// directories together, where `du -sl` (every link) counts it twice.
+/// inode with two links: `du -s` of the mount counts it once, as much as the media
+/// directories together, where `du -sl` (every link) counts it twice. So is a call
+/// recording, in `voice/` and `calls/CA…/` (issue 17).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn du_counts_a_file_in_two_directories_once() {
     let emu = emulator(false).await;
@@ -501,8 +502,23 @@ async fn du_counts_a_file_in_two_directories_once() {
                 .sum::<u64>()
         }
     };
+    // Call recordings (in voice/ and calls/CA…/) are sized in the background after
+    // their listing: wait for their exact sizes first.
+    let calls = emu.emulator.call_recordings();
+    wait_until("call recordings sized", || {
+        calls.iter().all(|o| {
+            let size = std::fs::metadata(m.file(o)).map(|md| md.len()).ok();
+            size == o.size
+        })
+    });
     let (recordings, compositions) = (m.path.join("recordings"), m.path.join("compositions"));
-    let media = du(&[recordings.to_str().unwrap(), compositions.to_str().unwrap()]).await;
+    let voice = m.path.join("voice");
+    let media = du(&[
+        recordings.to_str().unwrap(),
+        compositions.to_str().unwrap(),
+        voice.to_str().unwrap(),
+    ])
+    .await;
     assert!(media > 0);
     assert_eq!(
         du(&[m.path_str()]).await,
