@@ -58,7 +58,7 @@ pub struct MountSettings {
     pub refresh: Duration,
     /// Give up a listing (all its pages) that takes longer than this.
     pub listing_deadline: Duration,
-    /// Only these rooms' media (RM…); empty: all.
+    /// Only these rooms' media (RM…) and these calls' recordings (CA…); empty: all.
     pub rooms: Vec<String>,
     /// Only media created at or after this date (RFC 3339).
     pub since: Option<String>,

@@ -27,7 +27,7 @@ Mounting from /etc/fstab:
 (through mount.fuse3, with the default PATH: the program must be in /usr/bin, where \
 the package puts it, or /usr/local/bin). Options: ro (required: the mount is read-only), allow_other, \
 key=PATH[:PATH...], credentials=FILE, cache_size=SIZE, window=SIZE, refresh=DURATION, \
-listing_deadline=DURATION, room=RM...[:RM...], since=DATE, uid=N, gid=N, api_url=URL, voice_api_url=URL, fsname=NAME, timeout=DURATION, \
+listing_deadline=DURATION, room=RM...|CA...[:...], since=DATE, uid=N, gid=N, api_url=URL, voice_api_url=URL, fsname=NAME, timeout=DURATION, \
 retry_budget=DURATION, min_rate=RATE, metadata_cache=DIR, no_metadata_cache, exact_sizes, \
 require_encrypted, each as the \
 `mount` flag of the same name. Generic options (_netdev, nofail, noauto, user, \

@@ -36,7 +36,7 @@ const VALUE_OPTIONS: &[(&str, &str, &str)] = &[
         "--listing-deadline",
         "duration such as 10m",
     ),
-    ("room", "--room", "room SID(s), colon-separated"),
+    ("room", "--room", "room or call SID(s), colon-separated"),
     ("since", "--since", "date such as 2026-01-31"),
     ("uid", "--uid", "user id"),
     ("gid", "--gid", "group id"),
@@ -241,9 +241,12 @@ fn check_value(name: &str, value: &str) -> Result<(), OptionError> {
             .map_err(|_| "not a number".to_owned()),
         "room" => value
             .split(':')
-            .all(|r| r.is_empty() || crate::names::is_sid(r) && r.starts_with("RM"))
+            .all(|r| {
+                r.is_empty()
+                    || crate::names::is_sid(r) && (r.starts_with("RM") || r.starts_with("CA"))
+            })
             .then_some(())
-            .ok_or_else(|| "expected room SIDs (RM…)".to_owned()),
+            .ok_or_else(|| "expected room (RM…) or call (CA…) SIDs".to_owned()),
         _ => Ok(()),
     };
     checked.map_err(|why| err(format!("mount option {name}={value}: {why}")))
