@@ -68,7 +68,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
              Try, in another terminal:\n  \
              ls -l {shown}/recordings {shown}/compositions {shown}/rooms/*\n  \
              ffprobe {shown}/{sample}\n  \
-             ls -l {shown}/voice        # call recordings (AES-256-GCM, verified)\n  \
+             ls -l {shown}/voice        # call recordings (AES-256-GCM: cp checks the tag)\n  \
              ffprobe {shown}/{call}\n  \
              getfattr -d {shown}/{sample}\n  \
              cp {shown}/{sample} . && sha256sum {sample_name}\n  \
