@@ -408,3 +408,50 @@ async fn a_tampered_call_recording_fails_cp_and_get() {
         "stdout never gets the end of a changed recording"
     );
 }
+
+/// The end of a changed call recording read first (`tail -c`: served unauthenticated,
+/// and cached by the kernel), then the whole file with `cp`: the cached end must not
+/// spare `cp` the tag's check. Each open of a call recording not verified yet drops
+/// its cached pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_end_does_not_hide_a_changed_call_recording() {
+    use twilio_media_fs::emulator::hostile::Hostile;
+    let emu = emulator(EmulatorConfig {
+        hostile: vec![Hostile::Tampered],
+        ..emulator_config()
+    })
+    .await;
+    let recordings = call_recordings(&emu);
+    let (o, plain) = recordings
+        .iter()
+        .filter(|(o, _)| o.encrypted)
+        .max_by_key(|(_, p)| p.len())
+        .unwrap();
+    let mut m = Mount::foreground(&emu, &[&keys().pem[0]]).await;
+    let path = wav(&m, o);
+    // More than the last window: the daemon is then not asked for any of it again
+    // if the kernel keeps those pages.
+    let n = 3 * twilio_media_fs::app::DEFAULT_WINDOW as usize;
+    let tail = output(command(
+        "tail",
+        &["-c", &n.to_string(), path.to_str().unwrap()],
+    ))
+    .await;
+    assert!(tail.status.success());
+    assert!(
+        tail.stdout == plain[plain.len() - n..],
+        "the end alone is served"
+    );
+    let scratch = tempdir();
+    let copy = scratch.path().join("copy.wav");
+    let cp = output(command(
+        "cp",
+        &[path.to_str().unwrap(), copy.to_str().unwrap()],
+    ))
+    .await;
+    assert!(
+        !cp.status.success(),
+        "cp of a changed recording succeeded from the page cache"
+    );
+    m.unmount().await;
+}

@@ -23,7 +23,7 @@
 //! logging here. Window plaintext is released before the tag of the object is known
 //! (random access cannot wait for the whole object): callers report the verdict.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use aes::Aes256;
@@ -206,6 +206,9 @@ struct TagState {
     acc: Block16,
     /// GHASH digests (from the zero state) of windows recorded ahead of `next`.
     pending: BTreeMap<u64, Block16>,
+    /// The digest of every window recorded so far: a window recorded again (fetched
+    /// again after it left a cache) must hash the same, or the object changed.
+    seen: HashMap<u64, Block16>,
     tag: Option<Block16>,
     /// Final once not `Unknown`.
     verdict: Verdict,
@@ -215,8 +218,8 @@ struct TagState {
 /// windows are hashed outside the internal lock, which is held only to fold 16-byte
 /// digests (one field multiplication per window).
 ///
-/// Memory: 16 bytes per window recorded ahead of a missing one; nothing per window
-/// once folded.
+/// Memory: a 16-byte digest per window recorded (kept, to check a window fetched again
+/// against it), and a copy of it while it waits for a missing window before it.
 pub struct TagCheck {
     /// GHASH keyed with `H`: the per-window digests and the final block.
     ghash: GHash,
@@ -275,6 +278,7 @@ impl TagCheck {
                 next: 0,
                 acc: [0; 16],
                 pending: BTreeMap::new(),
+                seen: HashMap::new(),
                 tag: None,
                 verdict: if usable.is_some() {
                     Verdict::Unknown
@@ -295,23 +299,19 @@ impl TagCheck {
         (w < self.windows).then(|| (self.plain_len - w * self.window).min(self.window))
     }
 
-    /// Records window `w`'s CIPHERTEXT (call before decrypting in place). Recording a
-    /// window twice is harmless (the second is ignored). A window that does not exist or
-    /// is not its window's length makes the verdict `Failed`: the ciphertext does not
-    /// belong to an object of this length.
+    /// Records window `w`'s CIPHERTEXT (call before decrypting in place). A window
+    /// recorded again (fetched again: caches drop windows) must be the same ciphertext,
+    /// whatever the verdict so far: a different one makes it `Failed` (the object
+    /// changed under its readers). A window that does not exist or is not its window's
+    /// length makes the verdict `Failed`: the ciphertext does not belong to an object of
+    /// this length.
     pub fn record(&self, w: u64, ciphertext: &[u8]) {
         if self.window_len(w) != Some(ciphertext.len() as u64) {
-            let mut st = self.lock();
-            if st.verdict == Verdict::Unknown {
-                st.verdict = Verdict::Failed;
-            }
+            self.lock().verdict = Verdict::Failed;
             return;
         }
-        {
-            let st = self.lock();
-            if st.verdict != Verdict::Unknown || w < st.next || st.pending.contains_key(&w) {
-                return;
-            }
+        if self.verdict() == Verdict::Failed {
+            return;
         }
         // The expensive part, outside the lock.
         let mut g = self.ghash.clone();
@@ -319,7 +319,14 @@ impl TagCheck {
         let digest: Block16 = g.finalize().into();
 
         let mut st = self.lock();
-        if w < st.next {
+        if let Some(before) = st.seen.get(&w) {
+            if !ct_eq(before, &digest) {
+                st.verdict = Verdict::Failed;
+            }
+            return;
+        }
+        st.seen.insert(w, digest);
+        if st.verdict != Verdict::Unknown || w < st.next {
             return;
         }
         st.pending.entry(w).or_insert(digest);
@@ -702,6 +709,25 @@ mod tests {
         tc.record(2, &stored[512..768]);
         tc.set_tag(tag_of(&stored));
         assert_eq!(tc.verdict(), Verdict::Verified);
+    }
+
+    #[test]
+    fn a_window_recorded_again_must_be_the_same() {
+        let plain = data(5000, 1);
+        let stored = seal::seal_gcm_with(&KEY, &IV, &plain);
+        let tc = TagCheck::new(&KEY, &IV, 5000, 1024);
+        for w in 0..5u64 {
+            let a = (w * 1024) as usize;
+            tc.record(w, &stored[a..(a + 1024).min(5000)]);
+        }
+        tc.set_tag(stored[5000..].try_into().unwrap());
+        assert_eq!(tc.verdict(), Verdict::Verified);
+        tc.record(2, &stored[2048..3072]);
+        assert_eq!(tc.verdict(), Verdict::Verified, "the same again: harmless");
+        let mut changed = stored[2048..3072].to_vec();
+        changed[7] ^= 1;
+        tc.record(2, &changed);
+        assert_eq!(tc.verdict(), Verdict::Failed, "fetched again, changed");
     }
 
     #[test]

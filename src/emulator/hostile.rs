@@ -266,6 +266,7 @@ mod tests {
                 "no-envelope",
                 "escapes",
                 "other-host-redirect",
+                "tampered",
             ]
         );
         assert_eq!(Hostile::from_str("dribble", false), Ok(Hostile::Dribble));

@@ -7,7 +7,9 @@
 //! (see [`super`]). `forget` (and `batch_forget`, through it) hands the kernel's lookup
 //! counts to the inode table, which drops what neither a listing nor the kernel holds. Files never change, so
 //! attributes and entries are cached long (once the size is exact) and files open with
-//! `FOPEN_KEEP_CACHE`: the kernel page cache serves repeated reads. The mount is
+//! `FOPEN_KEEP_CACHE`: the kernel page cache serves repeated reads (a call recording
+//! only once its GCM tag verified; before, each open drops its cached pages, so that a
+//! reader going in order meets the tag's check at its end). The mount is
 //! read-only (`MountOption::RO`): the kernel itself answers EROFS to every write,
 //! create, rename and delete. `.stats` opens with `FOPEN_DIRECT_IO` instead: never cached.
 
@@ -129,7 +131,11 @@ impl Filesystem for Fuse {
         self.runtime.spawn(async move {
             match fs.open(ino.0).await {
                 Ok(o) if o.direct_io => reply.opened(FileHandle(o.fh), FopenFlags::FOPEN_DIRECT_IO),
-                Ok(o) => reply.opened(FileHandle(o.fh), FopenFlags::FOPEN_KEEP_CACHE),
+                Ok(o) if o.keep_cache => {
+                    reply.opened(FileHandle(o.fh), FopenFlags::FOPEN_KEEP_CACHE)
+                }
+                // Without KEEP_CACHE the kernel drops the file's cached pages at open.
+                Ok(o) => reply.opened(FileHandle(o.fh), FopenFlags::empty()),
                 Err(e) => reply.error(errno(&e)),
             }
         });

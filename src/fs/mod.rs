@@ -80,6 +80,7 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 
+use crate::crypto::Verdict;
 use crate::names;
 use crate::read::{Failure, Handle, ObjectReader, ReadCore, Stats};
 use crate::twilio::{Api, Media, MediaFilter, MediaKind, MediaRef};
@@ -135,6 +136,11 @@ pub struct Opened {
     pub fh: u64,
     /// `.stats`: its content changes, so the kernel must not cache it (nor trust its size).
     pub direct_io: bool,
+    /// Whether the kernel may keep the pages it cached at earlier opens. Not for a call
+    /// recording whose tag has not verified: pages of its end read before (a seek, a
+    /// `tail`) were served unauthenticated, and a reader going in order must meet the
+    /// tag's check at the end, not those pages.
+    pub keep_cache: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,6 +218,15 @@ impl Group {
         match self {
             Group::Rooms => &MediaKind::VIDEO,
             Group::Calls => &[MediaKind::Voice],
+        }
+    }
+
+    /// The SID prefix of its directories: a room's (`RM`) or a call's (`CA`). A file
+    /// whose room or call is not such a SID is in no directory of the group.
+    fn prefix(self) -> &'static str {
+        match self {
+            Group::Rooms => "RM",
+            Group::Calls => "CA",
         }
     }
 
@@ -981,7 +996,9 @@ impl TwilioFs {
                     ino,
                     name,
                     kind,
-                    room: m.room().filter(|r| names::is_sid(r)).map(str::to_owned),
+                    room: (m.room())
+                        .filter(|r| names::is_sid(r) && r.starts_with(Group::of(kind).prefix()))
+                        .map(str::to_owned),
                     listed_size,
                     mtime: m.modified().unwrap_or(UNIX_EPOCH),
                     xattrs: Arc::from(m.xattrs()),
@@ -1017,6 +1034,7 @@ impl TwilioFs {
             return Ok(Opened {
                 fh,
                 direct_io: true,
+                keep_cache: false,
             });
         }
         let file = self.file(ino)?;
@@ -1030,9 +1048,11 @@ impl TwilioFs {
         }
         let mut handles = self.handles.lock().expect("handles lock");
         handles.insert(fh, (ino, Arc::new(handle)));
+        let verdict = file.object.tag_verdict();
         Ok(Opened {
             fh,
             direct_io: false,
+            keep_cache: verdict.is_none_or(|v| v == Verdict::Verified),
         })
     }
 

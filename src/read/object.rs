@@ -187,7 +187,7 @@ impl ObjectReader {
         let first = offset / self.window;
         let last = (end - 1) / self.window;
         let windows = try_join_all((first..=last).map(|w| self.window_data(meta, w))).await?;
-        if end == meta.plain_len {
+        if last == meta.plain_len.saturating_sub(1) / self.window {
             self.settle_tag(meta).await;
             self.check_tag(meta)?;
         }
@@ -565,9 +565,9 @@ impl ObjectReader {
                 .await;
     }
 
-    /// A read that reaches the end of a call recording: refused if the tag over the whole
-    /// object failed (logged once), served if it verified or is not known yet (a window
-    /// was never read: random access, unauthenticated as CBC is).
+    /// A read that reaches the last window of a call recording: refused if the tag over
+    /// the whole object failed (logged once), served if it verified or is not known yet
+    /// (a window was never read: random access, unauthenticated as CBC is).
     fn check_tag(&self, meta: &ObjectMeta) -> Result<(), ReadError> {
         let Cipher::Gcm { tag, .. } = &meta.cipher else {
             return Ok(());
@@ -686,7 +686,10 @@ impl ObjectReader {
                 tag.set_tag(t);
             }
         }
-        tag.record(w, &buf);
+        // An empty recording has no window: only its tag.
+        if meta.plain_len > 0 {
+            tag.record(w, &buf);
+        }
         gcm::apply_ctr(key, iv, start, &mut buf).map_err(|e| self.damaged(e))?;
         Ok(buf.freeze())
     }
@@ -1028,6 +1031,10 @@ mod tests {
                     (len as u64, len as u64 + 16)
                 );
                 assert!(matches!(meta.cipher, Cipher::Gcm { .. }));
+                if len == 0 {
+                    // No window: the first GET brought the tag, and it verified.
+                    assert_eq!(r.tag_verdict(), Some(Verdict::Verified));
+                }
                 let l = len as u64;
                 let edges = [
                     0,
@@ -1104,6 +1111,10 @@ mod tests {
                 "{e}"
             );
             assert!(r.read(9_999, 1).await.is_err(), "and stays refused");
+            assert!(
+                r.read(9_216, 10).await.is_err(),
+                "so does any read of the last window, not only of the end"
+            );
             assert_eq!(r.read(0, 10).await.unwrap().len(), 10);
         }
     }

@@ -144,14 +144,17 @@ pub fn accounts_url_for(api_url: &str) -> String {
 }
 
 /// Where the Voice API (2010-04-01, call recordings) is, given the Video API's URL:
-/// `video.X` pairs with `api.X` (`api.twilio.com`); any other host (an emulator, a
-/// proxy) is taken to serve both.
+/// Twilio's `video.X.twilio.com` pairs with `api.X.twilio.com` (`api.twilio.com`); any
+/// other URL (an emulator, a proxy) is taken to serve both, path prefix included.
 pub fn voice_url_for(api_url: &str) -> String {
     let Ok(mut url) = Url::parse(api_url.trim()) else {
         return api_url.to_owned();
     };
+    // Only Twilio's own hosts pair up: the credentials never go to a host derived from
+    // someone else's (a proxy's `video.corp` is not evidence of an `api.corp`).
     let voice_host = url
         .host_str()
+        .filter(|h| h.ends_with(".twilio.com"))
         .and_then(|h| h.strip_prefix("video."))
         .map(|rest| format!("api.{rest}"));
     if let Some(host) = voice_host
@@ -388,7 +391,8 @@ impl TwilioClient {
         }
         self.credentials.account_sid().ok_or_else(|| {
             Error::Config(
-                "call recordings are listed under the account: set TWILIO_ACCOUNT_SID                  (or account_sid in the config file) beside the API key"
+                "call recordings are listed under the account: set TWILIO_ACCOUNT_SID \
+                 (or account_sid in the config file) beside the API key"
                     .into(),
             )
         })
@@ -1179,6 +1183,30 @@ mod tests {
         assert_eq!(
             client("https://video.twilio.com").accounts_url().as_str(),
             "https://accounts.twilio.com/"
+        );
+        // The Voice API: api.X beside Twilio's video.X only.
+        for (video, voice) in [
+            ("https://video.twilio.com", "https://api.twilio.com"),
+            (
+                "https://video.dublin.ie1.twilio.com/",
+                "https://api.dublin.ie1.twilio.com",
+            ),
+            ("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
+            ("http://proxy.local/twilio", "http://proxy.local/twilio"),
+            (
+                "https://video.corp.example/x",
+                "https://video.corp.example/x",
+            ),
+            (
+                "https://video.twilio.com.evil.example",
+                "https://video.twilio.com.evil.example",
+            ),
+        ] {
+            assert_eq!(voice_url_for(video), voice, "{video}");
+        }
+        assert_eq!(
+            client("https://video.twilio.com").voice_url().as_str(),
+            "https://api.twilio.com/"
         );
         let creds = Credentials::api_key(None, "SK1", zeroize::Zeroizing::new("s".into()));
         let c = TwilioClient::new(ClientConfig {
