@@ -124,6 +124,23 @@ pub enum Command {
         twilio-media-fs get CJxx… -k private.pem -o - | ffprobe -")]
     Get(GetArgs),
 
+    /// Rebuild a room's composition from its encrypted recordings, with ffmpeg.
+    ///
+    /// Twilio cannot compose encrypted recordings; this does it on your machine. It
+    /// finds the room's tracks, lines them up in time (each Recording's offset plus its
+    /// Matroska start time), mixes the audio, tiles the video in Twilio's grid or your
+    /// --layout, and writes one MP4 or WebM file. The tracks are decrypted on the fly
+    /// and handed to ffmpeg over loopback HTTP: no decrypted track touches the disk.
+    /// Needs ffmpeg and ffprobe on PATH (Debian: apt-get install ffmpeg).
+    #[command(after_help = "Examples:\n  \
+        twilio-media-fs compose RMxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx -k private.pem -o room.mp4\n  \
+        twilio-media-fs compose RMxx… -k private.pem --plan\n  \
+        twilio-media-fs compose RMxx… -k private.pem --format webm --no-trim --resolution 1280x720 -o room.webm\n  \
+        twilio-media-fs compose RMxx… -k private.pem --audio-only --exclude-audio 'bot-*' -o room.m4a\n  \
+        twilio-media-fs compose RMxx… -k private.pem -o room.mp4 \\\n      \
+        --layout '{\"main\": {\"max_rows\": 1, \"video_sources\": [\"*\"], \"reuse\": \"show_newest\"}}'")]
+    Compose(ComposeArgs),
+
     /// Mount the account as a read-only filesystem, decrypted on read.
     ///
     /// recordings/RTxx.mka|mkv, compositions/CJxx.mp4|webm and rooms/RMxx/, and the
@@ -484,6 +501,109 @@ pub struct GetArgs {
 
     #[command(flatten)]
     pub api: ApiArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(mut_args = KeyArgs::mut_key(|key| key.help(
+    "RSA private key(s), as for decrypt-file; not needed for unencrypted recordings"
+)))]
+pub struct ComposeArgs {
+    /// The room (RM…).
+    #[arg(value_name = "ROOM")]
+    pub room: String,
+
+    /// The file to write. It appears under this name only when ffmpeg finished, readable
+    /// by you only (0600). Default: ROOM.mp4 (or .webm) in the current directory.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub keys: KeyArgs,
+
+    /// mp4: H.264 and AAC; webm: VP8 and Opus. Default: from the output's extension
+    /// (.webm), else mp4.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<crate::compose::Format>,
+
+    /// Width and height of the video, even, 16 to 1920 each, at most 921600 pixels
+    /// (Twilio's limits).
+    #[arg(long, value_name = "WxH", default_value = "640x480", value_parser = parse_resolution)]
+    pub resolution: (u32, u32),
+
+    /// Cut the spans in which no selected track has media (the default, as Twilio).
+    #[arg(long, overrides_with = "no_trim")]
+    pub trim: bool,
+
+    /// Keep the whole room's timeline: silence and black where nobody published.
+    #[arg(long)]
+    pub no_trim: bool,
+
+    /// Audio only: no video track in the output.
+    #[arg(long)]
+    pub audio_only: bool,
+
+    /// Audio tracks to mix, by track name or SID (RT…, MT…, PA…), `*` as a wildcard.
+    /// Repeat for several. Default: all.
+    #[arg(long = "audio-sources", value_name = "PATTERN", default_value = "*")]
+    pub audio_sources: Vec<String>,
+
+    /// Audio tracks to leave out (as --audio-sources).
+    #[arg(long = "exclude-audio", value_name = "PATTERN")]
+    pub exclude_audio: Vec<String>,
+
+    /// Video tracks to show (as --audio-sources). Default: all.
+    #[arg(long = "video-sources", value_name = "PATTERN", default_value = "*")]
+    pub video_sources: Vec<String>,
+
+    /// Video tracks to leave out (as --audio-sources).
+    #[arg(long = "exclude-video", value_name = "PATTERN")]
+    pub exclude_video: Vec<String>,
+
+    /// Twilio's video_layout JSON, or @FILE to read it from a file: regions with x_pos,
+    /// y_pos, z_pos, width, height, max_rows, max_columns, cells_excluded, reuse
+    /// (none, show_oldest, show_newest), video_sources, video_sources_excluded.
+    /// Default: one grid of every video source.
+    #[arg(long, value_name = "JSON|@FILE")]
+    pub layout: Option<String>,
+
+    /// Print the plan (tracks, where they lie on the output's timeline, the cells) and
+    /// the ffmpeg command line, and stop: nothing is written.
+    #[arg(long)]
+    pub plan: bool,
+
+    /// Memory for decrypted windows while ffmpeg reads (KiB, MiB, GiB).
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    pub cache_size: u64,
+
+    /// Refuse recordings stored unencrypted.
+    #[arg(long)]
+    pub require_encrypted: bool,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// `WxH` within Twilio's Composition limits.
+pub fn parse_resolution(text: &str) -> Result<(u32, u32), String> {
+    let (w, h) = text
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("{text:?} is not WIDTHxHEIGHT (640x480)"))?;
+    let n = |s: &str| {
+        s.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("{text:?} is not WIDTHxHEIGHT (640x480)"))
+    };
+    let (w, h) = (n(w)?, n(h)?);
+    if !(16..=1920).contains(&w) || !(16..=1920).contains(&h) {
+        return Err(format!("{text}: width and height must be 16 to 1920"));
+    }
+    if w % 2 == 1 || h % 2 == 1 {
+        return Err(format!("{text}: width and height must be even"));
+    }
+    if u64::from(w) * u64::from(h) > 921_600 {
+        return Err(format!("{text}: at most 921600 pixels (1280x720)"));
+    }
+    Ok((w, h))
 }
 
 #[derive(Debug, Args)]

@@ -15,6 +15,9 @@
 //!   the shared window cache, read-ahead, statistics, error kinds.
 //! - [`fs`]: the FUSE front-end: tree, attributes, directory handles, errno mapping, and
 //!   its kernel glue.
+//! - [`compose`]: a room's composition rebuilt with ffmpeg from its encrypted
+//!   recordings (`compose`): Twilio's layouts and timeline (pure), the loopback inputs.
+//! - [`http_range`]: the `Range` header of HTTP requests (pure).
 //! - [`faults`]: failure injection over the API and storage, for tests.
 //! - [`stats`]: the counters of storage fetches.
 //! - [`sizes`]: the cache of exact plaintext sizes (SID → lengths, nothing that helps
@@ -56,12 +59,14 @@ pub mod app;
 pub mod bounded;
 pub mod cli;
 pub mod cmd;
+pub mod compose;
 pub mod crypto;
 pub mod emulator;
 pub mod faults;
 pub mod fs;
 pub mod fstab;
 pub mod harden;
+pub mod http_range;
 pub mod keyfile;
 pub mod names;
 pub mod object;

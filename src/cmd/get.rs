@@ -93,8 +93,8 @@ const STOPPING: [(libc::c_int, &str); 3] = [
 /// Resolves with the first of [`STOPPING`] to arrive; handled from the call on. A
 /// signal the process was started ignoring stays ignored: `nohup get …` must survive
 /// the hangup, and `get … &` in a script its Ctrl-C.
-fn interruption() -> std::io::Result<impl std::future::Future<Output = (libc::c_int, &'static str)>>
-{
+pub(super) fn interruption()
+-> std::io::Result<impl std::future::Future<Output = (libc::c_int, &'static str)>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut streams = Vec::new();
     for (number, name) in STOPPING {
@@ -128,7 +128,7 @@ fn ignored(signal: libc::c_int) -> bool {
 
 /// Ends the process by `signal`, with its default action, so that the parent sees what
 /// stopped it (a shell's `$?` is 128 + the signal) once the file is cleaned up.
-fn die_of(signal: libc::c_int) {
+pub(super) fn die_of(signal: libc::c_int) {
     // SAFETY: restoring the default action and raising are async-signal-safe calls
     // with no memory arguments.
     unsafe {

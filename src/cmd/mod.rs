@@ -9,6 +9,7 @@
 //! dispatching here makes no import circle.
 
 pub mod argv;
+pub mod compose;
 pub mod config;
 pub mod decrypt_file;
 pub mod demo;
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::DecryptFile(args) => decrypt_file::run(args),
         Command::Ls(args) => ls::run(args),
         Command::Get(args) => get::run(args),
+        Command::Compose(args) => compose::run(args),
         Command::Mount(args) => mount::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Emulator(args) => emulator::run(args),
