@@ -15,6 +15,7 @@
 //!
 //! # Layout
 //! - [`catalog`]: the media objects, rooms, SIDs and their JSON.
+//! - [`meeting`]: the ground truth of the meeting room (who published what, when).
 //! - [`api`]: the Twilio REST handlers (`/v1/...`), auth, throttling, paging.
 //! - [`storage`]: pre-signed storage URLs, ranged GETs, storage faults.
 //! - [`synthetic`]: large objects computed on the fly.
@@ -26,6 +27,7 @@
 pub mod api;
 pub mod catalog;
 pub mod hostile;
+pub mod meeting;
 pub mod outage;
 pub mod storage;
 pub mod synthetic;
