@@ -1315,14 +1315,16 @@ fn track_of(ext: &'static str) -> (&'static str, &'static str, &'static str) {
 
 /// Adds every `*.mka`/`*.mkv` (recording), `*.mp4`/`*.webm` (composition) and `*.wav`
 /// (call recording) in `dir`, encrypting each, and every pre-encrypted `*.mka.enc`/`*.mkv.enc` with its headers.
+/// Then each subdirectory becomes a room ([`add_data_room`]).
 fn add_data_dir(b: &mut Builder<'_>, dir: &Path) -> anyhow::Result<()> {
     use anyhow::Context as _;
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
+    let mut all: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("{}: cannot list the --data directory", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
         .collect();
-    paths.sort();
+    all.sort();
+    let (rooms, paths): (Vec<_>, Vec<_>) = all.into_iter().partition(|p| p.is_dir());
+    let paths: Vec<_> = paths.into_iter().filter(|p| p.is_file()).collect();
     for path in paths {
         let file_name = path
             .file_name()
@@ -1370,7 +1372,114 @@ fn add_data_dir(b: &mut Builder<'_>, dir: &Path) -> anyhow::Result<()> {
             MediaKind::Voice => {}
         }
     }
+    for room in rooms {
+        add_data_room(b, &room)?;
+    }
     Ok(())
+}
+
+/// The `offset` (ms) of every recording of a room of the data directory: one
+/// media-server segment, as Twilio would give them.
+pub const DATA_ROOM_OFFSET_MS: u64 = crate::emulator::meeting::MEETING_OFFSET_MS;
+
+/// `<participant>-<audio|video>[-<n>]`: (participant, audio|video); `None` otherwise.
+fn track_of_name(stem: &str) -> Option<(&str, &'static str)> {
+    let stem = match stem.rsplit_once('-') {
+        Some((rest, n)) if !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()) => rest,
+        _ => stem,
+    };
+    let (participant, kind) = stem.rsplit_once('-')?;
+    let kind = ["audio", "video"].into_iter().find(|&k| k == kind)?;
+    (!participant.is_empty()).then_some((participant, kind))
+}
+
+/// A subdirectory `<dir>/<room>/` of the data directory: the room `<room>` (its SID
+/// `sid("RM", "room:<room>")`), and each `<participant>-<audio|video>[-<n>].mka|mkv`
+/// in it a recording of that participant, track `<participant>-<audio|video>`, its
+/// codec read from the file's CodecID, its offset [`DATA_ROOM_OFFSET_MS`], created
+/// when its first block starts (the container's start time: whatever the file says).
+/// Other files are left out.
+fn add_data_room(b: &mut Builder<'_>, dir: &Path) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let Some(name) = dir.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+        return Ok(());
+    };
+    if name.starts_with('.') {
+        return Ok(());
+    }
+    let room_sid = sid("RM", &format!("room:{name}"));
+    anyhow::ensure!(
+        b.rooms.iter().all(|r| r.sid != room_sid),
+        "{}: the emulator already has a room named {name}",
+        dir.display()
+    );
+    let created = BASE_TIME - 3600 + 600 * b.rooms.len() as i64;
+    let room = b.rooms.len();
+    b.rooms.push(Room {
+        sid: room_sid,
+        unique_name: name.clone(),
+        created,
+    });
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("{}: cannot list the room directory", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    paths.sort();
+    for path in paths {
+        let (Some(stem), Some(ext)) = (
+            path.file_stem().and_then(|s| s.to_str()),
+            path.extension()
+                .and_then(|e| e.to_str())
+                .and_then(|e| ["mka", "mkv"].into_iter().find(|&k| k == e)),
+        ) else {
+            continue;
+        };
+        let Some((participant, kind)) = track_of_name(stem) else {
+            continue;
+        };
+        let plain = Bytes::from(
+            std::fs::read(&path).with_context(|| format!("{}: cannot read", path.display()))?,
+        );
+        let probe = super::matroska::probe(&plain)
+            .with_context(|| format!("{}: not a Matroska file", path.display()))?;
+        let (codec, media_type) = probe.twilio_codec().with_context(|| {
+            format!(
+                "{}: codec {} is none of OPUS, PCMU, VP8, H264",
+                path.display(),
+                probe.codec_id
+            )
+        })?;
+        anyhow::ensure!(
+            media_type == kind,
+            "{}: named {kind} but holds {media_type} ({codec})",
+            path.display()
+        );
+        let file = format!("data:{name}/{stem}.{ext}");
+        let object = b.store(&file, ext, plain.clone(), encrypted(0));
+        let len = plain.len() as u64;
+        b.recording(
+            &file,
+            "completed",
+            (ext, codec, media_type),
+            room,
+            participant,
+            probe.duration_secs(),
+            Some((object, Some(plain), Some(0), len)),
+        );
+        let m = b.media.last_mut().expect("just pushed");
+        m.participant_sid = room_participant_sid(&name, participant);
+        m.track_name = format!("{participant}-{kind}");
+        m.offset = DATA_ROOM_OFFSET_MS;
+        // Whole seconds, to the nearest: an Opus file starts a few ms early (pre-skip).
+        m.created = created + probe.start().max(0.0).round() as i64;
+    }
+    Ok(())
+}
+
+/// The SID of participant `name` of room `room` (a participant SID is a room's).
+pub fn room_participant_sid(room: &str, name: &str) -> String {
+    sid("PA", &format!("participant:{room}:{name}"))
 }
 
 /// A `*.wav` file of the data directory becomes an encrypted call recording of a call

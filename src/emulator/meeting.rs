@@ -89,7 +89,7 @@ impl MeetingTrack {
 
 /// The SID of meeting participant `name`.
 pub fn participant_sid(name: &str) -> String {
-    sid("PA", &format!("participant:{MEETING_ROOM}:{name}"))
+    super::catalog::room_participant_sid(MEETING_ROOM, name)
 }
 
 const fn audio(
