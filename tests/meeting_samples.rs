@@ -239,3 +239,109 @@ fn secs(t: &str) -> i64 {
     let hms: Vec<i64> = t[11..19].split(':').map(|v| v.parse().unwrap()).collect();
     hms[0] * 3600 + hms[1] * 60 + hms[2]
 }
+
+/// A subdirectory of `--data-dir` is a room: the meeting's files, and an H.264 camera,
+/// served under another name with the codec each file says and one offset.
+#[tokio::test]
+async fn a_data_dir_subdirectory_is_a_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let room_dir = dir.path().join("standup");
+    std::fs::create_dir(&room_dir).unwrap();
+    for t in MEETING {
+        std::fs::copy(sample(t.file), room_dir.join(t.file)).unwrap();
+    }
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    std::fs::copy(
+        samples.join("video-h264.mkv"),
+        room_dir.join("erin-video.mkv"),
+    )
+    .unwrap();
+    // Not `<participant>-<audio|video>[-<n>]`, or not Matroska: left out.
+    std::fs::copy(samples.join("audio-opus.mka"), room_dir.join("mix.mka")).unwrap();
+    std::fs::copy(
+        samples.join("audio-opus.mka"),
+        room_dir.join("frank-audio-x.mka"),
+    )
+    .unwrap();
+    std::fs::write(room_dir.join("notes.txt"), "ignored").unwrap();
+    let emu = spawn(EmulatorConfig {
+        data_dir: Some(dir.path().to_path_buf()),
+        ..config()
+    })
+    .await
+    .unwrap();
+    let room = twilio_media_fs::emulator::catalog::sid("RM", "room:standup");
+    let got = json(&emu, "/v1/Rooms/standup").await;
+    assert_eq!(got["sid"], room.as_str());
+    let rooms = json(&emu, "/v1/Rooms?Status=completed").await;
+    let names: Vec<&str> = (rooms["rooms"].as_array().unwrap().iter())
+        .map(|r| r["unique_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.last(), Some(&"standup"), "after the built-in rooms");
+    assert!(names.contains(&MEETING_ROOM));
+
+    let body = json(&emu, &format!("/v1/Rooms/{room}/Recordings?PageSize=100")).await;
+    let recs = body["recordings"].as_array().unwrap();
+    assert_eq!(recs.len(), MEETING.len() + 1, "{body:#}");
+    let room_created = secs(got["date_created"].as_str().unwrap());
+    let by_track =
+        |name: &str| -> Vec<&Value> { recs.iter().filter(|r| r["track_name"] == name).collect() };
+    for t in MEETING {
+        let same = by_track(t.track_name);
+        let r = same
+            .iter()
+            .find(|r| r["duration"] == t.duration())
+            .unwrap_or_else(|| panic!("{}: {same:?}", t.file));
+        assert_eq!(r["codec"], t.codec, "{}", t.file);
+        assert_eq!(r["type"], t.kind, "{}", t.file);
+        assert_eq!(r["container_format"], t.container());
+        assert_eq!(r["offset"], MEETING_OFFSET_MS, "one segment: one offset");
+        // Created when the file says it starts (bob's second files: 2 s).
+        let created = secs(r["date_created"].as_str().unwrap()) - room_created;
+        assert_eq!(created, t.start_time.round() as i64, "{}", t.file);
+        // Every file of a participant has their one SID, not the meeting's.
+        let pa = r["grouping_sids"]["participant_sid"].as_str().unwrap();
+        let prefix = format!("{}-", t.participant);
+        for other in recs.iter().filter(|r| {
+            r["track_name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with(&prefix))
+        }) {
+            assert_eq!(other["grouping_sids"]["participant_sid"], pa);
+        }
+        assert_ne!(pa, t.participant_sid());
+    }
+    let erin = by_track("erin-video");
+    assert_eq!(erin.len(), 1);
+    assert_eq!(
+        (&erin[0]["codec"], &erin[0]["duration"]),
+        (&Value::from("H264"), &Value::from(10))
+    );
+    // Decrypts to the file.
+    let sid = erin[0]["sid"].as_str().unwrap();
+    assert_eq!(
+        emu.emulator.plaintext(sid).unwrap(),
+        std::fs::read(samples.join("video-h264.mkv")).unwrap()
+    );
+}
+
+/// A room's file whose name says video but that holds audio is refused, with its name.
+#[tokio::test]
+async fn a_room_file_named_for_the_wrong_kind_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let room_dir = dir.path().join("mixup");
+    std::fs::create_dir(&room_dir).unwrap();
+    std::fs::copy(sample("dave-audio.mka"), room_dir.join("dave-video.mkv")).unwrap();
+    let err = spawn(EmulatorConfig {
+        data_dir: Some(dir.path().to_path_buf()),
+        ..config()
+    })
+    .await
+    .err()
+    .unwrap();
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("dave-video.mkv") && text.contains("PCMU"),
+        "{text}"
+    );
+}
