@@ -12,6 +12,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use twilio_media_fs::crypto::window::decrypt_window;
 use twilio_media_fs::crypto::{Envelope, PrivateKeys, seal};
+use twilio_media_fs::emulator::meeting::MEETING;
 use twilio_media_fs::emulator::{
     EmulatorConfig, EmulatorCredentials, ObjectKind, RunningEmulator, spawn,
 };
@@ -257,14 +258,24 @@ async fn paging_returns_every_recording_once() {
     // Filters.
     let body = json(&emu, "/v1/Recordings?Status=processing").await;
     assert_eq!(body["recordings"].as_array().unwrap().len(), 1);
+    // Two samples, and the meeting room's cameras.
+    let meeting_videos = MEETING.iter().filter(|t| t.kind == "video").count();
     let body = json(&emu, "/v1/Recordings?MediaType=video").await;
-    assert_eq!(body["recordings"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        body["recordings"].as_array().unwrap().len(),
+        2 + meeting_videos
+    );
+    // The first sample, and the meeting's recordings: its room (09:30) is older than
+    // the samples (10:00 on).
     let body = json(
         &emu,
         "/v1/Recordings?DateCreatedBefore=2026-11-01T10:00:00Z",
     )
     .await;
-    assert_eq!(body["recordings"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        body["recordings"].as_array().unwrap().len(),
+        1 + MEETING.len()
+    );
     let body = json(&emu, "/v1/Rooms").await;
     assert_eq!(
         body["rooms"].as_array().unwrap().len(),
@@ -276,7 +287,8 @@ async fn paging_returns_every_recording_once() {
         "/v1/Rooms?Status=completed&DateCreatedAfter=2026-11-01T09:05:00Z",
     )
     .await;
-    assert_eq!(body["rooms"].as_array().unwrap().len(), 2);
+    // Rooms b (09:10), load (09:20) and the meeting (09:30).
+    assert_eq!(body["rooms"].as_array().unwrap().len(), 3);
     let body = json(&emu, "/v1/Rooms?Status=completed").await;
     let room = body["rooms"][0]["sid"].as_str().unwrap().to_string();
     let body = json(&emu, &format!("/v1/Recordings?GroupingSid={room}")).await;
@@ -928,7 +940,10 @@ async fn data_dir_files_become_recordings_and_compositions() {
     )
     .unwrap();
     std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
-    let plain = spawn(config()).await.unwrap().emulator.objects().len();
+    let plain: HashSet<String> = (spawn(config()).await.unwrap().emulator.objects())
+        .into_iter()
+        .map(|o| o.sid)
+        .collect();
     let emu = spawn(EmulatorConfig {
         data_dir: Some(dir.path().to_path_buf()),
         ..config()
@@ -936,8 +951,10 @@ async fn data_dir_files_become_recordings_and_compositions() {
     .await
     .unwrap();
     let objects = emu.emulator.objects();
-    assert_eq!(objects.len(), plain + 2);
-    let added = &objects[objects.len() - 2..];
+    assert_eq!(objects.len(), plain.len() + 2);
+    // In the order of the directory (not last: the meeting room's recordings are).
+    let added: Vec<_> = objects.iter().filter(|o| !plain.contains(&o.sid)).collect();
+    assert_eq!(added.len(), 2);
     assert_eq!(added[0].kind, ObjectKind::Recording);
     assert_eq!(added[0].extension, "mka");
     assert_eq!(added[1].kind, ObjectKind::Composition);

@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 use crate::app::{MountSettings, build_fs};
 use crate::cli::DemoArgs;
 use crate::crypto::{PrivateKeys, seal};
+use crate::emulator::meeting::meeting_room_sid;
 use crate::emulator::{EmulatorConfig, EmulatorCredentials, spawn};
 use crate::twilio::{ClientConfig, Credentials, TwilioClient};
 
@@ -72,9 +73,11 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
              ffprobe {shown}/{call}\n  \
              getfattr -d {shown}/{sample}\n  \
              cp {shown}/{sample} . && sha256sum {sample_name}\n  \
-             cat {shown}/.stats\n\n\
+             cat {shown}/.stats\n  \
+             twilio-media-fs compose {meeting} -k KEY -o meeting.mp4   # the meeting room, composed\n\n\
              Press Ctrl-C to unmount.",
             url = emulator.url,
+            meeting = meeting_room_sid(),
             sample_name = sample.rsplit('/').next().unwrap_or_default(),
         );
     });

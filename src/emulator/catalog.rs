@@ -22,6 +22,7 @@ use rand::RngExt;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::meeting::{MEETING, MEETING_ROOM};
 use super::synthetic::Synthetic;
 use super::wav::{self, Tone};
 use super::{EmulatorConfig, ObjectInfo};
@@ -354,6 +355,9 @@ pub struct Media {
     pub track_name: String,
     created: i64,
     pub duration: u64,
+    /// The recording's `offset` (ms): the media server's, the same for a room's tracks
+    /// of one segment. 0 for the samples that are not of the meeting room.
+    pub offset: u64,
     /// Plaintext length when there is media.
     pub size: Option<u64>,
     pub object: Option<Arc<StoredObject>>,
@@ -429,6 +433,81 @@ const fn sample(
 }
 
 const AUDIO_OPUS: &[u8] = include_bytes!("../../samples/audio-opus.mka");
+
+/// The files of the meeting room ([`MEETING`]), by name.
+const MEETING_FILES: [(&str, &[u8]); 9] = [
+    (
+        "alice-audio.mka",
+        include_bytes!("../../samples/meeting/alice-audio.mka"),
+    ),
+    (
+        "alice-video.mkv",
+        include_bytes!("../../samples/meeting/alice-video.mkv"),
+    ),
+    (
+        "bob-audio.mka",
+        include_bytes!("../../samples/meeting/bob-audio.mka"),
+    ),
+    (
+        "bob-video.mkv",
+        include_bytes!("../../samples/meeting/bob-video.mkv"),
+    ),
+    (
+        "bob-audio-2.mka",
+        include_bytes!("../../samples/meeting/bob-audio-2.mka"),
+    ),
+    (
+        "bob-video-2.mkv",
+        include_bytes!("../../samples/meeting/bob-video-2.mkv"),
+    ),
+    (
+        "carol-audio.mka",
+        include_bytes!("../../samples/meeting/carol-audio.mka"),
+    ),
+    (
+        "carol-video.mkv",
+        include_bytes!("../../samples/meeting/carol-video.mkv"),
+    ),
+    (
+        "dave-audio.mka",
+        include_bytes!("../../samples/meeting/dave-audio.mka"),
+    ),
+];
+
+/// The meeting room's recordings, from [`MEETING`] and [`MEETING_FILES`], encrypted
+/// like the other samples. Each is created when its track starts.
+fn add_meeting(b: &mut Builder<'_>) {
+    let room = b
+        .rooms
+        .iter()
+        .position(|r| r.unique_name == MEETING_ROOM)
+        .expect("the meeting room is built in");
+    let room_created = b.rooms[room].created;
+    for t in MEETING {
+        let (_, bytes) = MEETING_FILES
+            .iter()
+            .find(|(name, _)| *name == t.file)
+            .expect("every file of MEETING is embedded");
+        let plain = Bytes::from_static(bytes);
+        let name = format!("meeting:{}", t.stem());
+        let object = b.store(&name, t.container(), plain.clone(), encrypted(0));
+        let len = plain.len() as u64;
+        b.recording(
+            &name,
+            "completed",
+            (t.container(), t.codec, t.kind),
+            room,
+            t.participant,
+            t.duration(),
+            Some((object, Some(plain), Some(0), len)),
+        );
+        let m = b.media.last_mut().expect("just pushed");
+        m.participant_sid = t.participant_sid();
+        m.track_name = t.track_name.into();
+        m.offset = t.offset_ms;
+        m.created = room_created + t.start.floor() as i64;
+    }
+}
 
 /// The recordings made from the embedded samples (rooms 0 and 1).
 fn samples() -> Vec<Sample> {
@@ -516,6 +595,7 @@ type Served = (Arc<StoredObject>, Option<Bytes>, Option<usize>, u64);
 struct Builder<'a> {
     config: &'a EmulatorConfig,
     media: Vec<Media>,
+    rooms: Vec<Room>,
 }
 
 impl Builder<'_> {
@@ -606,6 +686,7 @@ impl Builder<'_> {
             source_sid: sid("MT", &format!("track:{name}")),
             track_name: format!("{participant}-{media_type}"),
             created: 0,
+            offset: 0,
             duration,
             size: object.as_ref().map(|o| o.3),
             plaintext: object.as_ref().and_then(|o| o.1.clone()),
@@ -635,6 +716,7 @@ impl Builder<'_> {
             source_sid: String::new(),
             track_name: String::new(),
             created: 0,
+            offset: 0,
             duration: 10,
             size: Some(plain.len() as u64),
             plaintext: Some(plain),
@@ -685,6 +767,7 @@ impl Builder<'_> {
             source_sid: String::new(),
             track_name: String::new(),
             created: 0,
+            offset: 0,
             duration,
             size: Some(size),
             object: Some(object),
@@ -716,9 +799,26 @@ fn encrypted(key_index: usize) -> Sealing {
 impl Catalog {
     /// Encrypts the samples and `data_dir` files and lists the synthetic objects.
     pub fn build(config: &EmulatorConfig) -> anyhow::Result<Self> {
+        // The meeting room comes after the first three, so that their indices and SIDs
+        // stay; rooms of the data directory after it.
+        let rooms = [
+            "emulator-room-a",
+            "emulator-room-b",
+            "emulator-load",
+            MEETING_ROOM,
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| Room {
+            sid: sid("RM", &format!("room:{name}")),
+            unique_name: (*name).into(),
+            created: BASE_TIME - 3600 + 600 * i as i64,
+        })
+        .collect();
         let mut b = Builder {
             config,
             media: Vec::new(),
+            rooms,
         };
         for s in samples() {
             let plain = Bytes::from_static(s.bytes);
@@ -836,15 +936,8 @@ impl Catalog {
                 Some((object, None, Some(0), size)),
             );
         }
-        let rooms = ["emulator-room-a", "emulator-room-b", "emulator-load"]
-            .iter()
-            .enumerate()
-            .map(|(i, name)| Room {
-                sid: sid("RM", &format!("room:{name}")),
-                unique_name: (*name).into(),
-                created: BASE_TIME - 3600 + 600 * i as i64,
-            })
-            .collect();
+        // Last, so that the media before keep their positions and creation times.
+        add_meeting(&mut b);
         let by_sid = b
             .media
             .iter()
@@ -856,7 +949,7 @@ impl Catalog {
             encryption_key_sid: public_key_sid(0),
             public_key_sids: (0..config.public_keys.len()).map(public_key_sid).collect(),
             encryption_enabled: config.encryption_enabled,
-            rooms,
+            rooms: b.rooms,
             media: b.media,
             by_sid,
         })
@@ -951,7 +1044,7 @@ impl Catalog {
                 "participant_sid": m.participant_sid,
             },
             "track_name": m.track_name,
-            "offset": 0,
+            "offset": m.offset,
             "media_external_location": null,
             "status_callback": null,
             "status_callback_method": "POST",
@@ -1029,7 +1122,7 @@ impl Catalog {
                 "participant_sid": m.participant_sid,
             },
             "track_name": m.track_name,
-            "offset": 0,
+            "offset": m.offset,
             "media_external_location": null,
             "room_sid": room,
             "links": { "media": format!("{url}/Media") },
@@ -1222,14 +1315,16 @@ fn track_of(ext: &'static str) -> (&'static str, &'static str, &'static str) {
 
 /// Adds every `*.mka`/`*.mkv` (recording), `*.mp4`/`*.webm` (composition) and `*.wav`
 /// (call recording) in `dir`, encrypting each, and every pre-encrypted `*.mka.enc`/`*.mkv.enc` with its headers.
+/// Then each subdirectory becomes a room ([`add_data_room`]).
 fn add_data_dir(b: &mut Builder<'_>, dir: &Path) -> anyhow::Result<()> {
     use anyhow::Context as _;
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
+    let mut all: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("{}: cannot list the --data directory", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
         .collect();
-    paths.sort();
+    all.sort();
+    let (rooms, paths): (Vec<_>, Vec<_>) = all.into_iter().partition(|p| p.is_dir());
+    let paths: Vec<_> = paths.into_iter().filter(|p| p.is_file()).collect();
     for path in paths {
         let file_name = path
             .file_name()
@@ -1277,7 +1372,114 @@ fn add_data_dir(b: &mut Builder<'_>, dir: &Path) -> anyhow::Result<()> {
             MediaKind::Voice => {}
         }
     }
+    for room in rooms {
+        add_data_room(b, &room)?;
+    }
     Ok(())
+}
+
+/// The `offset` (ms) of every recording of a room of the data directory: one
+/// media-server segment, as Twilio would give them.
+pub const DATA_ROOM_OFFSET_MS: u64 = crate::emulator::meeting::MEETING_OFFSET_MS;
+
+/// `<participant>-<audio|video>[-<n>]`: (participant, audio|video); `None` otherwise.
+fn track_of_name(stem: &str) -> Option<(&str, &'static str)> {
+    let stem = match stem.rsplit_once('-') {
+        Some((rest, n)) if !n.is_empty() && n.bytes().all(|c| c.is_ascii_digit()) => rest,
+        _ => stem,
+    };
+    let (participant, kind) = stem.rsplit_once('-')?;
+    let kind = ["audio", "video"].into_iter().find(|&k| k == kind)?;
+    (!participant.is_empty()).then_some((participant, kind))
+}
+
+/// A subdirectory `<dir>/<room>/` of the data directory: the room `<room>` (its SID
+/// `sid("RM", "room:<room>")`), and each `<participant>-<audio|video>[-<n>].mka|mkv`
+/// in it a recording of that participant, track `<participant>-<audio|video>`, its
+/// codec read from the file's CodecID, its offset [`DATA_ROOM_OFFSET_MS`], created
+/// when its first block starts (the container's start time: whatever the file says).
+/// Other files are left out.
+fn add_data_room(b: &mut Builder<'_>, dir: &Path) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let Some(name) = dir.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+        return Ok(());
+    };
+    if name.starts_with('.') {
+        return Ok(());
+    }
+    let room_sid = sid("RM", &format!("room:{name}"));
+    anyhow::ensure!(
+        b.rooms.iter().all(|r| r.sid != room_sid),
+        "{}: the emulator already has a room named {name}",
+        dir.display()
+    );
+    let created = BASE_TIME - 3600 + 600 * b.rooms.len() as i64;
+    let room = b.rooms.len();
+    b.rooms.push(Room {
+        sid: room_sid,
+        unique_name: name.clone(),
+        created,
+    });
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("{}: cannot list the room directory", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    paths.sort();
+    for path in paths {
+        let (Some(stem), Some(ext)) = (
+            path.file_stem().and_then(|s| s.to_str()),
+            path.extension()
+                .and_then(|e| e.to_str())
+                .and_then(|e| ["mka", "mkv"].into_iter().find(|&k| k == e)),
+        ) else {
+            continue;
+        };
+        let Some((participant, kind)) = track_of_name(stem) else {
+            continue;
+        };
+        let plain = Bytes::from(
+            std::fs::read(&path).with_context(|| format!("{}: cannot read", path.display()))?,
+        );
+        let probe = super::matroska::probe(&plain)
+            .with_context(|| format!("{}: not a Matroska file", path.display()))?;
+        let (codec, media_type) = probe.twilio_codec().with_context(|| {
+            format!(
+                "{}: codec {} is none of OPUS, PCMU, VP8, H264",
+                path.display(),
+                probe.codec_id
+            )
+        })?;
+        anyhow::ensure!(
+            media_type == kind,
+            "{}: named {kind} but holds {media_type} ({codec})",
+            path.display()
+        );
+        let file = format!("data:{name}/{stem}.{ext}");
+        let object = b.store(&file, ext, plain.clone(), encrypted(0));
+        let len = plain.len() as u64;
+        b.recording(
+            &file,
+            "completed",
+            (ext, codec, media_type),
+            room,
+            participant,
+            probe.duration_secs(),
+            Some((object, Some(plain), Some(0), len)),
+        );
+        let m = b.media.last_mut().expect("just pushed");
+        m.participant_sid = room_participant_sid(&name, participant);
+        m.track_name = format!("{participant}-{kind}");
+        m.offset = DATA_ROOM_OFFSET_MS;
+        // Whole seconds, to the nearest: an Opus file starts a few ms early (pre-skip).
+        m.created = created + probe.start().max(0.0).round() as i64;
+    }
+    Ok(())
+}
+
+/// The SID of participant `name` of room `room` (a participant SID is a room's).
+pub fn room_participant_sid(room: &str, name: &str) -> String {
+    sid("PA", &format!("participant:{room}:{name}"))
 }
 
 /// A `*.wav` file of the data directory becomes an encrypted call recording of a call

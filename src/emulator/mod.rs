@@ -15,6 +15,8 @@
 //!
 //! # Layout
 //! - [`catalog`]: the media objects, rooms, SIDs and their JSON.
+//! - [`matroska`]: the codec and time span of a Matroska file (rooms of `data_dir`).
+//! - [`meeting`]: the ground truth of the meeting room (who published what, when).
 //! - [`api`]: the Twilio REST handlers (`/v1/...`), auth, throttling, paging.
 //! - [`storage`]: pre-signed storage URLs, ranged GETs, storage faults.
 //! - [`synthetic`]: large objects computed on the fly.
@@ -26,6 +28,8 @@
 pub mod api;
 pub mod catalog;
 pub mod hostile;
+pub mod matroska;
+pub mod meeting;
 pub mod outage;
 pub mod storage;
 pub mod synthetic;
@@ -54,7 +58,9 @@ use crate::twilio::MediaKind;
 pub struct EmulatorConfig {
     /// Extra media: every `*.mka`/`*.mkv` file becomes a recording, every
     /// `*.mp4`/`*.webm` file a composition, every `*.wav` file an encrypted call
-    /// recording.
+    /// recording. Every subdirectory `<room>/` becomes a room of that name, and each
+    /// `<participant>-<audio|video>[-<n>].mka|mkv` in it a recording of that participant
+    /// (track `<participant>-<audio|video>`, codec from the file's CodecID).
     pub data_dir: Option<PathBuf>,
     /// Lifetime of pre-signed storage URLs; a smaller `Ttl` query parameter wins.
     pub ttl: Duration,
