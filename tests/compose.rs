@@ -96,15 +96,21 @@ fn stream_types(path: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Runs of consecutive `true` slices as (start, end) seconds.
+/// Runs of consecutive `true` slices as (start, end) seconds, runs less than 100 ms
+/// apart joined (an Opus encoder lets a pure tone dip for a slice or two: the sample
+/// files have such dips themselves).
 fn runs(present: &[bool], step: f64) -> Vec<(f64, f64)> {
-    let mut out = Vec::new();
+    let mut out: Vec<(f64, f64)> = Vec::new();
     let mut start = None;
     for (i, &p) in present.iter().chain([false].iter()).enumerate() {
         match (p, start) {
             (true, None) => start = Some(i),
             (false, Some(s)) => {
-                out.push((s as f64 * step, i as f64 * step));
+                let run = (s as f64 * step, i as f64 * step);
+                match out.last_mut() {
+                    Some(last) if run.0 - last.1 < 0.1 - 1e-9 => last.1 = run.1,
+                    _ => out.push(run),
+                }
                 start = None;
             }
             _ => {}
@@ -534,7 +540,7 @@ async fn a_corrupted_track_is_named_and_leaves_nothing() {
     .await
     .unwrap();
     let bad = emu
-        .objects()
+        .emulator.objects()
         .into_iter()
         .find(|o| o.synthetic)
         .expect("the synthetic recording");
@@ -554,11 +560,12 @@ async fn a_room_with_one_track() {
     if !tools() {
         return;
     }
-    // One recording, alone in its room.
+    // One recording, alone in its room: a room of --data-dir.
     let data = tempdir();
+    std::fs::create_dir(data.path().join("lone")).unwrap();
     std::fs::copy(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/audio-opus.mka"),
-        data.path().join("lone.mka"),
+        data.path().join("lone/solo-audio.mka"),
     )
     .unwrap();
     let emu = spawn(EmulatorConfig {
@@ -567,28 +574,15 @@ async fn a_room_with_one_track() {
     })
     .await
     .unwrap();
-    let lone: Vec<_> = emu
+    let room = twilio_media_fs::emulator::catalog::sid("RM", "room:lone");
+    let in_room = emu
+        .emulator
         .objects()
         .into_iter()
-        .filter(|o| o.sid.starts_with("RT"))
-        .collect();
-    let room = &lone
-        .iter()
-        .find(|o| {
-            o.size
-                == Some(
-                    std::fs::metadata(data.path().join("lone.mka"))
-                        .unwrap()
-                        .len(),
-                )
-        })
-        .unwrap()
-        .room_sid;
-    assert_eq!(
-        lone.iter().filter(|o| &o.room_sid == room).count(),
-        1,
-        "one track in its room"
-    );
+        .filter(|o| o.room_sid == room)
+        .count();
+    assert_eq!(in_room, 1, "one track in its room");
+    let room = &room;
     let dir = tempdir();
     let out = dir.path().join("lone.mp4");
     run_ok(compose(&emu, room, &["-o", out.to_str().unwrap()])).await;
@@ -609,7 +603,7 @@ async fn a_room_with_an_unencrypted_recording() {
     }
     let emu = spawn(config()).await.unwrap();
     let plain = emu
-        .objects()
+        .emulator.objects()
         .into_iter()
         .find(|o| o.sid.starts_with("RT") && !o.encrypted && o.size.is_some())
         .expect("a recording stored unencrypted");
