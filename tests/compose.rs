@@ -540,7 +540,8 @@ async fn a_corrupted_track_is_named_and_leaves_nothing() {
     .await
     .unwrap();
     let bad = emu
-        .emulator.objects()
+        .emulator
+        .objects()
         .into_iter()
         .find(|o| o.synthetic)
         .expect("the synthetic recording");
@@ -603,7 +604,8 @@ async fn a_room_with_an_unencrypted_recording() {
     }
     let emu = spawn(config()).await.unwrap();
     let plain = emu
-        .emulator.objects()
+        .emulator
+        .objects()
         .into_iter()
         .find(|o| o.sid.starts_with("RT") && !o.encrypted && o.size.is_some())
         .expect("a recording stored unencrypted");
@@ -635,5 +637,104 @@ async fn a_room_with_an_unencrypted_recording() {
     assert!(!refused.status.success());
     assert!(stderr.contains(&plain.sid), "{stderr}");
     assert_eq!(common::hostile::files_in(dir.path()), ["room.mp4"]);
+    emu.stop().await.unwrap();
+}
+
+/// The colour at (x, y) of the output (`BLOCK`-pixel blocks) in each frame.
+fn colour_track(frames: &[Vec<u8>], width: u32, x: u32, y: u32) -> Vec<[u8; 3]> {
+    let at = ((y / BLOCK) * (width / BLOCK) + x / BLOCK) as usize * 3;
+    frames
+        .iter()
+        .map(|f| [f[at], f[at + 1], f[at + 2]])
+        .collect()
+}
+
+/// Which of the meeting's colours (or black) each frame shows, as (name, start, end)
+/// runs.
+fn colour_runs(track: &[[u8; 3]]) -> Vec<(String, f64, f64)> {
+    let name = |p: &[u8; 3]| -> String {
+        if close_to(p, [0, 0, 0]) {
+            return "black".into();
+        }
+        MEETING
+            .iter()
+            .find(|t| t.colour.is_some_and(|c| close_to(p, c)))
+            .map_or(format!("{p:?}"), |t| t.participant.to_owned())
+    };
+    let mut out: Vec<(String, f64, f64)> = Vec::new();
+    for (i, p) in track.iter().enumerate() {
+        let (n, t) = (name(p), i as f64 / FPS);
+        match out.last_mut() {
+            Some(last) if last.0 == n => last.2 = t + 1.0 / FPS,
+            _ => out.push((n, t, t + 1.0 / FPS)),
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_twilio_layout_with_reuse() {
+    if !tools() {
+        return;
+    }
+    // Alice fills the left half; the others share the one cell on the right, the newest
+    // shown (reuse show_newest).
+    let layout = r#"{
+        "left": {"width": 320, "video_sources": ["alice-video"]},
+        "right": {"x_pos": 320, "max_rows": 1, "max_columns": 1, "reuse": "show_newest",
+                  "video_sources": ["*"], "video_sources_excluded": ["alice*"]}
+    }"#;
+    let emu = spawn(config()).await.unwrap();
+    let dir = tempdir();
+    let out = dir.path().join("layout.mp4");
+    run_ok(compose(
+        &emu,
+        &meeting_room_sid(),
+        &["-o", out.to_str().unwrap(), "--layout", layout],
+    ))
+    .await;
+    let frames = frames(&out, 640, 480);
+    let (start, _) = room_span();
+    let runs_at = |x| colour_runs(&colour_track(&frames, 640, x, 240));
+    // Expected, from the table: bob from his start; carol, newer, takes the cell when she
+    // starts; bob's second file, newer still, takes it back; carol's end then frees
+    // nothing (she was replaced), and bob stays until his end.
+    let span = |who: &str, n: usize| {
+        let t = MEETING
+            .iter()
+            .filter(|t| t.participant == who && t.kind == "video")
+            .nth(n)
+            .unwrap();
+        (t.start - start, t.end - start)
+    };
+    let (bob1, bob2, carol) = (span("bob", 0), span("bob", 1), span("carol", 0));
+    let want = [
+        ("black", 0.0, bob1.0),
+        ("bob", bob1.0, carol.0),
+        ("carol", carol.0, bob2.0),
+        ("bob", bob2.0, bob2.1),
+        ("black", bob2.1, frames.len() as f64 / FPS),
+    ];
+    let got = runs_at(480);
+    let matches = got.len() == want.len()
+        && got.iter().zip(&want).all(|(g, w)| {
+            g.0 == w.0 && (g.1 - w.1).abs() <= TOLERANCE && (g.2 - w.2).abs() <= TOLERANCE
+        });
+    assert!(matches, "right cell: {got:?}, expected {want:?}");
+    // The left half is alice's alone, for the whole meeting (black at most a frame or
+    // two at the ends: the trimmed timeline starts with Opus's pre-skip, 14 ms before
+    // her first picture).
+    let left = runs_at(160);
+    let end = frames.len() as f64 / FPS;
+    let alice: Vec<_> = left.iter().filter(|r| r.0 == "alice").collect();
+    assert_eq!(alice.len(), 1, "{left:?}");
+    assert!(
+        alice[0].1 <= TOLERANCE && alice[0].2 >= end - TOLERANCE,
+        "{left:?}"
+    );
+    assert!(
+        left.iter().all(|r| r.0 == "alice" || r.0 == "black"),
+        "{left:?}"
+    );
     emu.stop().await.unwrap();
 }

@@ -124,6 +124,7 @@ async fn every_check_is_ok_against_the_emulator() {
             "key pair (voice)",
             "/dev/fuse",
             "fusermount3",
+            "ffmpeg (compose)",
         ],
         "one line per check, in order"
     );

@@ -194,6 +194,7 @@ async fn checks(args: &DoctorArgs) -> Report {
         unsafe { libc::geteuid() } == 0,
         std::env::var_os("PATH"),
     ));
+    r.checks.push(ffmpeg(std::env::var_os("PATH")));
     r
 }
 
@@ -706,6 +707,49 @@ pub fn fusermount(root: bool, path: Option<std::ffi::OsString>) -> Check {
     }
 }
 
+/// The encoders `compose` uses: mp4 (H.264, AAC) and webm (VP8, Opus).
+const COMPOSE_ENCODERS: [&str; 4] = ["libx264", "aac", "libvpx", "libopus"];
+
+/// ffmpeg and ffprobe, which `compose` runs: on PATH, with its encoders. A warning,
+/// not a failure, when missing: only `compose` needs them.
+pub fn ffmpeg(path: Option<std::ffi::OsString>) -> Check {
+    const NAME: &str = "ffmpeg (compose)";
+    const FIX: &str = "apt-get install ffmpeg (or dnf install ffmpeg): only compose needs it";
+    let find = |tool: &str| {
+        path.iter()
+            .flat_map(std::env::split_paths)
+            .map(|dir| dir.join(tool))
+            .find(|p| p.is_file())
+    };
+    let (Some(ffmpeg), Some(_)) = (find("ffmpeg"), find("ffprobe")) else {
+        return Check::warn(NAME, "ffmpeg or ffprobe is not on PATH", FIX);
+    };
+    let encoders = std::process::Command::new(&ffmpeg)
+        .args(["-hide_banner", "-encoders"])
+        .stdin(std::process::Stdio::null())
+        .output();
+    let listed = match encoders {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
+        _ => return Check::warn(NAME, format!("{} does not run", ffmpeg.display()), FIX),
+    };
+    let missing: Vec<&str> = COMPOSE_ENCODERS
+        .into_iter()
+        .filter(|e| !listed.split_whitespace().any(|w| w == *e))
+        .collect();
+    if missing.is_empty() {
+        Check::ok(
+            NAME,
+            format!("{}, with {}", ffmpeg.display(), COMPOSE_ENCODERS.join(", ")),
+        )
+    } else {
+        Check::warn(
+            NAME,
+            format!("{} has no {} encoder", ffmpeg.display(), missing.join(", ")),
+            "install a full ffmpeg build (Debian's ffmpeg package has them all)",
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -781,6 +825,8 @@ mod tests {
 
         assert_eq!(fusermount(true, None).status, Status::Ok);
         assert_eq!(fusermount(false, None).status, Status::Fail);
+        assert_eq!(ffmpeg(None).status, Status::Warn);
+        assert_eq!(ffmpeg(Some("/nonexistent".into())).status, Status::Warn);
         let empty = Some(dir.path().as_os_str().to_owned());
         assert_eq!(fusermount(false, empty.clone()).status, Status::Fail);
         std::fs::write(dir.path().join("fusermount3"), b"").unwrap();

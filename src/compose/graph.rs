@@ -7,10 +7,10 @@
 //!   resamples it to 48 kHz (Opus is 48 kHz, PCMU 8 kHz) and fills the silence before
 //!   it and in its gaps, then `amix` sums the tracks unscaled;
 //! - video: a black canvas of the output's size and rate; each file is moved to its
-//!   start (`setpts`), scaled to its cell (`scale` works frame by frame, so a
+//!   start (`setpts`), cut to the span its tile shows it (`trim`), scaled to its cell (`scale` works frame by frame, so a
 //!   resolution change mid-track is followed: inputs are read with `-reinit_filter 0`
-//!   so the graph is never rebuilt), and overlaid on its cell only between its start and
-//!   end, passing the canvas through before and after (`eof_action=pass`).
+//!   so the graph is never rebuilt), and overlaid on its cell, the canvas passing
+//!   through before its first frame and after its last (`eof_action=pass`).
 
 use super::plan::Plan;
 
@@ -65,11 +65,31 @@ pub fn filter_graph(plan: &Plan) -> String {
                 chains.push(format!("{head},split={}{outs}", labels.len()));
             }
         }
+        // Tiles begin and end on the canvas's frames, so that `fps` and `tpad` give
+        // frames at the canvas's own timestamps (the timeline is in ms; Opus's pre-skip
+        // alone puts a track 14 ms off a frame).
+        let frame = 1.0 / f64::from(plan.fps);
+        let on_frame = |t: f64| (t / frame).round() * frame;
         let mut base = "base0".to_owned();
         for (n, tile) in plan.tiles.iter().enumerate() {
             let c = tile.cell;
+            // Each copy keeps only its frames between `from` and one output frame past
+            // `to` (`trim`), at the output's rate (`fps`: Twilio's video is of
+            // variable rate), scaled to its cell, and is transparent from 0 until
+            // `from` (`tpad`): the overlay then always has a frame of it at hand, and
+            // draws it from the first frame on. After its last frame the canvas passes
+            // through (`eof_action=pass`). (Not the overlay's `enable`: with two inputs
+            // its timeline is evaluated at either input's timestamps, which flashes a
+            // wrong frame at a handover.) One frame past its end, a tile that takes
+            // over the cell, drawn later in the chain and so on top, has its first
+            // frame in: the cell never flashes black between two sources.
             chains.push(format!(
-                "[tile{n}]scale={w}:{h}:flags=bilinear,setsar=1,format=yuv420p[fit{n}]",
+                "[tile{n}]trim=start={from}:end={to},setpts=PTS-{from}/TB,fps={fps},\
+                 scale={w}:{h}:flags=bilinear,setsar=1,format=yuva420p,\
+                 tpad=start_duration={from}:color=black@0[fit{n}]",
+                from = secs(on_frame(tile.from)),
+                to = secs(on_frame(tile.to) + frame),
+                fps = plan.fps,
                 w = c.width,
                 h = c.height
             ));
@@ -79,11 +99,9 @@ pub fn filter_graph(plan: &Plan) -> String {
                 format!("base{}", n + 1)
             };
             chains.push(format!(
-                "[{base}][fit{n}]overlay=x={x}:y={y}:eof_action=pass:enable='between(t,{from},{to})'[{next}]",
+                "[{base}][fit{n}]overlay=x={x}:y={y}:eof_action=pass[{next}]",
                 x = c.x,
                 y = c.y,
-                from = secs(tile.from),
-                to = secs(tile.to),
             ));
             base = next;
         }
@@ -239,10 +257,7 @@ mod tests {
             g.contains("[2:v]setpts=PTS-STARTPTS+2.000/TB[tile1]"),
             "{g}"
         );
-        assert!(
-            g.contains("overlay=x=320:y=0:eof_action=pass:enable='between(t,2.000,7.000)'[vout]"),
-            "{g}"
-        );
+        assert!(g.contains("overlay=x=320:y=0:eof_action=pass[vout]"), "{g}");
         assert!(
             g.contains("[0:a]asetpts=PTS-STARTPTS+0.000/TB,aresample=48000:async=1:first_pts=0")
         );

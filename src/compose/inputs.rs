@@ -18,7 +18,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use bytes::Bytes;
 use futures_util::stream;
 use rand::RngExt;
 
@@ -138,7 +137,7 @@ async fn serve_track(
             match handle.read(at, STEP.min(end - at)).await {
                 Ok(data) if !data.is_empty() => {
                     let next = at + data.len() as u64;
-                    Ok(Some((Bytes::from(data), next)))
+                    Ok(Some((data, next)))
                 }
                 Ok(_) => Err(std::io::Error::other(format!(
                     "{}: the object ended at {at} of {len} bytes",
