@@ -201,7 +201,10 @@ pub struct EmulatorArgs {
 
     /// Directory of extra media: each *.mka/*.mkv becomes a recording, each
     /// *.mp4/*.webm a composition, encrypted on start. NAME.mka.enc (or .mkv.enc) with
-    /// NAME.mka.headers (`curl -D` form) is served as it is: encrypted elsewhere.
+    /// NAME.mka.headers (`curl -D` form) is served as it is: encrypted elsewhere. A
+    /// subdirectory ROOM/ becomes a room of that name, each PARTICIPANT-audio.mka and
+    /// PARTICIPANT-video.mkv in it (PARTICIPANT-audio-2.mka for a reconnect) a track of
+    /// that participant, starting at its Matroska start time (what `compose` reads).
     #[arg(long = "data", value_name = "DIR")]
     pub data: Option<PathBuf>,
 

@@ -738,3 +738,61 @@ async fn a_twilio_layout_with_reuse() {
     );
     emu.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_compose_leaves_nothing() {
+    if !tools() {
+        return;
+    }
+    let emu = spawn(config()).await.unwrap();
+    let dir = tempdir();
+    let out = dir.path().join("meeting.webm");
+    let mut cmd = compose(&emu, &meeting_room_sid(), &["-o", out.to_str().unwrap()]);
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    // Once ffmpeg is writing the temporary file, SIGTERM.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while common::hostile::files_in(dir.path()).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no temporary file appeared"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "compose ended before it was stopped"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let partial = common::hostile::files_in(dir.path());
+    assert!(
+        partial[0].starts_with(".meeting.webm.") && partial[0].ends_with(".partial"),
+        "{partial:?}"
+    );
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = common::mount::blocking(move || child.wait_with_output().unwrap()).await;
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.status.signal(),
+        Some(libc::SIGTERM),
+        "dies of the signal"
+    );
+    assert!(
+        String::from_utf8_lossy(&status.stderr).contains("stopped by SIGTERM"),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(common::hostile::files_in(dir.path()).is_empty());
+    // ffmpeg went with it: no process is still writing into the directory.
+    let dir_name = dir.path().to_str().unwrap().to_owned();
+    common::mount::wait_until("ffmpeg to end", || {
+        !Command::new("pgrep")
+            .args(["-f", &dir_name])
+            .status()
+            .unwrap()
+            .success()
+    });
+    assert!(common::hostile::files_in(dir.path()).is_empty());
+    emu.stop().await.unwrap();
+}

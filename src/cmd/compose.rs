@@ -104,6 +104,12 @@ fn request(args: &ComposeArgs) -> anyhow::Result<Request> {
             Some(layout::parse(&json, width, height)?)
         }
     };
+    if args.output.as_deref().is_some_and(|o| o.as_os_str() == "-") {
+        bail!(
+            "compose writes a file (ffmpeg finishes an MP4 by going back to its start): \
+             -o - (standard output) is not supported; give a file name"
+        );
+    }
     let output = match &args.output {
         Some(path) if path.is_dir() => path.join(format!("{}.{}", args.room, format.extension())),
         Some(path) => path.clone(),

@@ -1,6 +1,8 @@
 //! `demo`: the whole thing with no Twilio account. Starts the emulator in this process
 //! with a fresh key pair and its sample media (Video, and Voice call recordings), mounts
-//! it, says what to try, and unmounts on Ctrl-C.
+//! it, says what to try, and unmounts on Ctrl-C. The throwaway private key is also
+//! written, mode 0600, to a temporary directory removed on exit, so that the `compose`
+//! line it prints runs as printed.
 //!
 //! The filesystem is the one `mount` builds ([`crate::app::build_fs`]), with `mount`'s
 //! defaults; only the account (the emulator) and the key (a fresh one) differ. It must
@@ -35,6 +37,19 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         public_keys: vec![private.to_public_key()],
         ..Default::default()
     }))?;
+    // For the printed `compose` line: the demo's own throwaway key, gone on exit.
+    let key_dir = tempfile::Builder::new()
+        .prefix("twilio-media-fs-demo.")
+        .tempdir()
+        .context("cannot create a temporary directory for the demo's key")?;
+    let key_path = key_dir.path().join("demo-key.pem");
+    {
+        use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+        let pem = private
+            .to_pkcs8_pem(LineEnding::LF)
+            .context("cannot encode the demo key")?;
+        super::emulator::write_private(&key_path, &pem)?;
+    }
     let mut keys = PrivateKeys::new();
     keys.add("demo key", private);
     let creds = EmulatorCredentials::default();
@@ -74,10 +89,14 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
              getfattr -d {shown}/{sample}\n  \
              cp {shown}/{sample} . && sha256sum {sample_name}\n  \
              cat {shown}/.stats\n  \
-             twilio-media-fs compose {meeting} -k KEY -o meeting.mp4   # the meeting room, composed\n\n\
+             TWILIO_MEDIA_FS_API_URL={url} TWILIO_ACCOUNT_SID={account} TWILIO_AUTH_TOKEN={token} \\\n    \
+             twilio-media-fs compose {meeting} -k {key} -o meeting.mp4   # a room, composed\n\n\
              Press Ctrl-C to unmount.",
             url = emulator.url,
             meeting = meeting_room_sid(),
+            account = creds.account_sid,
+            token = creds.auth_token,
+            key = key_path.display(),
             sample_name = sample.rsplit('/').next().unwrap_or_default(),
         );
     });

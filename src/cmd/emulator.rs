@@ -31,7 +31,7 @@ fn read_public_key(path: &Path) -> anyhow::Result<rsa::PublicKey> {
 }
 
 /// Writes `pem` to `path`, readable by its owner only.
-fn write_private(path: &Path, pem: &str) -> anyhow::Result<()> {
+pub(super) fn write_private(path: &Path, pem: &str) -> anyhow::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]

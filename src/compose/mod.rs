@@ -173,7 +173,17 @@ async fn room_recordings(twilio: &TwilioClient, room: &str) -> anyhow::Result<Ve
     let media: Vec<Recording> = all
         .into_iter()
         .filter(|r| matches!(r.r#type.as_deref(), Some("audio" | "video")))
-        .filter(|r| matches!(r.status.as_deref(), None | Some("completed")))
+        .filter(|r| {
+            let completed = matches!(r.status.as_deref(), None | Some("completed"));
+            if !completed {
+                tracing::warn!(
+                    "{}: left out: its status is {} (only completed recordings have media)",
+                    r.sid,
+                    r.status.as_deref().unwrap_or("?")
+                );
+            }
+            completed
+        })
         .collect();
     if media.is_empty() {
         bail!(
