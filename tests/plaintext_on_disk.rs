@@ -1,7 +1,8 @@
 //! No plaintext on disk: the program keeps decrypted bytes in memory only.
 //!
 //! The mount (in the background, the way users run it) serves every sample to `cp` and
-//! `ffprobe`, and `get -o -` writes every sample to a pipe. Both run under
+//! `ffprobe`, `get -o -` writes every sample to a pipe, and `compose` rebuilds the
+//! meeting room (its ffprobe and ffmpeg reading the tracks over loopback). All run under
 //! `strace -f`, with HOME, the XDG directories, TMPDIR and the working directory set
 //! to fresh, empty directories. Then every place the program could have written is
 //! searched for any 4 KiB window of any sample's plaintext, at any byte offset (a
@@ -30,6 +31,7 @@ use common::mount::{Mount, blocking, command, mounted, ok, output};
 use common::*;
 use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use twilio_media_fs::crypto::seal;
+use twilio_media_fs::emulator::meeting::meeting_room_sid;
 use twilio_media_fs::emulator::{EmulatorConfig, ObjectInfo, RunningEmulator, spawn};
 
 /// The plaintext window searched for: one page.
@@ -483,6 +485,29 @@ async fn no_plaintext_is_ever_written_to_disk() {
         );
         get_logs.push(log);
     }
+
+    // `compose` of the meeting room under strace, its ffprobe and ffmpeg followed: the
+    // output is a new encoding, so no window of any track may be in anything written
+    // (the output included).
+    let compose_log = traces.path().join("compose.strace");
+    let mut compose = cli(&emu);
+    compose
+        .args(["compose", &meeting_room_sid(), "-o", "meeting.mp4", "-k"])
+        .arg(&key);
+    fresh.apply(&mut compose);
+    let out = output(traced(&compose_log, &compose)).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(fresh.path("cwd/meeting.mp4").is_file());
+    let compose_trace = std::fs::read_to_string(&compose_log).unwrap();
+    assert!(
+        compose_trace.contains(".partial") && compose_trace.contains("libavcodec"),
+        "the trace follows ffmpeg (its libavcodec) writing the temporary output"
+    );
+    get_logs.push(compose_log);
 
     // Unmount; the server ends, and strace with it.
     ok(command("umount", &[m.path.to_str().unwrap()])).await;
