@@ -69,8 +69,10 @@ pub fn run(args: ComposeArgs) -> anyhow::Result<()> {
         let wall = summary.wall.as_secs_f64();
         let peak = compose::peak_memory()
             .map_or("unknown".into(), |b| format!("{} MiB", b.div_ceil(1 << 20)));
+        let (own_cpu, ffmpeg_cpu) = compose::cpu_seconds();
         eprintln!(
             "{}: {:.1} s of media from {} tracks in {wall:.1} s ({:.1}× real time); \
+             CPU: ffmpeg and ffprobe {ffmpeg_cpu:.1} s, twilio-media-fs {own_cpu:.1} s; \
              peak memory of twilio-media-fs {peak} (ffmpeg not counted)",
             request
                 .output

@@ -362,6 +362,21 @@ async fn run_ffmpeg(args: &[String], total: f64, progress: &Progress) -> anyhow:
     Ok(())
 }
 
+/// CPU seconds (user + system) of this process, and of its children waited for
+/// (ffprobe and ffmpeg).
+pub fn cpu_seconds() -> (f64, f64) {
+    let of = |who| {
+        // SAFETY: getrusage fills the zeroed struct it is given; no other memory.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(who, &mut usage) } != 0 {
+            return 0.0;
+        }
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        secs(usage.ru_utime) + secs(usage.ru_stime)
+    };
+    (of(libc::RUSAGE_SELF), of(libc::RUSAGE_CHILDREN))
+}
+
 /// The peak resident memory of this process (`VmHWM`), bytes.
 pub fn peak_memory() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
