@@ -796,3 +796,67 @@ async fn a_stopped_compose_leaves_nothing() {
     assert!(common::hostile::files_in(dir.path()).is_empty());
     emu.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_misleading_name_or_a_missing_directory_is_refused_first() {
+    if !tools() {
+        return;
+    }
+    let emu = spawn(config()).await.unwrap();
+    let dir = tempdir();
+    for (out, extra, says) in [
+        ("room.webm", vec!["--format", "mp4"], "name it .mp4"),
+        ("room.mp4", vec!["--format", "webm"], "name it .webm"),
+        ("missing/room.mp4", vec![], "is not a directory"),
+    ] {
+        let path = dir.path().join(out);
+        let mut args = vec!["-o", path.to_str().unwrap()];
+        args.extend(extra);
+        let ran = output(compose(&emu, &meeting_room_sid(), &args)).await;
+        let stderr = String::from_utf8_lossy(&ran.stderr);
+        assert!(!ran.status.success(), "{out}");
+        assert!(stderr.contains(says), "{out}: {stderr}");
+    }
+    assert!(common::hostile::files_in(dir.path()).is_empty());
+    // Nothing was fetched: the checks come before the first request.
+    assert_eq!(emu.emulator.stats().storage_requests, 0);
+    emu.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ffmpeg_does_not_outlive_a_killed_compose() {
+    if !tools() || !require_tool("pgrep") {
+        return;
+    }
+    let emu = spawn(config()).await.unwrap();
+    let dir = tempdir();
+    let out = dir.path().join("meeting.webm");
+    let mut cmd = compose(&emu, &meeting_room_sid(), &["-o", out.to_str().unwrap()]);
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while common::hostile::files_in(dir.path()).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no temporary file appeared"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // SIGKILL: no handler runs; ffmpeg must die with it (PR_SET_PDEATHSIG).
+    child.kill().unwrap();
+    common::mount::blocking(move || child.wait().unwrap()).await;
+    let dir_name = dir.path().to_str().unwrap().to_owned();
+    common::mount::wait_until("ffmpeg to die with compose", || {
+        !Command::new("pgrep")
+            .args(["-f", &dir_name])
+            .status()
+            .unwrap()
+            .success()
+    });
+    // What kill -9 leaves is the hidden temporary file, never the output's name.
+    let left = common::hostile::files_in(dir.path());
+    assert!(!out.exists(), "{left:?}");
+    assert!(left.iter().all(|f| f.ends_with(".partial")), "{left:?}");
+    emu.stop().await.unwrap();
+}

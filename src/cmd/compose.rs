@@ -117,6 +117,37 @@ fn request(args: &ComposeArgs) -> anyhow::Result<Request> {
         Some(path) => path.clone(),
         None => PathBuf::from(format!("{}.{}", args.room, format.extension())),
     };
+    // A name that says the other container would mislead every player that opens it.
+    let extension = output
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    let clash = matches!(
+        (format, extension.as_deref()),
+        (Format::Mp4, Some("webm" | "mkv" | "mka")) | (Format::Webm, Some("mp4" | "m4a" | "mov"))
+    );
+    if clash {
+        bail!(
+            "{} is named as another container than --format {} writes: \
+             name it .{} or choose --format",
+            output.display(),
+            format.extension(),
+            format.extension()
+        );
+    }
+    // Before anything is fetched: the file is made there, at the end.
+    if !args.plan {
+        let dir = match output.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => std::path::Path::new("."),
+        };
+        if !dir.is_dir() {
+            bail!(
+                "cannot write {}: {} is not a directory",
+                output.display(),
+                dir.display()
+            );
+        }
+    }
     Ok(Request {
         room: args.room.clone(),
         options: Options {

@@ -71,8 +71,13 @@ pub enum LayoutError {
     OutOfCanvas(String, u32, u32),
     #[error("layout region {0:?} has no video_sources: name its tracks or use [\"*\"]")]
     NoSources(String),
-    #[error("layout region {0:?}: max_columns and max_rows must be at least 1")]
-    ZeroLimit(String),
+    #[error(
+        "layout region {0:?}: max_columns must be 1 to {1} and max_rows 1 to {2} \
+         (cells of at least 2x2 pixels)"
+    )]
+    BadLimit(String, u32, u32),
+    #[error("layout region {0:?} is smaller than 2x2 pixels")]
+    TooSmall(String),
 }
 
 #[derive(Deserialize)]
@@ -114,14 +119,22 @@ pub fn parse(json: &str, width: u32, height: u32) -> Result<Vec<Region>, LayoutE
         }
         let w = r.width.unwrap_or(width - r.x_pos);
         let h = r.height.unwrap_or(height - r.y_pos);
-        if w == 0 || h == 0 || r.x_pos + w > width || r.y_pos + h > height {
+        if u64::from(r.x_pos) + u64::from(w) > u64::from(width)
+            || u64::from(r.y_pos) + u64::from(h) > u64::from(height)
+        {
             return Err(LayoutError::OutOfCanvas(name, width, height));
+        }
+        if w < 2 || h < 2 {
+            return Err(LayoutError::TooSmall(name));
         }
         if r.video_sources.is_empty() {
             return Err(LayoutError::NoSources(name));
         }
-        if r.max_columns == Some(0) || r.max_rows == Some(0) {
-            return Err(LayoutError::ZeroLimit(name));
+        let (most_cols, most_rows) = (w / 2, h / 2);
+        if r.max_columns.is_some_and(|c| c == 0 || c > most_cols)
+            || r.max_rows.is_some_and(|c| c == 0 || c > most_rows)
+        {
+            return Err(LayoutError::BadLimit(name, most_cols, most_rows));
         }
         regions.push(Region {
             name,
@@ -196,24 +209,38 @@ pub fn selected(names: &[&str], include: &[String], exclude: &[String]) -> bool 
 }
 
 impl Region {
-    /// Columns and rows of the grid for `sources` sources.
+    /// Columns and rows of the grid for `sources` sources: the most square grid that
+    /// has a cell for each once `cells_excluded` are left out (exactly `max_columns` ×
+    /// `max_rows` when both are given).
     pub fn grid(&self, sources: usize) -> (u32, u32) {
-        let excluded = self.cells_excluded.len() as u32;
         if let (Some(c), Some(r)) = (self.max_columns, self.max_rows) {
             return (c, r);
         }
-        let wanted = (sources as u32).max(1) + excluded;
-        let square = (1..).find(|c| c * c >= wanted).expect("a square fits");
-        match (self.max_columns, self.max_rows) {
-            (Some(c), _) => {
-                let cols = square.min(c);
-                (cols, wanted.div_ceil(cols))
+        let n = (sources as u64).max(1);
+        let mut excluded: Vec<u64> = self.cells_excluded.iter().map(|&i| u64::from(i)).collect();
+        excluded.sort_unstable();
+        excluded.dedup();
+        let mut wanted = n;
+        loop {
+            let square = (1u64..).find(|c| c * c >= wanted).expect("a square fits");
+            let (cols, rows) = match (self.max_columns, self.max_rows) {
+                (Some(c), _) => {
+                    let cols = square.min(u64::from(c));
+                    (cols, wanted.div_ceil(cols))
+                }
+                (_, Some(r)) => {
+                    let rows = square.min(u64::from(r));
+                    (wanted.div_ceil(rows), rows)
+                }
+                _ => (square, wanted.div_ceil(square)),
+            };
+            let gone = excluded.iter().filter(|&&i| i < cols * rows).count() as u64;
+            // Ends: by `n + excluded` cells, at most all excluded ones are in the grid.
+            if cols * rows - gone >= n || wanted >= n + excluded.len() as u64 {
+                let clamp = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+                return (clamp(cols), clamp(rows));
             }
-            (_, Some(r)) => {
-                let rows = square.min(r);
-                (wanted.div_ceil(rows), rows)
-            }
-            _ => (square, wanted.div_ceil(square)),
+            wanted += 1;
         }
     }
 
@@ -221,17 +248,19 @@ impl Region {
     /// sizes are even (what 4:2:0 video needs) and the cells tile the region.
     pub fn cells(&self, sources: usize) -> Vec<Rect> {
         let (cols, rows) = self.grid(sources);
+        let (cols, rows) = (u64::from(cols), u64::from(rows));
         let Rect {
             x,
             y,
             width,
             height,
         } = self.rect;
+        let (width, height) = (u64::from(width), u64::from(height));
         let mut cells = Vec::new();
         for row in 0..rows {
             for col in 0..cols {
                 let index = row * cols + col;
-                if self.cells_excluded.contains(&index) {
+                if self.cells_excluded.iter().any(|&e| u64::from(e) == index) {
                     continue;
                 }
                 let x0 = even(width * col / cols);
@@ -239,11 +268,12 @@ impl Region {
                 let y0 = even(height * row / rows);
                 let y1 = even(height * (row + 1) / rows);
                 if x1 > x0 && y1 > y0 {
+                    // Within the region, which lies within the canvas: fits in u32.
                     cells.push(Rect {
-                        x: x + x0,
-                        y: y + y0,
-                        width: x1 - x0,
-                        height: y1 - y0,
+                        x: x + x0 as u32,
+                        y: y + y0 as u32,
+                        width: (x1 - x0) as u32,
+                        height: (y1 - y0) as u32,
                     });
                 }
             }
@@ -252,7 +282,7 @@ impl Region {
     }
 }
 
-fn even(n: u32) -> u32 {
+fn even(n: u64) -> u64 {
     n & !1
 }
 
@@ -466,6 +496,30 @@ mod tests {
             parse(r#"{"a": {"bogus": 1, "video_sources": ["*"]}}"#, 640, 480),
             Err(LayoutError::Json(_))
         ));
+        // No overflow: a width that wraps around u32.
+        assert!(matches!(
+            parse(
+                r#"{"a": {"x_pos": 2, "width": 4294967294, "video_sources": ["*"]}}"#,
+                640,
+                480
+            ),
+            Err(LayoutError::OutOfCanvas(..))
+        ));
+        assert!(matches!(
+            parse(r#"{"a": {"width": 1, "video_sources": ["*"]}}"#, 640, 480),
+            Err(LayoutError::TooSmall(_))
+        ));
+        for limits in [
+            r#""max_columns": 0"#,
+            r#""max_rows": 241"#,
+            r#""max_columns": 100000, "max_rows": 100000"#,
+        ] {
+            let json = format!(r#"{{"a": {{{limits}, "video_sources": ["*"]}}}}"#);
+            assert!(
+                matches!(parse(&json, 640, 480), Err(LayoutError::BadLimit(..))),
+                "{json}"
+            );
+        }
     }
 
     #[test]
@@ -489,6 +543,20 @@ mod tests {
                 height: 240
             }
         );
+    }
+
+    #[test]
+    fn excluded_cells_make_room_for_every_source() {
+        let mut g = default_layout(640, 480, &["*".into()], &[]);
+        g.cells_excluded = vec![0, 0, 50];
+        // One source: cell 0 is out, cell 50 is not in a small grid anyway.
+        assert_eq!(g.grid(1), (2, 1));
+        assert_eq!(g.cells(1).len(), 1);
+        g.cells_excluded = vec![1, 2];
+        assert_eq!(g.cells(2).len(), 2);
+        for n in 1..20 {
+            assert!(g.cells(n).len() >= n, "{n}");
+        }
     }
 
     fn seg(source: usize, start: f64, end: f64) -> Segment {

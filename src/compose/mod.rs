@@ -145,7 +145,13 @@ pub async fn compose(
     let temp = temporary_beside(output)?;
     let target = format!("file:{}", temp.path().display());
     let args = graph::ffmpeg_args(&plan, &urls, request.format, &target, true);
-    run_ffmpeg(&args, plan.duration, &progress)
+    // What ffmpeg says names recordings, not the loopback URLs.
+    let names: Vec<(String, String)> = urls
+        .iter()
+        .zip(&plan.inputs)
+        .map(|(url, input)| (url.clone(), format!("recording {}", input.track.sid)))
+        .collect();
+    run_ffmpeg(&args, plan.duration, &progress, &names)
         .await
         .map_err(|e| with_failures(e, &inputs))?;
     let failures = inputs.failures();
@@ -184,6 +190,11 @@ async fn room_recordings(twilio: &TwilioClient, room: &str) -> anyhow::Result<Ve
             }
             completed
         })
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    let media: Vec<Recording> = media
+        .into_iter()
+        .filter(|r| seen.insert(r.sid.clone()))
         .collect();
     if media.is_empty() {
         bail!(
@@ -244,7 +255,7 @@ struct ProbedPacket {
 /// muxers and the length in others, so it is not trusted).
 async fn probe(recording: &Recording, url: &str) -> anyhow::Result<Track> {
     let sid = &recording.sid;
-    let out = tokio::process::Command::new("ffprobe")
+    let out = child_process("ffprobe")
         .args([
             "-v",
             "error",
@@ -256,15 +267,13 @@ async fn probe(recording: &Recording, url: &str) -> anyhow::Result<Track> {
             "json",
             url,
         ])
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
         .output()
         .await
         .map_err(missing_tool("ffprobe"))?;
     if !out.status.success() {
         bail!(
             "ffprobe cannot read recording {sid}: {}",
-            last_lines(&String::from_utf8_lossy(&out.stderr), 3)
+            last_lines(&String::from_utf8_lossy(&out.stderr), 3).replace(url, sid)
         );
     }
     let probed: Probed = serde_json::from_slice(&out.stdout)
@@ -308,6 +317,29 @@ async fn probe(recording: &Recording, url: &str) -> anyhow::Result<Track> {
     })
 }
 
+/// `program`, killed with this process: ffprobe and ffmpeg must not outlive a
+/// `compose` that was killed (SIGKILL, the OOM killer), let alone finish its file.
+fn child_process(program: &str) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(program);
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: between fork and exec only async-signal-safe calls: prctl, getppid.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before the prctl: then die now.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::other("compose ended"));
+            }
+            Ok(())
+        });
+    }
+    cmd.stdin(Stdio::null()).kill_on_drop(true);
+    cmd
+}
+
 fn missing_tool(name: &'static str) -> impl Fn(std::io::Error) -> anyhow::Error {
     move |e| {
         if e.kind() == std::io::ErrorKind::NotFound {
@@ -327,15 +359,23 @@ fn last_lines(text: &str, n: usize) -> String {
 }
 
 /// Runs ffmpeg with `args`, reporting `-progress` to `progress`; the error carries the
-/// last lines ffmpeg printed.
-async fn run_ffmpeg(args: &[String], total: f64, progress: &Progress) -> anyhow::Result<()> {
-    tracing::debug!("{}", graph::shell_line("ffmpeg", args));
-    let mut child = tokio::process::Command::new("ffmpeg")
+/// last lines ffmpeg printed, each input's URL replaced by its name in `names`.
+async fn run_ffmpeg(
+    args: &[String],
+    total: f64,
+    progress: &Progress,
+    names: &[(String, String)],
+) -> anyhow::Result<()> {
+    let named = |text: &str| {
+        names.iter().fold(text.to_owned(), |t, (url, name)| {
+            t.replace(url.as_str(), name)
+        })
+    };
+    tracing::debug!("{}", named(&graph::shell_line("ffmpeg", args)));
+    let mut child = child_process("ffmpeg")
         .args(args)
-        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .map_err(missing_tool("ffmpeg"))?;
     let stdout = child.stdout.take().expect("piped");
@@ -356,7 +396,10 @@ async fn run_ffmpeg(args: &[String], total: f64, progress: &Progress) -> anyhow:
     let status = child.wait().await.context("cannot wait for ffmpeg")?;
     let errors = errors.await.unwrap_or_default();
     if !status.success() {
-        bail!("ffmpeg failed ({status}): {}", last_lines(&errors, 4));
+        bail!(
+            "ffmpeg failed ({status}): {}",
+            named(&last_lines(&errors, 4))
+        );
     }
     progress(total, total);
     Ok(())

@@ -148,7 +148,18 @@ pub enum PlanError {
          --video-sources, --exclude-audio, --exclude-video and --layout"
     )]
     NothingSelected(String),
+    #[error("recording {0}: its timing is not usable: {1}")]
+    BadTiming(String, String),
+    #[error(
+        "layout region {0:?} has video to show and no cell to show it in (all its cells \
+         are excluded, or too small): change its cells_excluded or its size"
+    )]
+    NoCells(String),
 }
+
+/// The furthest a track may lie from the room's start: a day (Twilio's rooms last at
+/// most 24 hours). Anything further is a broken `offset` or start time, not a room.
+const MAX_SPAN_MS: u64 = 24 * 3600 * 1000;
 
 /// Rounds to the millisecond, the precision Twilio's offsets have.
 fn ms(t: f64) -> f64 {
@@ -161,6 +172,24 @@ pub fn plan(tracks: &[Track], options: &Options) -> Result<Plan, PlanError> {
         return Err(PlanError::NoTracks);
     }
     let origin = tracks.iter().map(|t| t.offset_ms).min().unwrap_or(0);
+    for t in tracks {
+        let bad = |why: String| Err(PlanError::BadTiming(t.sid.clone(), why));
+        if t.offset_ms - origin > MAX_SPAN_MS {
+            return bad(format!(
+                "its offset is {} ms after the room's first ({origin} ms): more than a day",
+                t.offset_ms - origin
+            ));
+        }
+        if !(t.start_time.is_finite() && t.duration.is_finite())
+            || t.start_time.abs() > MAX_SPAN_MS as f64 / 1000.0
+            || !(0.0..=MAX_SPAN_MS as f64 / 1000.0).contains(&t.duration)
+        {
+            return bad(format!(
+                "the container says it starts at {} s and lasts {} s",
+                t.start_time, t.duration
+            ));
+        }
+    }
     let placed = |t: &Track| {
         let start = ms((t.offset_ms - origin) as f64 / 1000.0 + t.start_time);
         (start, ms(start + t.duration.max(0.0)))
@@ -275,6 +304,9 @@ pub fn plan(tracks: &[Track], options: &Options) -> Result<Plan, PlanError> {
                 })
                 .collect();
             let cells = region.cells(source_of.len());
+            if !segments.is_empty() && cells.is_empty() {
+                return Err(PlanError::NoCells(region.name.clone()));
+            }
             for Placement {
                 segment,
                 cell,
@@ -300,8 +332,9 @@ pub fn plan(tracks: &[Track], options: &Options) -> Result<Plan, PlanError> {
         duration,
         inputs,
         audio,
+        // No video to show (a room of audio tracks): no black picture either.
+        audio_only: options.audio_only || tiles.is_empty(),
         tiles,
-        audio_only: options.audio_only,
         cut,
     })
 }
@@ -342,10 +375,11 @@ impl Plan {
             "{:<4} {:<34} {:<5} {:<5} {:<20} {:>16} {:>16}",
             "in", "recording", "type", "codec", "track", "room (s)", "output (s)"
         );
+        let mut rows = String::new();
         for (i, input) in self.inputs.iter().enumerate() {
             let t = &input.track;
             let _ = writeln!(
-                out,
+                rows,
                 "{:<4} {:<34} {:<5} {:<5} {:<20} {:>7.3}-{:<8.3} {:>7.3}-{:<8.3}",
                 i,
                 t.sid,
@@ -360,6 +394,9 @@ impl Plan {
                 input.start,
                 input.end
             );
+        }
+        for row in rows.lines() {
+            let _ = writeln!(out, "{}", row.trim_end());
         }
         for tile in &self.tiles {
             let c = tile.cell;
@@ -491,6 +528,54 @@ mod tests {
             Err(PlanError::NothingSelected(_))
         ));
         assert_eq!(plan(&[], &Options::default()), Err(PlanError::NoTracks));
+        // Only audio tracks: no picture at all.
+        let voices: Vec<Track> = meeting()
+            .into_iter()
+            .filter(|t| t.kind == Kind::Audio)
+            .collect();
+        assert!(plan(&voices, &Options::default()).unwrap().audio_only);
+    }
+
+    #[test]
+    fn broken_timings_are_refused_naming_the_recording() {
+        let mut far = meeting();
+        far[3].offset_ms += 2 * MAX_SPAN_MS;
+        assert!(matches!(
+            plan(&far, &Options::default()),
+            Err(PlanError::BadTiming(sid, _)) if sid == "RTb2"
+        ));
+        for bad in [f64::NAN, f64::INFINITY, -1.0] {
+            let mut t = meeting();
+            t[0].duration = bad;
+            assert!(matches!(
+                plan(&t, &Options::default()),
+                Err(PlanError::BadTiming(sid, _)) if sid == "RTa1"
+            ));
+        }
+        let mut t = meeting();
+        t[1].start_time = f64::NAN;
+        assert!(plan(&t, &Options::default()).is_err());
+    }
+
+    #[test]
+    fn a_region_without_cells_is_refused() {
+        let layout = layout::parse(
+            r#"{"a": {"max_columns": 2, "max_rows": 1, "cells_excluded": [0, 1],
+                      "video_sources": ["*"]}}"#,
+            640,
+            480,
+        )
+        .unwrap();
+        assert_eq!(
+            plan(
+                &meeting(),
+                &Options {
+                    layout: Some(layout),
+                    ..Options::default()
+                }
+            ),
+            Err(PlanError::NoCells("a".into()))
+        );
     }
 
     #[test]
