@@ -736,6 +736,22 @@ pub fn ffmpeg(path: Option<std::ffi::OsString>) -> Check {
         .into_iter()
         .filter(|e| !listed.split_whitespace().any(|w| w == *e))
         .collect();
+    // amix's `normalize` (ffmpeg 4.4 and later): the mix must not scale voices down.
+    let amix = std::process::Command::new(&ffmpeg)
+        .args(["-hide_banner", "-h", "filter=amix"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("normalize"));
+    if !amix {
+        return Check::warn(
+            NAME,
+            format!(
+                "{}: its amix filter has no normalize option (ffmpeg before 4.4)",
+                ffmpeg.display()
+            ),
+            "install ffmpeg 4.4 or later (Debian 12 has 5.1)",
+        );
+    }
     if missing.is_empty() {
         Check::ok(
             NAME,
