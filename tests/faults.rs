@@ -70,12 +70,13 @@ fn media(emu: &RunningEmulator) -> Vec<(ObjectInfo, Vec<u8>)> {
     objects
 }
 
-/// sha256 of every media file in `samples/`: what the plaintexts must be.
+/// sha256 of every media file in `samples/` and `samples/meeting/` (the emulator's
+/// meeting room): what the plaintexts must be.
 fn sample_digests() -> Vec<String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
-    let digests: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .flatten()
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    let digests: Vec<String> = [root.clone(), root.join("meeting")]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(dir).unwrap().flatten())
         .map(|e| e.path())
         .filter(|p| {
             p.extension()
@@ -83,7 +84,11 @@ fn sample_digests() -> Vec<String> {
         })
         .map(|p| sha256_file(&p))
         .collect();
-    assert_eq!(digests.len(), 6, "the six samples");
+    assert_eq!(
+        digests.len(),
+        6 + twilio_media_fs::emulator::meeting::MEETING.len(),
+        "the six samples and the meeting's tracks"
+    );
     digests
 }
 
