@@ -107,8 +107,14 @@ struct RegionJson {
 /// for a `width`×`height` canvas. Regions come out in drawing order (`z_pos`, then
 /// name).
 pub fn parse(json: &str, width: u32, height: u32) -> Result<Vec<Region>, LayoutError> {
-    let raw: BTreeMap<String, RegionJson> =
+    let objects: BTreeMap<String, serde_json::Value> =
         serde_json::from_str(json).map_err(|e| LayoutError::Json(e.to_string()))?;
+    let mut raw: BTreeMap<String, RegionJson> = BTreeMap::new();
+    for (name, value) in objects {
+        let region = serde_json::from_value(value)
+            .map_err(|e| LayoutError::Json(format!("region {name:?}: {e}")))?;
+        raw.insert(name, region);
+    }
     if raw.is_empty() {
         return Err(LayoutError::Empty);
     }

@@ -230,7 +230,9 @@ pub fn plan(tracks: &[Track], options: &Options) -> Result<Plan, PlanError> {
         })
         .collect();
     if chosen.is_empty() {
-        let names: Vec<&str> = tracks.iter().map(|t| t.track_name.as_str()).collect();
+        let mut names: Vec<&str> = tracks.iter().map(|t| t.track_name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
         return Err(PlanError::NothingSelected(names.join(", ")));
     }
     chosen.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.sid.cmp(&b.0.sid)));
