@@ -2,8 +2,9 @@
 //! length a request asks for.
 //!
 //! Pure: parses a header value against a length. Only single ranges are served (a
-//! multi-range request is answered with the whole file, which RFC 9110 allows); every
-//! front-end that serves plaintext over HTTP uses this one function.
+//! multi-range request is answered with the whole file, which RFC 9110 allows). Every
+//! server of the project uses this one function: `compose`'s loopback inputs and the
+//! emulator's storage (as S3 answers).
 
 /// What a request's `Range` header means for a file of `len` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +82,7 @@ mod tests {
         assert_eq!(w("bytes=-10"), Wanted::Part { start: 90, end: 99 });
         assert_eq!(w("bytes=-1000"), Wanted::Part { start: 0, end: 99 });
         assert_eq!(w("bytes=100-"), Wanted::Unsatisfiable);
+        assert_eq!(w("bytes=100-200"), Wanted::Unsatisfiable);
         assert_eq!(w("bytes=-0"), Wanted::Unsatisfiable);
         assert_eq!(wanted(Some("bytes=0-"), 0), Wanted::Unsatisfiable);
         assert_eq!(w("bytes=5-4"), Wanted::Whole);

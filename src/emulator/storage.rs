@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 
 use super::catalog::StoredObject;
 use super::{Emulator, bump, nth};
+use crate::http_range::{self, Wanted};
 
 /// Body chunk size: bounds memory per response (and the work per synthetic chunk).
 const CHUNK: u64 = 256 * 1024;
@@ -98,63 +99,6 @@ fn s3_error(status: StatusCode, code: &str, message: &str) -> Response {
     (status, [(header::CONTENT_TYPE, "application/xml")], body).into_response()
 }
 
-/// A parsed `Range` header against an object of `total` bytes.
-#[derive(Debug, PartialEq, Eq)]
-pub enum RangeRequest {
-    /// No (usable) Range header: the whole object, 200.
-    Whole,
-    /// Bytes `[start, end]` inclusive, 206.
-    Partial { start: u64, end: u64 },
-    /// 416.
-    Unsatisfiable,
-}
-
-/// Parses `bytes=a-b`, `bytes=a-`, `bytes=-n`. A malformed or multi-range header is
-/// ignored (the whole object), as RFC 9110 allows.
-pub fn parse_range(value: Option<&str>, total: u64) -> RangeRequest {
-    let Some(spec) = value.and_then(|v| v.trim().strip_prefix("bytes=")) else {
-        return RangeRequest::Whole;
-    };
-    if spec.contains(',') {
-        return RangeRequest::Whole;
-    }
-    let Some((a, b)) = spec.trim().split_once('-') else {
-        return RangeRequest::Whole;
-    };
-    let (a, b) = (a.trim(), b.trim());
-    let parsed = match (a.is_empty(), b.is_empty()) {
-        (true, true) => return RangeRequest::Whole,
-        // Suffix: the last n bytes.
-        (true, false) => match b.parse::<u64>() {
-            Ok(0) => return RangeRequest::Unsatisfiable,
-            Ok(n) => (total.saturating_sub(n), total.saturating_sub(1)),
-            Err(_) => return RangeRequest::Whole,
-        },
-        (false, _) => {
-            let Ok(start) = a.parse::<u64>() else {
-                return RangeRequest::Whole;
-            };
-            let end = if b.is_empty() {
-                u64::MAX
-            } else {
-                match b.parse::<u64>() {
-                    Ok(end) if end >= start => end,
-                    _ => return RangeRequest::Whole,
-                }
-            };
-            (start, end)
-        }
-    };
-    let (start, end) = parsed;
-    if total == 0 || start >= total {
-        return RangeRequest::Unsatisfiable;
-    }
-    RangeRequest::Partial {
-        start,
-        end: end.min(total - 1),
-    }
-}
-
 /// `HEAD /storage/{id}`: refused, the URL is signed for GET only.
 pub async fn head_object(State(emu): State<Arc<Emulator>>) -> Response {
     bump(&emu.counters.storage_requests);
@@ -207,10 +151,10 @@ pub async fn get_object(
     };
     let total = object.len;
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-    let (status, start, end) = match parse_range(range, total) {
-        RangeRequest::Whole => (StatusCode::OK, 0, total),
-        RangeRequest::Partial { start, end } => (StatusCode::PARTIAL_CONTENT, start, end + 1),
-        RangeRequest::Unsatisfiable => {
+    let (status, start, end) = match http_range::wanted(range, total) {
+        Wanted::Whole => (StatusCode::OK, 0, total),
+        Wanted::Part { start, end } => (StatusCode::PARTIAL_CONTENT, start, end + 1),
+        Wanted::Unsatisfiable => {
             let mut resp = s3_error(
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 "InvalidRange",
@@ -375,25 +319,6 @@ fn body_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use RangeRequest::*;
-
-    #[test]
-    fn ranges() {
-        let p = |s: &str| parse_range(Some(s), 100);
-        assert_eq!(parse_range(None, 100), Whole);
-        assert_eq!(p("bytes=0-9"), Partial { start: 0, end: 9 });
-        assert_eq!(p("bytes=90-"), Partial { start: 90, end: 99 });
-        assert_eq!(p("bytes=90-1000"), Partial { start: 90, end: 99 });
-        assert_eq!(p("bytes=-10"), Partial { start: 90, end: 99 });
-        assert_eq!(p("bytes=-1000"), Partial { start: 0, end: 99 });
-        assert_eq!(p("bytes=100-"), Unsatisfiable);
-        assert_eq!(p("bytes=100-200"), Unsatisfiable);
-        assert_eq!(p("bytes=-0"), Unsatisfiable);
-        assert_eq!(p("bytes=5-1"), Whole);
-        assert_eq!(p("bytes=0-1,5-6"), Whole);
-        assert_eq!(p("items=0-1"), Whole);
-        assert_eq!(p("bytes=x-1"), Whole);
-    }
 
     fn emulator() -> Arc<Emulator> {
         let key = crate::crypto::seal::test_key(1).to_public_key();
