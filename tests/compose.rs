@@ -739,21 +739,19 @@ async fn a_twilio_layout_with_reuse() {
     emu.stop().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_stopped_compose_leaves_nothing() {
-    if !tools() {
-        return;
-    }
-    let emu = spawn(config()).await.unwrap();
-    let dir = tempdir();
-    let out = dir.path().join("meeting.webm");
-    let mut cmd = compose(&emu, &meeting_room_sid(), &["-o", out.to_str().unwrap()]);
-    cmd.stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
+/// A `compose` of the meeting room into `out`, once ffmpeg is writing its temporary
+/// file (and compose has not ended).
+async fn writing(
+    emu: &RunningEmulator,
+    out: &Path,
+    stderr: std::process::Stdio,
+) -> std::process::Child {
+    let dir = out.parent().unwrap();
+    let mut cmd = compose(emu, &meeting_room_sid(), &["-o", out.to_str().unwrap()]);
+    cmd.stdout(std::process::Stdio::null()).stderr(stderr);
     let mut child = cmd.spawn().unwrap();
-    // Once ffmpeg is writing the temporary file, SIGTERM.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while common::hostile::files_in(dir.path()).is_empty() {
+    while common::hostile::files_in(dir).is_empty() {
         assert!(
             std::time::Instant::now() < deadline,
             "no temporary file appeared"
@@ -764,6 +762,19 @@ async fn a_stopped_compose_leaves_nothing() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    child
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_compose_leaves_nothing() {
+    if !tools() {
+        return;
+    }
+    let emu = spawn(config()).await.unwrap();
+    let dir = tempdir();
+    let out = dir.path().join("meeting.webm");
+    // Once ffmpeg is writing the temporary file, SIGTERM.
+    let child = writing(&emu, &out, std::process::Stdio::piped()).await;
     let partial = common::hostile::files_in(dir.path());
     assert!(
         partial[0].starts_with(".meeting.webm.") && partial[0].ends_with(".partial"),
@@ -831,18 +842,7 @@ async fn ffmpeg_does_not_outlive_a_killed_compose() {
     let emu = spawn(config()).await.unwrap();
     let dir = tempdir();
     let out = dir.path().join("meeting.webm");
-    let mut cmd = compose(&emu, &meeting_room_sid(), &["-o", out.to_str().unwrap()]);
-    cmd.stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while common::hostile::files_in(dir.path()).is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no temporary file appeared"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let mut child = writing(&emu, &out, std::process::Stdio::null()).await;
     // SIGKILL: no handler runs; ffmpeg must die with it (PR_SET_PDEATHSIG).
     child.kill().unwrap();
     common::mount::blocking(move || child.wait().unwrap()).await;
