@@ -181,63 +181,115 @@ fn page_with<T>(
     filters: &[(&str, &String)],
     q: &HashMap<String, String>,
 ) -> Response {
-    let size = match q.get("PageSize").map(|s| s.parse::<usize>()) {
-        None => 50,
-        Some(Ok(n)) if (1..=100).contains(&n) => n,
-        Some(_) => {
-            return twilio_error(
-                StatusCode::BAD_REQUEST,
-                20001,
-                "PageSize must be between 1 and 100",
-            );
-        }
-    };
-    let number = q
-        .get("Page")
-        .and_then(|p| p.parse::<usize>().ok())
-        .unwrap_or(0);
-    let offset = q
-        .get("PageToken")
-        .and_then(|t| t.strip_prefix("PT"))
-        .and_then(|t| t.parse::<usize>().ok())
-        .unwrap_or(number * size);
     let mut query = String::new();
     for (name, value) in filters {
         query.push_str(&format!("{name}={}&", encode(value)));
     }
-    let url = |page: usize, offset: Option<usize>| {
-        let token = offset
-            .map(|o| format!("&PageToken=PT{o}"))
-            .unwrap_or_default();
-        format!("{base}{path}?{query}PageSize={size}&Page={page}{token}")
+    let paging = match Paging::new(q, 50, 100, format!("{base}{path}?{query}")) {
+        Ok(p) => p,
+        Err(refused) => return *refused,
     };
     let total = items.len();
-    let slice: Vec<Value> = items
-        .into_iter()
-        .skip(offset)
-        .take(size)
-        .map(to_json)
-        .collect();
-    let next = (offset + size < total).then(|| url(number + 1, Some(offset + size)));
-    let previous = (number > 0).then(|| url(number - 1, Some(offset.saturating_sub(size))));
-    let this = if q.contains_key("PageToken") {
-        url(number, Some(offset))
-    } else {
-        url(number, None)
-    };
+    let slice = paging.slice(items, to_json);
     let mut body = json!({
         "meta": {
-            "page": number,
-            "page_size": size,
-            "first_page_url": url(0, None),
-            "previous_page_url": previous,
-            "url": this,
-            "next_page_url": next,
+            "page": paging.number,
+            "page_size": paging.size,
+            "first_page_url": paging.url(0, None),
+            "previous_page_url": paging.previous(),
+            "url": paging.this(),
+            "next_page_url": paging.next(total),
             "key": key,
         },
     });
     body[key] = Value::Array(slice);
     Json(body).into_response()
+}
+
+/// One page of a listing, as both of Twilio's APIs page it: `PageSize` items (1 to
+/// `max`; `default` when absent), page `Page` (0-based), starting where `PageToken`
+/// (`PT` + offset) says, else at `Page × PageSize`. Its URLs are `prefix` (the list's
+/// URL and its filters, ending in `?` or `&`) and the paging parameters.
+pub(super) struct Paging {
+    pub size: usize,
+    pub number: usize,
+    pub offset: usize,
+    /// The request gave a `PageToken`: this page's own URL repeats it.
+    token: bool,
+    prefix: String,
+}
+
+impl Paging {
+    /// The page `q` asks for; a `PageSize` out of range is refused as Twilio does (20001).
+    pub fn new(
+        q: &HashMap<String, String>,
+        default: usize,
+        max: usize,
+        prefix: String,
+    ) -> Result<Self, Box<Response>> {
+        let size = match q.get("PageSize").map(|s| s.parse::<usize>()) {
+            None => default,
+            Some(Ok(n)) if (1..=max).contains(&n) => n,
+            Some(_) => {
+                return Err(Box::new(twilio_error(
+                    StatusCode::BAD_REQUEST,
+                    20001,
+                    &format!("PageSize must be between 1 and {max}"),
+                )));
+            }
+        };
+        let number = q
+            .get("Page")
+            .and_then(|p| p.parse::<usize>().ok())
+            .unwrap_or(0);
+        let offset = q
+            .get("PageToken")
+            .and_then(|t| t.strip_prefix("PT"))
+            .and_then(|t| t.parse::<usize>().ok())
+            .unwrap_or(number * size);
+        Ok(Self {
+            size,
+            number,
+            offset,
+            token: q.contains_key("PageToken"),
+            prefix,
+        })
+    }
+
+    /// The URL of page `page`, with a token for `offset` when given.
+    pub fn url(&self, page: usize, offset: Option<usize>) -> String {
+        let token = offset
+            .map(|o| format!("&PageToken=PT{o}"))
+            .unwrap_or_default();
+        format!("{}PageSize={}&Page={page}{token}", self.prefix, self.size)
+    }
+
+    /// This page's own URL.
+    pub fn this(&self) -> String {
+        self.url(self.number, self.token.then_some(self.offset))
+    }
+
+    /// The next page's URL, unless this one reaches the end of `total` items.
+    pub fn next(&self, total: usize) -> Option<String> {
+        (self.offset + self.size < total)
+            .then(|| self.url(self.number + 1, Some(self.offset + self.size)))
+    }
+
+    /// The previous page's URL, unless this is the first.
+    pub fn previous(&self) -> Option<String> {
+        (self.number > 0)
+            .then(|| self.url(self.number - 1, Some(self.offset.saturating_sub(self.size))))
+    }
+
+    /// This page's items, as JSON.
+    pub fn slice<T>(&self, items: Vec<T>, to_json: impl Fn(T) -> Value) -> Vec<Value> {
+        items
+            .into_iter()
+            .skip(self.offset)
+            .take(self.size)
+            .map(to_json)
+            .collect()
+    }
 }
 
 /// The filters a list request used, in a fixed order, for the paging URLs.

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use super::Emulator;
 use super::api::{
-    base_url, encode, filters, find, media_redirect, not_found_error, passes, passes_all,
+    Paging, base_url, encode, filters, find, media_redirect, not_found_error, passes, passes_all,
     twilio_error,
 };
 use super::catalog::{Media, VoiceObject};
@@ -122,50 +122,22 @@ pub fn page<'a>(
     q: &HashMap<String, String>,
     to_json: impl Fn(&'a Media) -> Value,
 ) -> Response {
-    let size = match q.get("PageSize").map(|s| s.parse::<usize>()) {
-        None => DEFAULT_PAGE_SIZE,
-        Some(Ok(n)) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
-        Some(_) => {
-            return twilio_error(
-                StatusCode::BAD_REQUEST,
-                20001,
-                &format!("PageSize must be between 1 and {MAX_PAGE_SIZE}"),
-            );
-        }
-    };
-    let number = q
-        .get("Page")
-        .and_then(|p| p.parse::<usize>().ok())
-        .unwrap_or(0);
-    let offset = q
-        .get("PageToken")
-        .and_then(|t| t.strip_prefix("PT"))
-        .and_then(|t| t.parse::<usize>().ok())
-        .unwrap_or(number * size);
     let mut query = String::new();
     for (name, value) in filters {
         query.push_str(&format!("{}={}&", encode(name), encode(value)));
     }
-    let uri = |page: usize, offset: Option<usize>| {
-        let token = offset
-            .map(|o| format!("&PageToken=PT{o}"))
-            .unwrap_or_default();
-        format!("{path}?{query}PageSize={size}&Page={page}{token}")
+    let paging = match Paging::new(
+        q,
+        DEFAULT_PAGE_SIZE,
+        MAX_PAGE_SIZE,
+        format!("{path}?{query}"),
+    ) {
+        Ok(p) => p,
+        Err(refused) => return *refused,
     };
     let total = items.len();
-    let slice: Vec<Value> = items
-        .into_iter()
-        .skip(offset)
-        .take(size)
-        .map(to_json)
-        .collect();
-    let next = (offset + size < total).then(|| uri(number + 1, Some(offset + size)));
-    let previous = (number > 0).then(|| uri(number - 1, Some(offset.saturating_sub(size))));
-    let this = if q.contains_key("PageToken") {
-        uri(number, Some(offset))
-    } else {
-        uri(number, None)
-    };
+    let slice = paging.slice(items, to_json);
+    let (offset, number, size) = (paging.offset, paging.number, paging.size);
     let end = (offset + slice.len()).saturating_sub(1).max(offset);
     axum::Json(json!({
         "recordings": slice,
@@ -173,10 +145,10 @@ pub fn page<'a>(
         "page_size": size,
         "start": offset,
         "end": end,
-        "uri": this,
-        "first_page_uri": uri(0, None),
-        "next_page_uri": next,
-        "previous_page_uri": previous,
+        "uri": paging.this(),
+        "first_page_uri": paging.url(0, None),
+        "next_page_uri": paging.next(total),
+        "previous_page_uri": paging.previous(),
     }))
     .into_response()
 }
