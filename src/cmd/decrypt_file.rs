@@ -54,21 +54,10 @@ pub fn run(args: DecryptFileArgs) -> anyhow::Result<()> {
     let progress = progress_bar(size);
 
     let mut decryptor = StreamDecryptor::new(cek, envelope.iv);
-    let mut chunk = vec![0u8; CHUNK];
-    let mut plain = Vec::with_capacity(CHUNK + 32);
-    let mut written = 0u64;
-    loop {
-        let n = read_full(&mut input, &mut chunk)
-            .with_context(|| format!("cannot read {}", args.input.display()))?;
-        if n == 0 {
-            break;
-        }
-        decryptor.update(&chunk[..n], &mut plain)?;
-        output.write_all(&plain)?;
-        written += plain.len() as u64;
-        plain.clear();
-        progress.inc(n as u64);
-    }
+    let mut written = pump(&mut input, &args.input, &mut output, &progress, |c, p| {
+        decryptor.update(c, p)
+    })?;
+    let mut plain = Vec::with_capacity(32);
     decryptor.finish(&mut plain)?;
     output.write_all(&plain)?;
     written += plain.len() as u64;
@@ -139,19 +128,10 @@ fn run_gcm(args: &DecryptFileArgs, envelope: GcmEnvelope) -> anyhow::Result<()> 
     let mut output = Output::create(&args.output)?;
     let progress = progress_bar(size);
     let mut decryptor = GcmStream::new(cek, envelope.iv)?;
-    let mut chunk = vec![0u8; CHUNK];
-    let mut plain = Vec::with_capacity(CHUNK + 32);
-    loop {
-        let n = read_full(&mut input, &mut chunk)
-            .with_context(|| format!("cannot read {}", args.input.display()))?;
-        if n == 0 {
-            break;
-        }
-        decryptor.update(&chunk[..n], &mut plain)?;
-        output.write_all(&plain)?;
-        plain.clear();
-        progress.inc(n as u64);
-    }
+    pump(&mut input, &args.input, &mut output, &progress, |c, p| {
+        decryptor.update(c, p)
+    })?;
+    let mut plain = Vec::with_capacity(32);
     let written = decryptor.finish(&mut plain)?;
     output.write_all(&plain)?;
     output.commit()?;
@@ -161,6 +141,33 @@ fn run_gcm(args: &DecryptFileArgs, envelope: GcmEnvelope) -> anyhow::Result<()> 
         args.output.display()
     );
     Ok(())
+}
+
+/// Reads `input` (named `name`) to its end, [`CHUNK`] bytes at a time, each decrypted by
+/// `update` into `output`; returns the plaintext bytes written. What the decryptor
+/// holds back (the last block, the tag) is the caller's to finish.
+fn pump<E: Into<anyhow::Error>>(
+    input: &mut dyn Read,
+    name: &Path,
+    output: &mut Output,
+    progress: &ProgressBar,
+    mut update: impl FnMut(&[u8], &mut Vec<u8>) -> Result<(), E>,
+) -> anyhow::Result<u64> {
+    let mut chunk = vec![0u8; CHUNK];
+    let mut plain = Vec::with_capacity(CHUNK + 32);
+    let mut written = 0u64;
+    loop {
+        let n = read_full(input, &mut chunk)
+            .with_context(|| format!("cannot read {}", name.display()))?;
+        if n == 0 {
+            return Ok(written);
+        }
+        update(&chunk[..n], &mut plain).map_err(Into::into)?;
+        output.write_all(&plain)?;
+        written += plain.len() as u64;
+        plain.clear();
+        progress.inc(n as u64);
+    }
 }
 
 /// The opened input and its size when it is a regular file.
