@@ -7,6 +7,7 @@
 mod common;
 
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::mount::{Mount, command, emulator_config, keys, ok, output};
@@ -28,6 +29,13 @@ fn call_recordings(emu: &RunningEmulator) -> Vec<(ObjectInfo, Vec<u8>)> {
         .collect();
     assert!(all.len() >= 4, "the emulator serves several: {}", all.len());
     all
+}
+
+/// `get SID -k KEY.pem -o TO` against `emu`.
+fn get(emu: &RunningEmulator, sid: &str, key: &Path, to: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = cli(emu);
+    cmd.args(["get", sid, "-k"]).arg(key).arg("-o").arg(to);
+    cmd
 }
 
 fn wav(m: &Mount, o: &ObjectInfo) -> std::path::PathBuf {
@@ -259,15 +267,7 @@ async fn a_wrong_key_is_eacces_and_require_encrypted_refuses_unencrypted_ones() 
     m.unmount().await;
 
     let dir = tempdir();
-    let out = output({
-        let mut cmd = cli(&emu);
-        cmd.args(["get", &encrypted.0.sid, "-k"])
-            .arg(&keys().pem[1])
-            .arg("-o")
-            .arg(dir.path());
-        cmd
-    })
-    .await;
+    let out = output(get(&emu, &encrypted.0.sid, &keys().pem[1], dir.path())).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("no private key unwraps"), "{stderr}");
@@ -282,21 +282,12 @@ async fn get_and_ls_voice() {
     let recordings = call_recordings(&emu);
     let dir = tempdir();
     for (o, plain) in &recordings {
-        let mut cmd = cli(&emu);
-        cmd.args(["get", &o.sid, "-k"])
-            .arg(&keys().pem[0])
-            .arg("-o")
-            .arg(dir.path());
-        ok(cmd).await;
+        ok(get(&emu, &o.sid, &keys().pem[0], dir.path())).await;
         let file = dir.path().join(format!("{}.wav", o.sid));
         assert_eq!(sha256_file(&file), sha256(plain), "{}", o.sid);
     }
     let (o, plain) = &recordings[0];
-    let mut cmd = cli(&emu);
-    cmd.args(["get", &o.sid, "-k"])
-        .arg(&keys().pem[0])
-        .args(["-o", "-"]);
-    let out = output(cmd).await;
+    let out = output(get(&emu, &o.sid, &keys().pem[0], "-")).await;
     assert!(out.status.success());
     assert_eq!(sha256(&out.stdout), sha256(plain));
 
@@ -384,12 +375,7 @@ async fn a_tampered_call_recording_fails_cp_and_get() {
     m.unmount().await;
 
     let dir = tempdir();
-    let mut cmd = cli(&emu);
-    cmd.args(["get", &o.sid, "-k"])
-        .arg(&keys().pem[0])
-        .arg("-o")
-        .arg(dir.path());
-    let out = output(cmd).await;
+    let out = output(get(&emu, &o.sid, &keys().pem[0], dir.path())).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),
@@ -397,11 +383,7 @@ async fn a_tampered_call_recording_fails_cp_and_get() {
     );
     assert!(stderr.contains("GCM tag does not match"), "{stderr}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no file");
-    let mut cmd = cli(&emu);
-    cmd.args(["get", &o.sid, "-k"])
-        .arg(&keys().pem[0])
-        .args(["-o", "-"]);
-    let out = output(cmd).await;
+    let out = output(get(&emu, &o.sid, &keys().pem[0], "-")).await;
     assert!(!out.status.success());
     assert!(
         out.stdout.len() < plain.len(),
