@@ -860,3 +860,37 @@ async fn ffmpeg_does_not_outlive_a_killed_compose() {
     assert!(left.iter().all(|f| f.ends_with(".partial")), "{left:?}");
     emu.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_terminal_shows_the_progress_bar() {
+    if !tools() || !require_tool("script") {
+        return;
+    }
+    let emu = spawn(config()).await.unwrap();
+    let dir = tempdir();
+    let out = dir.path().join("meeting.mp4");
+    // `script` gives compose a pseudo-terminal for its stderr; the environment (the
+    // emulator's URL and credentials) goes through as it is.
+    let line = format!(
+        "{} compose {} -k {} -o {}",
+        env!("CARGO_BIN_EXE_twilio-media-fs"),
+        meeting_room_sid(),
+        keys().pem[0].display(),
+        out.display()
+    );
+    let mut script = Command::new("script");
+    script.args(["-qec", &line, "/dev/null"]);
+    for (k, v) in cli(&emu).get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    let ran = output(script).await;
+    let shown = String::from_utf8_lossy(&ran.stdout);
+    assert!(ran.status.success(), "{shown}");
+    assert!(shown.contains("composing"), "{shown}");
+    assert!(shown.contains('%'), "{shown}");
+    assert!(out.is_file());
+    emu.stop().await.unwrap();
+}
