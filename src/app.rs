@@ -124,18 +124,21 @@ impl Backend {
 /// request: the first listing happens on the first `readdir` or `lookup`. Reads the
 /// size cache, when `settings` names one.
 pub fn build(settings: &MountSettings, backend: Backend, keys: Arc<PrivateKeys>) -> Arc<TwilioFs> {
-    let read = ReadConfig {
-        window: settings.window,
-        answer_within: backend.answer_within,
-        require_encrypted: settings.require_encrypted,
-    };
-    let cache = Arc::new(WindowCache::new(settings.cache_size as usize));
     let sizes = match &settings.metadata_cache {
         Some(dir) => SizeCache::open(dir),
         None => SizeCache::in_memory(),
     };
-    let core =
-        ReadCore::new(read, backend.source, keys, cache, backend.io).with_sizes(Arc::new(sizes));
+    let core = read_core(
+        backend.source,
+        backend.io,
+        backend.answer_within,
+        keys,
+        settings.window,
+        settings.cache_size,
+        settings.require_encrypted,
+    )
+    .with_sizes(Arc::new(sizes));
+    let api = backend.api;
     let config = FsConfig {
         uid: settings.uid,
         gid: settings.gid,
@@ -145,7 +148,28 @@ pub fn build(settings: &MountSettings, backend: Backend, keys: Arc<PrivateKeys>)
         since: settings.since.clone(),
         exact_sizes: settings.exact_sizes,
     };
-    TwilioFs::new(config, backend.api, Arc::new(core))
+    TwilioFs::new(config, api, Arc::new(core))
+}
+
+/// A read core over `source` (whose counters are `io`), answering within `answer_within`,
+/// with windows of `window` bytes and `cache_size` bytes of cache: what `mount` reads
+/// through ([`build`]) and what `compose` reads through.
+pub fn read_core(
+    source: Arc<dyn ObjectSource>,
+    io: Arc<IoStats>,
+    answer_within: Duration,
+    keys: Arc<PrivateKeys>,
+    window: u64,
+    cache_size: u64,
+    require_encrypted: bool,
+) -> ReadCore {
+    let config = ReadConfig {
+        window,
+        answer_within,
+        require_encrypted,
+    };
+    let cache = Arc::new(WindowCache::new(cache_size as usize));
+    ReadCore::new(config, source, keys, cache, io)
 }
 
 /// [`build`] over Twilio's HTTP API ([`Backend::http`]): what `mount` and `demo` run.

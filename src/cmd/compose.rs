@@ -12,7 +12,6 @@ use super::config::{load_keys, twilio_client};
 use crate::app::Backend;
 use crate::cli::ComposeArgs;
 use crate::compose::{self, Format, Request, layout, plan::Options};
-use crate::read::{ReadConfig, ReadCore, WindowCache};
 
 pub fn run(args: ComposeArgs) -> anyhow::Result<()> {
     crate::twilio::validate_sid(&args.room)
@@ -29,18 +28,14 @@ pub fn run(args: ComposeArgs) -> anyhow::Result<()> {
         let work = async {
             let twilio = Arc::new(twilio_client(&args.api)?);
             let backend = Backend::http(twilio.clone());
-            let config = ReadConfig {
-                window: crate::app::DEFAULT_WINDOW,
-                answer_within: backend.answer_within,
-                require_encrypted: args.require_encrypted,
-            };
-            let cache = Arc::new(WindowCache::new(args.cache_size as usize));
-            let core = Arc::new(ReadCore::new(
-                config,
+            let core = Arc::new(crate::app::read_core(
                 backend.source,
-                keys.clone(),
-                cache,
                 backend.io,
+                backend.answer_within,
+                keys.clone(),
+                crate::app::DEFAULT_WINDOW,
+                args.cache_size,
+                args.require_encrypted,
             ));
             let bar = progress_bar(request.plan_only);
             let shown = bar.clone();
