@@ -17,6 +17,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::app;
+use crate::serve::listen::Bind;
 
 /// The end of `--help` and of the man page: fstab, systemd, files, environment.
 const AFTER_LONG_HELP: &str = "\
@@ -158,6 +159,33 @@ pub enum Command {
         From /etc/fstab (mount /mnt/twilio, mount -a; see `man twilio-media-fs`):\n  \
         twilio-media-fs /mnt/twilio fuse.twilio-media-fs ro,_netdev,allow_other,key=/etc/twilio-media-fs/key.pem,credentials=/etc/twilio-media-fs/credentials 0 0")]
     Mount(MountArgs),
+
+    /// Serve the account over HTTP: the mount's tree for players, browsers and
+    /// machines without FUSE.
+    ///
+    /// /recordings/RTxx.mka, /compositions/CJxx.mp4, /rooms/RMxx/, /voice/ and /calls/,
+    /// decrypted on read with the same cache, prefetcher and retry budget as `mount`:
+    /// GET and HEAD with Range (206/416), ETag, Last-Modified and conditional requests
+    /// (304). Directories are HTML pages with players (or JSON: `?format=json`, or
+    /// `Accept: application/json`); FILE?play is a page with one file's player. GET
+    /// /.stats is what the read core is doing; GET /healthz answers `ok` without
+    /// credentials. Prints `listening on URL` per address once ready; runs until
+    /// SIGINT/SIGTERM.
+    ///
+    /// Loopback addresses and Unix sockets need no credentials. Any other address is
+    /// refused unless a bearer token (--token-file, or TWILIO_MEDIA_FS_SERVE_TOKEN) or
+    /// an htpasswd file (--htpasswd, bcrypt entries) is set; use --tls-cert/--tls-key,
+    /// or a TLS proxy in front, so that they do not cross the network in clear.
+    #[command(after_help = "Examples:\n  \
+        twilio-media-fs serve -k private.pem\n  \
+        vlc http://127.0.0.1:8080/recordings/RTxx….mka\n  \
+        ffprobe http://127.0.0.1:8080/compositions/CJxx….mp4\n  \
+        curl -r 0-999 http://127.0.0.1:8080/recordings/RTxx….mka | xxd | head\n  \
+        curl -H 'Accept: application/json' http://127.0.0.1:8080/rooms/\n  \
+        htpasswd -cB /etc/twilio-media-fs/htpasswd alice\n  \
+        twilio-media-fs serve -k private.pem --listen 0.0.0.0:8443 \\\n      \
+        --htpasswd /etc/twilio-media-fs/htpasswd --tls-cert cert.pem --tls-key key.pem")]
+    Serve(ServeArgs),
 
     /// Check the setup, one line per check: credentials, encryption settings, the public
     /// key, that the private keys are its pair, a decryption, FUSE.
@@ -642,6 +670,17 @@ pub struct MountArgs {
     #[arg(long, value_name = "N")]
     pub gid: Option<u32>,
 
+    #[command(flatten)]
+    pub fs: FsArgs,
+
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// What the account looks like and how it is read: the flags `mount` and `serve` share
+/// (one tree, one read core, the same defaults).
+#[derive(Debug, Args)]
+pub struct FsArgs {
     /// Memory for decrypted windows, shared by all open files (KiB, MiB, GiB).
     #[arg(
         long,
@@ -723,6 +762,58 @@ pub struct MountArgs {
     /// or MP4 (ciphertext whose headers were lost) is refused either way, with EIO.
     #[arg(long)]
     pub require_encrypted: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(mut_args = KeyArgs::mut_key(|key| key.help(
+    "RSA private key(s), as for decrypt-file; repeat when the account rotated keys"
+)))]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub keys: KeyArgs,
+
+    /// Where to listen: ADDR:PORT (port 0 picks a free one) or unix:/PATH (a socket
+    /// only you can use, mode 0600). Repeat for several. An address other than
+    /// loopback needs --token-file or --htpasswd.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: Vec<Bind>,
+
+    /// A file whose first line is the bearer token clients must send
+    /// (`Authorization: Bearer TOKEN`), at least 32 characters (`openssl rand -hex
+    /// 32`). Or set TWILIO_MEDIA_FS_SERVE_TOKEN. Never on the command line.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// An htpasswd file of users and bcrypt hashes (`htpasswd -cB FILE USER`): clients
+    /// log in with HTTP basic auth (browsers ask; VLC and curl take
+    /// http://USER:PASSWORD@HOST/…). With --token-file too, either works.
+    #[arg(long, value_name = "FILE")]
+    pub htpasswd: Option<PathBuf>,
+
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Connections served at once; more are answered 503 and closed.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub max_connections: u32,
+
+    /// A request's headers must arrive within this (a slow sender is cut off), and an
+    /// idle keep-alive connection is closed after it.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
+    pub header_timeout: Duration,
+
+    /// A client that takes no data for this long is cut off, so that it holds no open
+    /// file, cache window or storage fetch.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_timeout)]
+    pub send_timeout: Duration,
+
+    #[command(flatten)]
+    pub fs: FsArgs,
 
     #[command(flatten)]
     pub api: ApiArgs,

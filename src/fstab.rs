@@ -396,11 +396,11 @@ mod tests {
         let m = mount_args(args);
         let keys: Vec<_> = m.keys.paths.iter().map(|k| k.to_str().unwrap()).collect();
         assert_eq!(keys, ["/a.pem", "/b.pem", "/c.pem"]);
-        assert_eq!(m.cache_size, 1 << 30);
-        assert_eq!(m.window, 64 << 10);
-        assert_eq!(m.refresh, std::time::Duration::from_secs(300));
-        assert_eq!(m.rooms, [ROOM]);
-        assert_eq!(m.since.as_deref(), Some("2026-01-31T00:00:00Z"));
+        assert_eq!(m.fs.cache_size, 1 << 30);
+        assert_eq!(m.fs.window, 64 << 10);
+        assert_eq!(m.fs.refresh, std::time::Duration::from_secs(300));
+        assert_eq!(m.fs.rooms, [ROOM]);
+        assert_eq!(m.fs.since.as_deref(), Some("2026-01-31T00:00:00Z"));
         assert_eq!((m.uid, m.gid), (Some(1000), Some(100)));
         assert_eq!(m.api.api_url, "http://127.0.0.1:9/x");
         assert_eq!(m.fsname, "other", "fsname= wins over SOURCE");
@@ -408,17 +408,17 @@ mod tests {
         assert_eq!(m.api.retry.retry_budget, std::time::Duration::from_secs(5));
         assert_eq!(m.api.retry.min_rate, 1 << 20);
         assert_eq!(
-            m.metadata_cache.as_deref(),
+            m.fs.metadata_cache.as_deref(),
             Some(std::path::Path::new("/var/cache/t"))
         );
-        assert!(!m.allow_other && !m.exact_sizes && !m.no_metadata_cache);
+        assert!(!m.allow_other && !m.fs.exact_sizes && !m.fs.no_metadata_cache);
     }
 
     #[test]
     fn every_switch_maps_to_its_flag() {
         let options = "ro,exact_sizes,no_metadata_cache,allow_other,exact_sizes";
         let m = mount_args(rewrite(os(&["p", "s", "/m", "-o", options]), is_sub).unwrap());
-        assert!(m.allow_other && m.exact_sizes && m.no_metadata_cache);
+        assert!(m.allow_other && m.fs.exact_sizes && m.fs.no_metadata_cache);
         for bad in ["exact_sizes=1", "no_metadata_cache=yes"] {
             let e = MountOptions::parse(bad).unwrap_err().0;
             assert!(
@@ -580,8 +580,8 @@ mod tests {
             let keys: Vec<String> = m.keys.paths.iter().map(|k| k.to_string_lossy().into_owned()).collect();
             prop_assert_eq!(keys, expected_keys);
             prop_assert_eq!(m.allow_other, list.contains(&"allow_other"));
-            prop_assert_eq!(m.exact_sizes, list.contains(&"exact_sizes"));
-            prop_assert_eq!(m.require_encrypted, list.contains(&"require_encrypted"));
+            prop_assert_eq!(m.fs.exact_sizes, list.contains(&"exact_sizes"));
+            prop_assert_eq!(m.fs.require_encrypted, list.contains(&"require_encrypted"));
             let last = |flag: &str| opts.iter().rev()
                 .find_map(|(_, f)| (f.first().map(String::as_str) == Some(flag)).then(|| f[1].clone()));
             prop_assert_eq!(
@@ -590,7 +590,7 @@ mod tests {
             );
             prop_assert_eq!(m.uid.map(|u| u.to_string()), last("--uid"));
             if let Some(size) = last("--cache-size") {
-                prop_assert_eq!(m.cache_size, crate::cli::parse_size(&size).unwrap());
+                prop_assert_eq!(m.fs.cache_size, crate::cli::parse_size(&size).unwrap());
             }
         }
 

@@ -17,7 +17,10 @@
 //!   its kernel glue.
 //! - [`compose`]: a room's composition rebuilt with ffmpeg from its encrypted
 //!   recordings (`compose`): Twilio's layouts and timeline (pure), the loopback inputs.
+//! - [`serve`]: the HTTP front-end (`serve`) over the same tree as the mount: Range and
+//!   conditional requests, listings and players, credentials, TLS, connection limits.
 //! - [`http_range`]: the `Range` header of HTTP requests (pure).
+//! - [`http_body`]: a decrypted file's bytes as a response body (`serve`, `compose`).
 //! - [`faults`]: failure injection over the API and storage, for tests.
 //! - [`stats`]: the counters of storage fetches.
 //! - [`sizes`]: the cache of exact plaintext sizes (SID → lengths, nothing that helps
@@ -51,7 +54,10 @@
 //! 6. Back in the handle: its [`read::Served`] records the bytes, and windows it now has
 //!    whole leave the cache (the kernel's page cache keeps them).
 //! 7. An error comes back as a [`read::ReadError`] kind; [`fs::Error::errno`] is the one
-//!    place it becomes an errno.
+//!    place it becomes an errno ([`serve::status::of`] for an HTTP status).
+//!
+//! Through `serve`, step 1 is [`serve`] walking the same [`fs::TwilioFs`] by name and
+//! reading it a step at a time as the client takes the bytes ([`http_body`]).
 //!
 //! Plaintext stays in memory; nothing decrypted is written to disk by the filesystem.
 
@@ -66,6 +72,7 @@ pub mod faults;
 pub mod fs;
 pub mod fstab;
 pub mod harden;
+pub mod http_body;
 pub mod http_range;
 pub mod keyfile;
 pub mod names;
@@ -73,6 +80,7 @@ pub mod object;
 pub mod rate;
 pub mod read;
 pub mod retry;
+pub mod serve;
 pub mod sizes;
 pub mod stats;
 pub mod twilio;

@@ -151,7 +151,7 @@ fn exec_start_is_a_foreground_mount_the_parser_accepts() {
     assert_eq!(m.mountpoint, Path::new("/mnt/twilio"));
     assert!(m.foreground, "systemd supervises the process itself");
     assert!(m.allow_other);
-    assert_eq!(m.cache_size, 1 << 30);
+    assert_eq!(m.fs.cache_size, 1 << 30);
     assert_eq!(m.keys.paths, [Path::new("/run/credentials/x/key.pem")]);
     assert_eq!(
         m.api.credentials.as_deref(),

@@ -12,7 +12,8 @@
 //! whether the credentials were rejected (401), may not read that resource (403), or the
 //! API could not be reached ([`access_error`]).
 
-use crate::cli::{ApiArgs, KeyArgs};
+use crate::app::MountSettings;
+use crate::cli::{ApiArgs, FsArgs, KeyArgs};
 use crate::crypto::PrivateKeys;
 use crate::keyfile;
 use crate::twilio::{self, Access, AuthKind, ClientConfig, Credentials, MediaKind, TwilioClient};
@@ -24,6 +25,29 @@ pub fn load_keys(args: &KeyArgs) -> anyhow::Result<PrivateKeys> {
         &args.paths,
         keyfile::KeyPermissions::from_flag(args.insecure_permissions),
     )
+}
+
+/// What the filesystem flags (shared by `mount` and `serve`) ask for; a flag not given
+/// keeps [`MountSettings`]'s default. `uid` and `gid` only show in a mount.
+pub fn fs_settings(args: &FsArgs, uid: Option<u32>, gid: Option<u32>) -> MountSettings {
+    let defaults = MountSettings::default();
+    MountSettings {
+        uid: uid.unwrap_or(defaults.uid),
+        gid: gid.unwrap_or(defaults.gid),
+        window: args.window,
+        cache_size: args.cache_size,
+        refresh: args.refresh,
+        listing_deadline: args.listing_deadline,
+        rooms: args.rooms.clone(),
+        since: args.since.clone(),
+        metadata_cache: match (args.no_metadata_cache, &args.metadata_cache) {
+            (true, _) => None,
+            (false, Some(dir)) => Some(dir.clone()),
+            (false, None) => defaults.metadata_cache,
+        },
+        exact_sizes: args.exact_sizes,
+        require_encrypted: args.require_encrypted,
+    }
 }
 
 /// A client with the credentials from `--credentials`, else the environment or the

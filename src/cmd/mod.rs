@@ -21,6 +21,7 @@ pub mod logging;
 pub mod ls;
 pub mod mount;
 pub mod output;
+pub mod serve;
 pub mod terminal;
 
 pub use logging::init_logging;
@@ -35,6 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Get(args) => get::run(args),
         Command::Compose(args) => compose::run(args),
         Command::Mount(args) => mount::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Emulator(args) => emulator::run(args),
         Command::Doctor(args) => doctor::run(args),

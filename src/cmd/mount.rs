@@ -26,7 +26,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use fuser::{Config, MountOption, SessionACL};
 
-use super::config::{check_access, load_keys, twilio_client};
+use super::config::{check_access, fs_settings, load_keys, twilio_client};
 use crate::app::{MountSettings, build_fs};
 use crate::cli::MountArgs;
 use crate::fs::{TwilioFs, fuse::Fuse};
@@ -77,24 +77,7 @@ fn foreground(args: &MountArgs, ready: &ReadyPipe) -> anyhow::Result<()> {
 /// What the flags ask of the filesystem; a flag not given keeps [`MountSettings`]'s
 /// default.
 pub fn settings(args: &MountArgs) -> MountSettings {
-    let defaults = MountSettings::default();
-    MountSettings {
-        uid: args.uid.unwrap_or(defaults.uid),
-        gid: args.gid.unwrap_or(defaults.gid),
-        window: args.window,
-        cache_size: args.cache_size,
-        refresh: args.refresh,
-        listing_deadline: args.listing_deadline,
-        rooms: args.rooms.clone(),
-        since: args.since.clone(),
-        metadata_cache: match (args.no_metadata_cache, &args.metadata_cache) {
-            (true, _) => None,
-            (false, Some(dir)) => Some(dir.clone()),
-            (false, None) => defaults.metadata_cache,
-        },
-        exact_sizes: args.exact_sizes,
-        require_encrypted: args.require_encrypted,
-    }
+    fs_settings(&args.fs, args.uid, args.gid)
 }
 
 /// Tells systemd (a `Type=notify` unit, such as packaging/twilio-media-fs@.service) how
@@ -202,7 +185,7 @@ pub fn serve(
 /// So: windows up to 32 MiB from the heap, up to 64 MiB of free memory kept at its top
 /// for the next windows, and two arenas, not one per core, so that freed memory is
 /// found again by whichever thread allocates next.
-fn limit_malloc_retention() {
+pub fn limit_malloc_retention() {
     #[cfg(target_env = "gnu")]
     // SAFETY: mallopt only tunes the allocator; called before other threads start.
     unsafe {

@@ -21,14 +21,11 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures_util::stream;
 use rand::RngExt;
 
+use crate::http_body;
 use crate::http_range::{self, Wanted};
 use crate::read::Handle;
-
-/// Plaintext bytes read from the core per step of a response.
-const STEP: u64 = 256 << 10;
 
 struct Shared {
     token: String,
@@ -142,41 +139,24 @@ async fn serve_track(
                 .into_response();
         }
     };
-    let body = stream::try_unfold(start, move |at| {
-        let handle = handle.clone();
-        let shared = shared.clone();
-        async move {
-            if at >= end {
-                return Ok(None);
-            }
-            match handle.read(at, STEP.min(end - at)).await {
-                Ok(data) if !data.is_empty() => {
-                    let next = at + data.len() as u64;
-                    Ok(Some((data, next)))
-                }
-                Ok(_) => {
-                    let e = format!(
-                        "{}: the object ended at {at} of {len} bytes",
-                        handle.object().sid()
-                    );
-                    shared
-                        .failures
-                        .lock()
-                        .expect("failures lock")
-                        .push(e.clone());
-                    Err(std::io::Error::other(e))
-                }
-                Err(e) => {
-                    shared
-                        .failures
-                        .lock()
-                        .expect("failures lock")
-                        .push(e.to_string());
-                    Err(std::io::Error::other(e.to_string()))
-                }
-            }
-        }
-    });
+    let sid = handle.object().sid().to_owned();
+    let reader = handle.clone();
+    let body = http_body::chunks(
+        start,
+        end,
+        move |at, n| {
+            let handle = reader.clone();
+            async move { handle.read(at, n).await }
+        },
+        move |failure| {
+            let line = if failure.starts_with(&sid) {
+                failure.to_owned()
+            } else {
+                format!("{sid}: {failure}")
+            };
+            shared.failures.lock().expect("failures lock").push(line);
+        },
+    );
     let mut response = Response::new(Body::from_stream(body));
     *response.status_mut() = status;
     let h = response.headers_mut();

@@ -86,7 +86,7 @@ use crate::read::{Failure, Handle, ObjectReader, ReadCore, Stats};
 use crate::twilio::{Api, Media, MediaFilter, MediaKind, MediaRef};
 
 /// Extended attributes, `user.twilio.` left off the names.
-type Xattrs = Arc<[(&'static str, String)]>;
+pub type Xattrs = Arc<[(&'static str, String)]>;
 
 pub const ROOT: u64 = 1;
 pub const RECORDINGS: u64 = 2;
@@ -1079,6 +1079,21 @@ impl TwilioFs {
             state.unhold(ino, |h| h.opens = h.opens.saturating_sub(1));
         }
         self.stats_handles.lock().expect("stats lock").remove(&fh);
+    }
+
+    /// The API's fields of `ino`: a file's from its listing (never a request), a room
+    /// directory's from the room (fetched the first time, then kept); other
+    /// directories and `.stats` have none. What `getxattr` answers, all at once, without
+    /// `encrypted` (which needs the object's headers).
+    pub async fn attributes(&self, ino: u64) -> Result<Xattrs> {
+        if ino == STATS {
+            return Ok(Arc::from(Vec::new()));
+        }
+        match &*self.node(ino)? {
+            Node::File(f) => Ok(f.xattrs.clone()),
+            Node::Dir(Dir::Group(Group::Rooms, room)) => self.room_xattrs(room).await,
+            Node::Dir(_) => Ok(Arc::from(Vec::new())),
+        }
     }
 
     /// `user.twilio.*` attribute names, NUL-terminated, as `listxattr` returns them:
