@@ -7,6 +7,7 @@ pub mod hostile;
 pub mod mount;
 pub mod prism;
 pub mod reads;
+pub mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
