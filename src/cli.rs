@@ -790,7 +790,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     pub htpasswd: Option<PathBuf>,
 
-    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    /// Serve HTTPS with this certificate chain (PEM) on the TCP addresses (a Unix
+    /// socket stays plain HTTP); needs --tls-key.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
 

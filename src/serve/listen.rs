@@ -1,4 +1,4 @@
-//! The sockets of `serve`: TCP addresses and Unix sockets, TLS (rustls), and the limits
+//! The sockets of `serve`: TCP addresses and Unix sockets, TLS (rustls; TCP only), and the limits
 //! that keep clients from holding the server: a maximum of connections at once, a
 //! deadline for each request's headers (which also closes idle keep-alive
 //! connections), a bound on their size, and a deadline for a client that stops taking
@@ -159,7 +159,12 @@ pub async fn run(listeners: Vec<Listener>, app: Router, tls: Option<TlsAcceptor>
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut tasks = tokio::task::JoinSet::new();
     for listener in listeners {
-        let (app, tls, slots) = (app.clone(), tls.clone(), slots.clone());
+        // TLS is for the network: a Unix socket is local, and speaks plain HTTP.
+        let tls = match listener {
+            Listener::Tcp(_) => tls.clone(),
+            Listener::Unix(..) => None,
+        };
+        let (app, slots) = (app.clone(), slots.clone());
         tasks.spawn(accept(listener, app, tls, slots, limits));
     }
     while tasks.join_next().await.is_some() {}

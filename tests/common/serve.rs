@@ -100,7 +100,10 @@ impl Served {
             .output()
             .expect("curl");
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("/.stats is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+            panic!(
+                "/.stats is not JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
         })
     }
 }
