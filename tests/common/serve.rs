@@ -37,7 +37,7 @@ impl Served {
     /// free loopback port).
     pub fn start(api_url: &str, key: &Path, extra: &[&str]) -> Served {
         let (mut cmd, dir) = Self::command(api_url, key);
-        if !extra.iter().any(|a| *a == "--listen") {
+        if !extra.contains(&"--listen") {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }
         cmd.args(extra);
