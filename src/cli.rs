@@ -196,7 +196,8 @@ pub enum Command {
     /// unwrap with one of the private keys given.
     #[command(after_help = "Examples:\n  \
         twilio-media-fs doctor -k private.pem\n  \
-        twilio-media-fs doctor -k /etc/twilio-media-fs/key.pem --credentials /etc/twilio-media-fs/credentials")]
+        twilio-media-fs doctor -k /etc/twilio-media-fs/key.pem --credentials /etc/twilio-media-fs/credentials\n  \
+        twilio-media-fs doctor -k private.pem --listen 0.0.0.0:8443 --htpasswd htpasswd --tls-cert cert.pem --tls-key key.pem")]
     Doctor(DoctorArgs),
 
     /// Write the man pages or shell completions (for packaging).
@@ -677,6 +678,60 @@ pub struct MountArgs {
     pub api: ApiArgs,
 }
 
+/// Where `serve` listens and who may read: the flags `serve` takes and `doctor` checks.
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// Where to listen: ADDR:PORT (port 0 picks a free one) or unix:/PATH (a socket
+    /// only you can use, mode 0600). Repeat for several. An address other than
+    /// loopback needs --token-file or --htpasswd.
+    /// [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Vec<Bind>,
+
+    /// A file whose first line is the bearer token clients must send
+    /// (`Authorization: Bearer TOKEN`), at least 32 characters (`openssl rand -hex
+    /// 32`). Or set TWILIO_MEDIA_FS_SERVE_TOKEN. Never on the command line.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
+    /// An htpasswd file of users and bcrypt hashes (`htpasswd -cB FILE USER`): clients
+    /// log in with HTTP basic auth (browsers ask; VLC and curl take
+    /// http://USER:PASSWORD@HOST/…). With --token-file too, either works.
+    #[arg(long, value_name = "FILE")]
+    pub htpasswd: Option<PathBuf>,
+
+    /// Serve HTTPS with this certificate chain (PEM) on the TCP addresses (a Unix
+    /// socket stays plain HTTP); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl ListenArgs {
+    /// The addresses to listen on: those given, else 127.0.0.1:8080.
+    pub fn addresses(&self) -> Vec<Bind> {
+        if self.listen.is_empty() {
+            vec![Bind::Tcp(std::net::SocketAddr::from((
+                [127, 0, 0, 1],
+                8080,
+            )))]
+        } else {
+            self.listen.clone()
+        }
+    }
+
+    /// Whether any of these flags was given (`doctor` checks them only then).
+    pub fn given(&self) -> bool {
+        !self.listen.is_empty()
+            || self.token_file.is_some()
+            || self.htpasswd.is_some()
+            || self.tls_cert.is_some()
+    }
+}
+
 /// What the account looks like and how it is read: the flags `mount` and `serve` share
 /// (one tree, one read core, the same defaults).
 #[derive(Debug, Args)]
@@ -772,32 +827,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub keys: KeyArgs,
 
-    /// Where to listen: ADDR:PORT (port 0 picks a free one) or unix:/PATH (a socket
-    /// only you can use, mode 0600). Repeat for several. An address other than
-    /// loopback needs --token-file or --htpasswd.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
-    pub listen: Vec<Bind>,
-
-    /// A file whose first line is the bearer token clients must send
-    /// (`Authorization: Bearer TOKEN`), at least 32 characters (`openssl rand -hex
-    /// 32`). Or set TWILIO_MEDIA_FS_SERVE_TOKEN. Never on the command line.
-    #[arg(long, value_name = "FILE")]
-    pub token_file: Option<PathBuf>,
-
-    /// An htpasswd file of users and bcrypt hashes (`htpasswd -cB FILE USER`): clients
-    /// log in with HTTP basic auth (browsers ask; VLC and curl take
-    /// http://USER:PASSWORD@HOST/…). With --token-file too, either works.
-    #[arg(long, value_name = "FILE")]
-    pub htpasswd: Option<PathBuf>,
-
-    /// Serve HTTPS with this certificate chain (PEM) on the TCP addresses (a Unix
-    /// socket stays plain HTTP); needs --tls-key.
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-
-    /// The private key of --tls-cert (PEM).
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub listen: ListenArgs,
 
     /// Connections served at once; more are answered 503 and closed.
     #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65536))]
@@ -833,6 +864,11 @@ pub struct DoctorArgs {
     /// start with `video.`, such as the emulator, serves both).
     #[arg(long, value_name = "URL", env = "TWILIO_MEDIA_FS_ACCOUNTS_URL")]
     pub accounts_url: Option<String>,
+
+    /// `serve`'s setup, checked when any of these is given: each address can be
+    /// listened on, credentials load (and are set beyond loopback), the TLS files fit.
+    #[command(flatten)]
+    pub serve: ListenArgs,
 
     #[command(flatten)]
     pub api: ApiArgs,

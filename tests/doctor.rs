@@ -296,3 +296,59 @@ async fn credentials_from_a_file_and_no_key_given() {
     assert!(detail.contains("none given"), "{detail}");
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[tokio::test]
+async fn serve_setup_is_checked_when_its_flags_are_given() {
+    let emu = emulator(true).await;
+    let k = &keys().pem[0];
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = busy.local_addr().unwrap().to_string();
+    let doctor_with = |serve_flags: &[&str], token: Option<&str>| {
+        let mut cmd = cli(&emu);
+        cmd.env_remove("TWILIO_MEDIA_FS_SERVE_TOKEN");
+        if let Some(t) = token {
+            cmd.env("TWILIO_MEDIA_FS_SERVE_TOKEN", t);
+        }
+        cmd.arg("doctor").arg("-k").arg(k).args(serve_flags);
+        blocking(move || run(&mut cmd))
+    };
+    let out = doctor_with(
+        &[
+            "--listen",
+            "0.0.0.0:0",
+            "--listen",
+            &busy,
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        None,
+    )
+    .await;
+    assert!(!out.status.success());
+    let first = lines(&out);
+    assert_eq!(find(&first, "serve credentials").0, "OK");
+    let open = find(&first, "serve on 0.0.0.0:0");
+    assert_eq!(open.0, "FAIL");
+    assert!(open.2.contains("--htpasswd"), "{open:?}");
+    let taken = find(&first, &format!("serve on {busy}"));
+    assert_eq!(taken.0, "FAIL");
+    assert!(taken.2.contains("in use"), "{taken:?}");
+    assert_eq!(find(&first, "serve on 127.0.0.1:0").0, "OK");
+
+    // With a token and no TLS beyond loopback: a warning, not a failure.
+    let out = doctor_with(
+        &["--listen", "0.0.0.0:0"],
+        Some("0123456789abcdef0123456789abcdef"),
+    )
+    .await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let lines = lines(&out);
+    assert_eq!(find(&lines, "serve credentials").2, "a bearer token");
+    let open = find(&lines, "serve on 0.0.0.0:0");
+    assert_eq!(open.0, "WARN", "{open:?}");
+    assert!(open.2.contains("--tls-cert"));
+    // Without serve's flags, no serve line at all.
+    let out = doctor(cli(&emu), &[k]).await;
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("serve"));
+}

@@ -7,7 +7,8 @@
 //! (Accounts API); the private keys given load; they are the pair of the key Twilio
 //! encrypts with; one recording's first window decrypts; `/dev/fuse` is there;
 //! `fusermount3` is there when not root. A check that needs one that failed is skipped
-//! and says so. Encryption turned off is a warning, not a failure: the mount serves
+//! and says so. With `serve`'s flags (`--listen`, `--token-file`, `--htpasswd`,
+//! `--tls-cert`), its setup too: credentials, TLS files, each address. Encryption turned off is a warning, not a failure: the mount serves
 //! unencrypted media as it is. So is a settings or public-key resource the credentials
 //! may not read (a restricted API key, HTTP 403): nothing but `doctor` reads them.
 //!
@@ -33,10 +34,12 @@ use rsa::traits::PublicKeyParts;
 
 use super::config::{PROBED, RESTRICTED_FIX, client_config, load_keys, origin, who};
 use super::terminal::printable;
-use crate::cli::DoctorArgs;
+use crate::cli::{DoctorArgs, ListenArgs};
 use crate::crypto::{CryptoError, PrivateKeys};
 use crate::object::{ObjectClient, ObjectSource};
 use crate::read::{ObjectReader, ReadError, WindowCache};
+use crate::serve::auth::Auth;
+use crate::serve::listen::Bind;
 use crate::twilio::{
     self, Access, Media, MediaFilter, MediaKind, MediaRef, StorageSettings, TwilioClient,
 };
@@ -195,7 +198,120 @@ async fn checks(args: &DoctorArgs) -> Report {
         std::env::var_os("PATH"),
     ));
     r.checks.push(ffmpeg(std::env::var_os("PATH")));
+    if args.serve.given() {
+        serve_checks(&args.serve, &mut r);
+    }
     r
+}
+
+/// `serve`'s setup, when any of its flags is given: the credentials load, the TLS files
+/// fit, and each address can be listened on (and, beyond loopback, has credentials and
+/// preferably TLS).
+fn serve_checks(args: &ListenArgs, r: &mut Report) {
+    const CREDS: &str = "serve credentials";
+    let auth = match super::serve::load_auth(args) {
+        Ok(auth) => {
+            let detail = match auth.describe().as_str() {
+                "none" => "none: loopback addresses and Unix sockets only".to_owned(),
+                d => d.to_owned(),
+            };
+            r.checks.push(Check::ok(CREDS, detail));
+            Some(auth)
+        }
+        Err(e) => {
+            r.checks.push(Check::fail(
+                CREDS,
+                format!("{e:#}"),
+                "fix the file (a token of 32+ characters; htpasswd -B entries)",
+            ));
+            None
+        }
+    };
+    const TLS: &str = "serve TLS";
+    let tls = match super::serve::load_tls(args) {
+        Ok(Some(_)) => {
+            r.checks
+                .push(Check::ok(TLS, "the certificate and key load and fit"));
+            true
+        }
+        Ok(None) => false,
+        Err(e) => {
+            r.checks.push(Check::fail(
+                TLS,
+                format!("{e:#}"),
+                "give a PEM certificate chain and its own private key",
+            ));
+            false
+        }
+    };
+    for bind in args.addresses() {
+        r.checks.push(listen_check(&bind, auth.as_ref(), tls));
+    }
+}
+
+/// Whether `serve` could listen on `bind` now, and safely.
+fn listen_check(bind: &Bind, auth: Option<&Auth>, tls: bool) -> Check {
+    let name = format!("serve on {bind}");
+    let Some(auth) = auth else {
+        return Check::skip(name, "needs credentials that load");
+    };
+    if !bind.is_local() && !auth.required() {
+        return Check::fail(
+            name,
+            "other machines can reach it, and no credentials are set",
+            "give --token-file (or TWILIO_MEDIA_FS_SERVE_TOKEN) or --htpasswd, or listen on 127.0.0.1",
+        );
+    }
+    if let Err(e) = can_listen(bind) {
+        let fix = match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                "another program uses it (serve already running?): pick another port"
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                "ports below 1024 need root or CAP_NET_BIND_SERVICE: pick a port above 1024"
+            }
+            _ => "pick an address of this machine",
+        };
+        return Check::fail(name, format!("cannot listen: {e}"), fix);
+    }
+    if !bind.is_local() && !tls {
+        return Check::warn(
+            name,
+            "credentials and media would cross the network unencrypted",
+            "add --tls-cert and --tls-key, or put a TLS proxy in front (packaging/serve/nginx.conf)",
+        );
+    }
+    let who = if auth.required() {
+        "clients must authenticate"
+    } else {
+        "local only: no credentials needed"
+    };
+    Check::ok(name, format!("free to listen on; {who}"))
+}
+
+/// Binds and lets go of a TCP address; for a Unix socket, checks its directory exists
+/// and that nothing but a socket is at its path.
+fn can_listen(bind: &Bind) -> std::io::Result<()> {
+    match bind {
+        Bind::Tcp(addr) => std::net::TcpListener::bind(addr).map(drop),
+        Bind::Unix(path) => {
+            use std::os::unix::fs::FileTypeExt;
+            let dir = path.parent().unwrap_or(Path::new("/"));
+            if !dir.is_dir() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{} is not a directory", dir.display()),
+                ));
+            }
+            match std::fs::symlink_metadata(path) {
+                Ok(m) if !m.file_type().is_socket() => Err(std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    format!("{} exists and is not a socket", path.display()),
+                )),
+                _ => Ok(()),
+            }
+        }
+    }
 }
 
 /// The client, and the public key SIDs the settings name.

@@ -10,12 +10,13 @@ use std::io::Write;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use tokio_rustls::TlsAcceptor;
 use zeroize::Zeroizing;
 
 use super::config::{check_access, fs_settings, load_keys, twilio_client};
 use super::mount::{limit_malloc_retention, notify_systemd};
 use crate::app::build_fs;
-use crate::cli::ServeArgs;
+use crate::cli::{ListenArgs, ServeArgs};
 use crate::serve::auth::Auth;
 use crate::serve::listen::{self, Bind, Limits, Listener};
 
@@ -24,28 +25,10 @@ pub const TOKEN_ENV: &str = "TWILIO_MEDIA_FS_SERVE_TOKEN";
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     limit_malloc_retention();
-    let auth = load_auth(&args)?;
-    if !auth.required()
-        && let Some(open) = args.listen.iter().find(|b| !b.is_local())
-    {
-        bail!(
-            "--listen {open} can be reached from other machines, and no credentials are \
-             set: give a bearer token (--token-file FILE, or {TOKEN_ENV}) or users \
-             (--htpasswd FILE), or listen on 127.0.0.1"
-        );
-    }
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => {
-            let cert_pem = std::fs::read(cert)
-                .with_context(|| format!("cannot read --tls-cert {}", cert.display()))?;
-            let key_pem = Zeroizing::new(
-                std::fs::read(key)
-                    .with_context(|| format!("cannot read --tls-key {}", key.display()))?,
-            );
-            Some(listen::tls_config(&cert_pem, &key_pem).map_err(anyhow::Error::msg)?)
-        }
-        _ => None,
-    };
+    let auth = load_auth(&args.listen)?;
+    let binds = args.listen.addresses();
+    refuse_open_without_auth(&binds, &auth)?;
+    let tls = load_tls(&args.listen)?;
     let keys = Arc::new(load_keys(&args.keys)?);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
@@ -54,7 +37,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         check_access(&twilio).await?;
         let fs = build_fs(&fs_settings(&args.fs, None, None), twilio, keys);
         let mut listeners = Vec::new();
-        for bind in &args.listen {
+        for bind in &binds {
             let l = Listener::bind(bind)
                 .await
                 .with_context(|| format!("cannot listen on {bind}"))?;
@@ -66,8 +49,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         out.flush()?;
         drop(out);
-        let sockets: Vec<_> = args
-            .listen
+        let sockets: Vec<_> = binds
             .iter()
             .filter_map(|b| match b {
                 Bind::Unix(p) => Some(p.clone()),
@@ -102,9 +84,38 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses an address other machines can reach when no credentials are set.
+pub fn refuse_open_without_auth(binds: &[Bind], auth: &Auth) -> anyhow::Result<()> {
+    if !auth.required()
+        && let Some(open) = binds.iter().find(|b| !b.is_local())
+    {
+        bail!(
+            "--listen {open} can be reached from other machines, and no credentials are \
+             set: give a bearer token (--token-file FILE, or {TOKEN_ENV}) or users \
+             (--htpasswd FILE), or listen on 127.0.0.1"
+        );
+    }
+    Ok(())
+}
+
+/// The TLS acceptor of --tls-cert and --tls-key, if given.
+pub fn load_tls(args: &ListenArgs) -> anyhow::Result<Option<TlsAcceptor>> {
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let cert_pem = std::fs::read(cert)
+        .with_context(|| format!("cannot read --tls-cert {}", cert.display()))?;
+    let key_pem = Zeroizing::new(
+        std::fs::read(key).with_context(|| format!("cannot read --tls-key {}", key.display()))?,
+    );
+    Ok(Some(
+        listen::tls_config(&cert_pem, &key_pem).map_err(anyhow::Error::msg)?,
+    ))
+}
+
 /// The credentials the flags and the environment give: a token from --token-file or
 /// the environment (the file wins), users from --htpasswd.
-fn load_auth(args: &ServeArgs) -> anyhow::Result<Auth> {
+pub fn load_auth(args: &ListenArgs) -> anyhow::Result<Auth> {
     let token = match &args.token_file {
         Some(path) => {
             let text = Zeroizing::new(

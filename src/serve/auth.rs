@@ -110,6 +110,22 @@ impl Auth {
         self.token.is_some() || !self.users.is_empty()
     }
 
+    /// What is configured, for `doctor`: "a bearer token", "2 users (htpasswd)", both,
+    /// or "none".
+    pub fn describe(&self) -> String {
+        let users = match self.users.len() {
+            0 => None,
+            1 => Some("1 user (htpasswd)".to_owned()),
+            n => Some(format!("{n} users (htpasswd)")),
+        };
+        match (self.token.is_some(), users) {
+            (true, Some(u)) => format!("a bearer token and {u}"),
+            (true, None) => "a bearer token".to_owned(),
+            (false, Some(u)) => u,
+            (false, None) => "none".to_owned(),
+        }
+    }
+
     /// The `WWW-Authenticate` challenge of a 401.
     pub fn challenge(&self) -> &'static str {
         if self.users.is_empty() {
