@@ -230,7 +230,10 @@ fn the_debian_package_builds_installs_and_runs() {
     mode_of("/usr/share/zsh/vendor-completions/_twilio-media-fs");
     mode_of("/usr/share/fish/vendor_completions.d/twilio-media-fs.fish");
     mode_of("/lib/systemd/system/twilio-media-fs@.service");
+    mode_of("/lib/systemd/system/twilio-media-fs-serve.service");
     mode_of("/usr/share/doc/twilio-media-fs/examples/fstab");
+    mode_of("/usr/share/doc/twilio-media-fs/examples/serve/nginx.conf");
+    mode_of("/usr/share/doc/twilio-media-fs/examples/serve/kubernetes.yaml");
     assert_eq!(
         mode_of("/etc/twilio-media-fs/credentials.example"),
         "-rw-------",

@@ -4,7 +4,8 @@
 //! ExecStart, ExecStop, with systemd's substitutions done here — mount the emulator's
 //! account, report READY=1 on a notify socket like systemd's, clear a mount left by a
 //! crash, unmount with exit status 0, and keep exact sizes in the unit's
-//! `CacheDirectory=`.
+//! `CacheDirectory=`. packaging/twilio-media-fs-serve.service the same way: verified, and
+//! its ExecStart serves the account over HTTP, says READY=1, and stops on SIGTERM.
 
 mod common;
 
@@ -25,9 +26,19 @@ const UNIT: &str = concat!(
     "/packaging/twilio-media-fs@.service"
 );
 
-/// The unit's `Key=value` lines by section (a key may repeat).
+const SERVE_UNIT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/packaging/twilio-media-fs-serve.service"
+);
+
+/// The mount unit's `Key=value` lines by section (a key may repeat).
 fn unit() -> HashMap<String, Vec<(String, String)>> {
-    let text = std::fs::read_to_string(UNIT).unwrap();
+    unit_of(UNIT)
+}
+
+/// A unit file's `Key=value` lines by section (a key may repeat).
+fn unit_of(path: &str) -> HashMap<String, Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path).unwrap();
     let mut sections: HashMap<String, Vec<(String, String)>> = HashMap::new();
     let mut current = String::new();
     for line in text.lines().map(str::trim) {
@@ -164,6 +175,28 @@ fn systemd_analyze_verify_accepts_the_unit() {
     if !require_tool("systemd-analyze") {
         return;
     }
+    verify(
+        UNIT,
+        "twilio-media-fs@.service",
+        "twilio-media-fs@mnt-twilio.service",
+    );
+}
+
+#[test]
+fn systemd_analyze_verify_accepts_the_serve_unit() {
+    if !require_tool("systemd-analyze") {
+        return;
+    }
+    verify(
+        SERVE_UNIT,
+        "twilio-media-fs-serve.service",
+        "twilio-media-fs-serve.service",
+    );
+}
+
+/// `systemd-analyze verify` of the unit file `path`, installed as `file` and verified
+/// as `name`.
+fn verify(path: &str, file: &str, name: &str) {
     // A template is verified as an instance, in a scratch root: this machine's own
     // units (for the targets it names), the unit, this build at /usr/bin (the binary
     // must exist), umount and fusermount3 at /bin.
@@ -181,7 +214,7 @@ fn systemd_analyze_verify_accepts_the_unit() {
             .arg(system)
             .arg(root.path().join("usr/lib/systemd/system")),
     );
-    std::fs::copy(UNIT, units.join("twilio-media-fs@.service")).unwrap();
+    std::fs::copy(path, units.join(file)).unwrap();
     std::fs::create_dir_all(root.path().join("usr/bin")).unwrap();
     std::fs::copy(
         env!("CARGO_BIN_EXE_twilio-media-fs"),
@@ -204,7 +237,7 @@ fn systemd_analyze_verify_accepts_the_unit() {
         .arg(format!("--root={}", root.path().display()))
         .arg("--man=no")
         .arg("--generators=no")
-        .arg("twilio-media-fs@mnt-twilio.service"));
+        .arg(name));
     let stderr = String::from_utf8_lossy(&out.stderr);
     // Only lines about this unit matter (the scratch root has no other units).
     let ours: Vec<&str> = stderr
@@ -258,6 +291,10 @@ impl Service {
                 "MOUNT_FLAGS",
                 format!("--api-url {} --cache-size 64MiB", emu.url),
             ),
+            (
+                "SERVE_FLAGS",
+                format!("--api-url {} --listen 127.0.0.1:0", emu.url),
+            ),
         ]);
         Service {
             dir,
@@ -268,9 +305,16 @@ impl Service {
         }
     }
 
-    /// The unit's command `key`, ready to run (our build for /usr/bin/twilio-media-fs).
+    /// The mount unit's command `key`, ready to run (our build for
+    /// /usr/bin/twilio-media-fs).
     fn command(&self, key: &str, mountpoint: &Path) -> (Command, bool) {
-        let (mut words, ignore) = exec_line(&one(&unit(), "Service", key), mountpoint, &self.env);
+        self.command_of(UNIT, key, mountpoint)
+    }
+
+    /// The command `key` of the unit file `path`, ready to run.
+    fn command_of(&self, path: &str, key: &str, mountpoint: &Path) -> (Command, bool) {
+        let line = one(&unit_of(path), "Service", key);
+        let (mut words, ignore) = exec_line(&line, mountpoint, &self.env);
         if words[0] == "/usr/bin/twilio-media-fs" {
             words[0] = env!("CARGO_BIN_EXE_twilio-media-fs").to_owned();
         }
@@ -295,6 +339,11 @@ impl Service {
     async fn start(&self, m: &mut Mount) {
         let (mut cmd, _) = self.command("ExecStart", &m.path);
         m.child = Some(cmd.spawn().unwrap());
+        self.ready().await;
+    }
+
+    /// Waits for READY=1 on the notify socket.
+    async fn ready(&self) {
         let notify = self.notify.try_clone().unwrap();
         let message = blocking(move || {
             let mut buf = [0u8; 512];
@@ -391,4 +440,62 @@ async fn the_units_commands_mount_recover_from_a_crash_and_unmount() {
         "{sid} in {sizes:?}; journal: {}",
         svc.journal()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_serve_units_command_serves_says_ready_and_stops_on_sigterm() {
+    let unit = unit_of(SERVE_UNIT);
+    assert_eq!(one(&unit, "Service", "Type"), "notify");
+    assert_eq!(
+        one(&unit, "Service", "DynamicUser"),
+        "yes",
+        "no privilege needed"
+    );
+    assert_eq!(
+        one(&unit, "Service", "PrivateDevices"),
+        "yes",
+        "no /dev/fuse needed"
+    );
+    assert_eq!(one(&unit, "Install", "WantedBy"), "multi-user.target");
+    let emu = emulator().await;
+    let svc = Service::new(&emu);
+    let (mut cmd, _) = svc.command_of(SERVE_UNIT, "ExecStart", Path::new("/unused"));
+    cmd.stdout(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    svc.ready().await;
+    let stdout = child.stdout.take().unwrap();
+    let line = blocking(move || {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        line
+    })
+    .await;
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect(&line)
+        .to_owned();
+    let o = emu
+        .emulator
+        .objects()
+        .into_iter()
+        .find(|o| o.sid.starts_with("CJ") && o.status == "completed")
+        .unwrap();
+    let file = format!("{url}compositions/{}.{}", o.sid, o.extension);
+    let got =
+        blocking(move || run_ok(Command::new("curl").args(["-sSf", "--max-time", "30", &file])))
+            .await;
+    assert_eq!(
+        sha256(&got),
+        sha256(&emu.emulator.plaintext(&o.sid).unwrap())
+    );
+    // SIGTERM: it stops, exit status 0, and keeps the sizes it learned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = blocking(move || child.wait().unwrap()).await;
+    assert!(status.success(), "{status}; journal: {}", svc.journal());
+    let sizes = std::fs::read_to_string(svc.cache.join("sizes")).unwrap_or_default();
+    assert!(sizes.lines().any(|l| l.starts_with(&o.sid)), "{sizes:?}");
 }
