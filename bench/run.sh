@@ -4,7 +4,8 @@
 #   local    no added latency, no bandwidth cap
 #   s3-like  20 ms before each response, 64 MiB/s per connection (one S3 connection)
 # For each: (a) the guide's way, curl | openssl enc -d, and curl -o /dev/null (the
-# link's ceiling); (b) cp from a cold mount to /dev/null; (c) twilio-media-fs get.
+# link's ceiling); (b) cp from a cold mount to /dev/null; (c) twilio-media-fs get;
+# (s) curl from a cold `serve` to /dev/null.
 # Then, locally: (d) ffprobe and `ffmpeg -ss MIDDLE -frames:v 1` of a large Matroska
 # file of raw video through a cold mount, with the bytes they made the mount fetch;
 # (e) the mount's peak RSS while copying a 1 GiB object, while 16 readers read 16
@@ -21,8 +22,10 @@ cargo build --release --quiet
 BIN=$PWD/target/release/twilio-media-fs
 WORK=$(mktemp -d)
 EMU_PID=
+SERVE_PID=
 cleanup() {
     [ -n "$EMU_PID" ] && kill "$EMU_PID" 2>/dev/null || true
+    [ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null || true
     umount -l "$WORK/mnt" 2>/dev/null || true
     rm -rf "$WORK"
 }
@@ -63,13 +66,23 @@ prepare_guide() {
     IV=$(echo "$iv" | base64 -d | xxd -p -c 64)
 }
 
+# A fresh (cold) `serve` on a free port; SERVE_URL is where it listens.
+start_serve() {
+    "$BIN" serve -k "$WORK/key.pem" --listen 127.0.0.1:0 --no-metadata-cache \
+        > "$WORK/serve.out" 2> "$WORK/serve.err" &
+    SERVE_PID=$!
+    for _ in $(seq 100); do grep -q '^listening on' "$WORK/serve.out" 2>/dev/null && break; sleep 0.1; done
+    SERVE_URL=$(sed -n 's/^listening on //p' "$WORK/serve.out" | head -1)
+}
+stop_serve() { kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null || true; SERVE_PID=; }
+
 time_it() { local t0; t0=$(now); "$@" > /dev/null; python3 -c "print($(now) - $t0)"; }
 
 run_setting() {
     local name=$1; shift
     start_emulator --synthetic "$SIZE" "$@"
     prepare_guide
-    local a=() ceil=() b=() c=()
+    local a=() ceil=() b=() c=() s=()
     for _ in $(seq "$RUNS"); do
         a+=("$(time_it sh -c "curl -s '$URL' | openssl enc -d -aes-256-cbc -K $CEK -iv $IV")")
         ceil+=("$(time_it curl -s -o /dev/null "$URL")")
@@ -77,13 +90,18 @@ run_setting() {
         b+=("$(time_it cp "$WORK/mnt/recordings/$SID.mka" /dev/null)")
         umount "$WORK/mnt"
         c+=("$(time_it "$BIN" get "$SID" -k "$WORK/key.pem" -o -)")
+        start_serve
+        s+=("$(time_it curl -s -o /dev/null "${SERVE_URL}recordings/$SID.mka")")
+        stop_serve
     done
     local ta tc tb tceil
     ta=$(median "${a[@]}"); tceil=$(median "${ceil[@]}"); tb=$(median "${b[@]}"); tc=$(median "${c[@]}")
+    local ts; ts=$(median "${s[@]}")
     printf '%-8s %-34s %8s MB/s  %5s\n' "$name" "(a) curl | openssl enc -d" "$(mbps "$BYTES" "$ta")" "1.00x"
     printf '%-8s %-34s %8s MB/s  %5sx\n' "$name" "    curl -o /dev/null (ceiling)" "$(mbps "$BYTES" "$tceil")" "$(python3 -c "print(f'{$ta/$tceil:.2f}')")"
     printf '%-8s %-34s %8s MB/s  %5sx\n' "$name" "(b) cp from the mount, cold" "$(mbps "$BYTES" "$tb")" "$(python3 -c "print(f'{$ta/$tb:.2f}')")"
     printf '%-8s %-34s %8s MB/s  %5sx\n' "$name" "(c) twilio-media-fs get" "$(mbps "$BYTES" "$tc")" "$(python3 -c "print(f'{$ta/$tc:.2f}')")"
+    printf '%-8s %-34s %8s MB/s  %5sx  (%.2fx the mount)\n' "$name" "(s) curl from serve, cold" "$(mbps "$BYTES" "$ts")" "$(python3 -c "print(f'{$ta/$ts:.2f}')")" "$(python3 -c "print($tb/$ts)")"
 }
 
 storage_bytes() { curl -s "$TWILIO_MEDIA_FS_API_URL/emulator/stats" | python3 -c 'import sys, json; print(json.load(sys.stdin)["storage_bytes"])'; }
@@ -109,7 +127,7 @@ for l in sys.stdin:
     r = json.loads(l)
     if r["container_format"] == "mkv" and (r.get("size") or 0) > 100e6: print(r["sid"])')
     local raw_size; raw_size=$(stat -c %s "$media/raw-video.mkv")
-    local probe=() seek=() probe_bytes=() seek_bytes=()
+    local probe=() seek=() probe_bytes=() seek_bytes=() hprobe=() hprobe_bytes=()
     for _ in $(seq "$RUNS"); do
         "$BIN" mount "$WORK/mnt" -k "$WORK/key.pem"
         reset_stats
@@ -121,6 +139,11 @@ for l in sys.stdin:
         seek+=("$(time_it ffmpeg -v error -ss 15 -i "$WORK/mnt/recordings/$raw.mkv" -frames:v 1 -f md5 -)")
         seek_bytes+=("$(storage_bytes)")
         umount "$WORK/mnt"
+        start_serve
+        reset_stats
+        hprobe+=("$(time_it ffprobe -v error -show_format -show_streams "${SERVE_URL}recordings/$raw.mkv")")
+        hprobe_bytes+=("$(storage_bytes)")
+        stop_serve
     done
     local pb sb
     pb=$(median "${probe_bytes[@]}"); sb=$(median "${seek_bytes[@]}")
@@ -128,6 +151,9 @@ for l in sys.stdin:
         "$(python3 -c "print(100*$pb/$raw_size)")" "$raw_size"
     printf '%-8s %-34s %8.3f s    %6.2f%% of %s bytes fetched\n' local "(d) ffmpeg -ss 15 -frames:v 1, cold" "$(median "${seek[@]}")" \
         "$(python3 -c "print(100*$sb/$raw_size)")" "$raw_size"
+    local hb; hb=$(median "${hprobe_bytes[@]}")
+    printf '%-8s %-34s %8.3f s    %6.2f%% of %s bytes fetched\n' local "(d) ffprobe over serve (http), cold" "$(median "${hprobe[@]}")" \
+        "$(python3 -c "print(100*$hb/$raw_size)")" "$raw_size"
 
     big=$("$BIN" ls --json | python3 -c '
 import sys, json

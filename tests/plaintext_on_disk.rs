@@ -2,7 +2,8 @@
 //!
 //! The mount (in the background, the way users run it) serves every sample to `cp` and
 //! `ffprobe`, `get -o -` writes every sample to a pipe, and `compose` rebuilds the
-//! meeting room (its ffprobe and ffmpeg reading the tracks over loopback). All run under
+//! meeting room (its ffprobe and ffmpeg reading the tracks over loopback), and `serve`
+//! gives every sample to curl, whole and in ranges. All run under
 //! `strace -f`, with HOME, the XDG directories, TMPDIR and the working directory set
 //! to fresh, empty directories. Then every place the program could have written is
 //! searched for any 4 KiB window of any sample's plaintext, at any byte offset (a
@@ -294,6 +295,17 @@ fn parse_strace(log: &str) -> Written {
 
 /// `cmd` run under `strace -f -y`, logging to `log`: same arguments, environment and
 /// working directory.
+/// The stdout of a command that must succeed, as bytes.
+async fn ok_bytes(cmd: Command) -> Vec<u8> {
+    let out = output(cmd).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 fn traced(log: &Path, cmd: &Command) -> Command {
     let mut t = Command::new("strace");
     t.args(["-f", "-y", "-qq", "-s", "512", "-e"])
@@ -508,6 +520,55 @@ async fn no_plaintext_is_ever_written_to_disk() {
         "the trace follows ffmpeg (its libavcodec) writing the temporary output"
     );
     get_logs.push(compose_log);
+
+    // `serve` under strace: every sample to curl, whole and a range, then SIGTERM.
+    let serve_log = traces.path().join("serve.strace");
+    let mut serve = cli(&emu);
+    serve
+        .args(["serve", "--listen", "127.0.0.1:0", "-k"])
+        .arg(&key);
+    fresh.apply(&mut serve);
+    let mut serve = traced(&serve_log, &serve);
+    serve.stdout(Stdio::piped()).stdin(Stdio::null());
+    let mut server = serve.spawn().unwrap();
+    let stdout = server.stdout.take().unwrap();
+    let line = blocking(move || {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        line
+    })
+    .await;
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect(&line)
+        .to_owned();
+    for (o, (_, plain)) in objects.iter().zip(&scanner.samples) {
+        let dir = match o.kind {
+            twilio_media_fs::twilio::MediaKind::Composition => "compositions",
+            _ => "recordings",
+        };
+        let file = format!("{url}{dir}/{}.{}", o.sid, o.extension);
+        let whole = ok_bytes(command("curl", &["-sSf", "--max-time", "60", &file])).await;
+        assert_eq!(&whole, plain, "serve gave {file}");
+        ok_bytes(command(
+            "curl",
+            &["-sSf", "--max-time", "60", "-r", "4097-", &file],
+        ))
+        .await;
+    }
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    let status = blocking(move || server.wait().unwrap()).await;
+    assert!(status.success(), "serve under strace: {status}");
+    let serve_trace = std::fs::read_to_string(&serve_log).unwrap();
+    assert!(
+        serve_trace.contains("openat"),
+        "the trace saw serve start: {serve_trace}"
+    );
+    get_logs.push(serve_log);
 
     // Unmount; the server ends, and strace with it.
     ok(command("umount", &[m.path.to_str().unwrap()])).await;

@@ -500,8 +500,10 @@ async fn storage_faults_leave_responses_byte_identical() {
     let config = EmulatorConfig {
         fail_every: Some(3),
         drop_every: Some(4),
-        // Pre-signed URLs that expire while files are read.
+        // Pre-signed URLs that expire while files are read (the synthetic one is read
+        // over 4 s).
         ttl: Duration::from_secs(1),
+        synthetic: vec![8 << 20],
         ..emulator_config()
     };
     let emu = spawn(config).await.unwrap();

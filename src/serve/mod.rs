@@ -92,12 +92,21 @@ impl Drop for OpenFile {
     }
 }
 
+/// Every request but `/healthz`; logged at debug level (`-vv`) as its method, path
+/// and status: never a header, so never a credential.
 async fn answer(
     State(g): State<Arc<Gateway>>,
     method: Method,
     uri: Uri,
     request: HeaderMap,
 ) -> Response {
+    let path = uri.path().to_owned();
+    let response = respond(g, method.clone(), uri, request).await;
+    tracing::debug!("{method} {path} {}", response.status().as_u16());
+    response
+}
+
+async fn respond(g: Arc<Gateway>, method: Method, uri: Uri, request: HeaderMap) -> Response {
     if method != Method::GET && method != Method::HEAD {
         return (
             StatusCode::METHOD_NOT_ALLOWED,
