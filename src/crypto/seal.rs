@@ -3,9 +3,6 @@
 //! AES-256-GCM, the key wrapped with RSAES-OAEP (SHA-256). Used by the emulator to store
 //! media the way Twilio does and by the tests; the filesystem never encrypts.
 
-use aes::{Aes128, Aes256};
-use cipher::block_padding::Pkcs7;
-use cipher::{BlockModeEncrypt, KeyIvInit};
 use rsa::{Oaep, Pkcs1v15Encrypt, PrivateKey, PublicKey};
 
 use super::ContentKey;
@@ -13,31 +10,22 @@ use super::gcm::{GcmEnvelope, IV_LEN};
 
 /// Encrypts `plain` with AES-CBC and PKCS#7 padding (what `openssl enc -aes-256-cbc` does).
 pub fn encrypt(key: &ContentKey, iv: &[u8; 16], plain: &[u8]) -> Vec<u8> {
-    match key {
-        ContentKey::Aes128(k) => {
-            cbc::Encryptor::<Aes128>::new(k.into(), iv.into()).encrypt_padded_vec::<Pkcs7>(plain)
-        }
-        ContentKey::Aes256(k) => {
-            cbc::Encryptor::<Aes256>::new(k.into(), iv.into()).encrypt_padded_vec::<Pkcs7>(plain)
-        }
-    }
+    let pad = 16 - plain.len() % 16;
+    let mut out = Vec::with_capacity(plain.len() + pad);
+    out.extend_from_slice(plain);
+    out.resize(plain.len() + pad, pad as u8);
+    encrypt_blocks(key, iv, &mut out);
+    out
 }
 
-/// Encrypts whole blocks in place, without padding, chaining from `prev`.
+/// Encrypts whole blocks in place, without padding, chaining from `prev` (optimised even
+/// in debug builds: see crates/cbc-blocks).
 pub fn encrypt_blocks(key: &ContentKey, prev: &[u8; 16], buf: &mut [u8]) {
-    assert!(
-        buf.len().is_multiple_of(16),
-        "encrypt_blocks takes whole blocks"
-    );
-    let len = buf.len();
-    let _ = match key {
-        ContentKey::Aes128(k) => cbc::Encryptor::<Aes128>::new(k.into(), prev.into())
-            .encrypt_padded::<cipher::block_padding::NoPadding>(buf, len)
-            .map(|_| ()),
-        ContentKey::Aes256(k) => cbc::Encryptor::<Aes256>::new(k.into(), prev.into())
-            .encrypt_padded::<cipher::block_padding::NoPadding>(buf, len)
-            .map(|_| ()),
+    let done = match key {
+        ContentKey::Aes128(k) => cbc_blocks::encrypt_aes128(k, prev, buf),
+        ContentKey::Aes256(k) => cbc_blocks::encrypt_aes256(k, prev, buf),
     };
+    done.expect("encrypt_blocks takes whole blocks");
 }
 
 /// Wraps a content key for `public` with RSA PKCS#1 v1.5 (random padding each time).

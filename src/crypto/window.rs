@@ -8,10 +8,6 @@
 //! The arithmetic here is in bytes: [`fetch_range`] says which ciphertext bytes serve a
 //! plaintext range, [`decrypt_window`] turns them into plaintext.
 
-use aes::{Aes128, Aes256};
-use cipher::block_padding::NoPadding;
-use cipher::{BlockModeDecrypt, KeyIvInit};
-
 use super::{ContentKey, CryptoError};
 
 /// The AES block size, in bytes.
@@ -82,14 +78,10 @@ pub fn decrypt_blocks(
     if !(buf.len() as u64).is_multiple_of(BLOCK) {
         return Err(CryptoError::CiphertextLength(buf.len() as u64));
     }
-    // NoPadding over a whole number of blocks cannot fail.
+    // Optimised even in debug builds: see crates/cbc-blocks.
     let done = match key {
-        ContentKey::Aes128(k) => cbc::Decryptor::<Aes128>::new(k.into(), prev.into())
-            .decrypt_padded::<NoPadding>(buf)
-            .map(|_| ()),
-        ContentKey::Aes256(k) => cbc::Decryptor::<Aes256>::new(k.into(), prev.into())
-            .decrypt_padded::<NoPadding>(buf)
-            .map(|_| ()),
+        ContentKey::Aes128(k) => cbc_blocks::decrypt_aes128(k, prev, buf),
+        ContentKey::Aes256(k) => cbc_blocks::decrypt_aes256(k, prev, buf),
     };
     done.map_err(|_| CryptoError::CiphertextLength(buf.len() as u64))
 }
