@@ -122,9 +122,8 @@ fn browser_plays(api_url: &str, objects: &[ObjectInfo]) {
     browser.navigate(&page).unwrap();
 
     // The page lists exactly the room's files (and links its parent).
-    let hrefs = browser.eval(
-        "[...document.querySelectorAll('table a')].map(a => a.getAttribute('href'))",
-    );
+    let hrefs =
+        browser.eval("[...document.querySelectorAll('table a')].map(a => a.getAttribute('href'))");
     let hrefs: Vec<&str> = hrefs
         .as_array()
         .expect("an array of links")
@@ -147,7 +146,8 @@ fn browser_plays(api_url: &str, objects: &[ObjectInfo]) {
         "[...document.querySelectorAll('video')].find(v => v.getAttribute('src') === {})",
         js(&room_href(composition))
     );
-    let srcs = browser.eval("[...document.querySelectorAll('video,audio')].map(m => m.getAttribute('src'))");
+    let srcs = browser
+        .eval("[...document.querySelectorAll('video,audio')].map(m => m.getAttribute('src'))");
     assert_eq!(
         browser.eval(&format!("!!{video}")),
         Value::Bool(true),
@@ -202,8 +202,10 @@ fn browser_plays(api_url: &str, objects: &[ObjectInfo]) {
     browser
         .try_eval(&format!("{audio_el}.play().then(() => true)"))
         .unwrap_or_else(|e| panic!("play() {}: {e}", room_href(audio)));
-    if let Err(e) = browser.wait_for(&format!("{audio_el}.currentTime > 1"), Duration::from_secs(30))
-    {
+    if let Err(e) = browser.wait_for(
+        &format!("{audio_el}.currentTime > 1"),
+        Duration::from_secs(30),
+    ) {
         panic!(
             "the audio track does not play: {e}; error: {}",
             browser.eval(&format!("{audio_el}.error && {audio_el}.error.message"))
@@ -217,7 +219,9 @@ fn browser_plays(api_url: &str, objects: &[ObjectInfo]) {
     );
 
     // The page as people see it: the composition paused on a frame, the audio playing.
-    browser.eval(&format!("{video}.scrollIntoView({{block: 'nearest'}}); true"));
+    browser.eval(&format!(
+        "{video}.scrollIntoView({{block: 'nearest'}}); true"
+    ));
     browser
         .wait_for(&format!("{video}.readyState >= 2"), Duration::from_secs(10))
         .unwrap();
@@ -295,7 +299,16 @@ fn pcm(file: &Path, rate: u32) -> Vec<i16> {
         Command::new("ffmpeg")
             .args(["-v", "error", "-nostdin", "-i"])
             .arg(file)
-            .args(["-vn", "-ac", "1", "-ar", &rate.to_string(), "-f", "s16le", "-"]),
+            .args([
+                "-vn",
+                "-ac",
+                "1",
+                "-ar",
+                &rate.to_string(),
+                "-f",
+                "s16le",
+                "-",
+            ]),
         Duration::from_secs(30),
     );
     raw.chunks_exact(2)
