@@ -426,7 +426,8 @@ fn vlc_plays(api_url: &str, composition: &ObjectInfo, pcmu: &ObjectInfo, plain: 
     let grew = bytes_served(&served) - before;
     assert!(grew >= size, "served {grew} bytes for a {size}-byte file");
 
-    // Started 5 s in: the rest only.
+    // Started 5 s in: the rest only. (VLC 3.0.24's audio runs 0.16-0.18 s longer than
+    // the rest; its video, within a frame.)
     let avi = out.join("from-5s.avi");
     vlc_transcode(&out, &url, &avi, "avi", &["--start-time", "5"]);
     let fps = want_frames as f64 / want_secs;
@@ -435,7 +436,7 @@ fn vlc_plays(api_url: &str, composition: &ObjectInfo, pcmu: &ObjectInfo, plain: 
     eprintln!("from 5 s: {video_secs:.3} s of video, {audio_secs:.3} s of audio");
     for (what, secs) in [("video", video_secs), ("audio", audio_secs)] {
         assert!(
-            (secs - (want_secs - 5.0)).abs() <= 0.25,
+            (secs - (want_secs - 5.0)).abs() <= 0.3,
             "{what} from 5 s in: {secs:.3} s, not {:.3}",
             want_secs - 5.0
         );
