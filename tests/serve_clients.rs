@@ -183,6 +183,10 @@ fn browser_plays(api_url: &str, objects: &[ObjectInfo]) {
         s["t"].as_f64().is_some_and(|t| t >= 6.5),
         "the seek to 7 s did not stick: {s}"
     );
+    assert!(
+        s["ready"].as_u64() >= Some(2),
+        "no frame after the seek: {s}"
+    );
     assert!(s["error"].is_null(), "{s}");
     eprintln!("video after the seek: {s}");
     // Paused on a frame for the screenshot.
