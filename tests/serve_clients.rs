@@ -48,18 +48,6 @@ fn run_within(cmd: &mut Command, limit: Duration) -> Output {
     }
 }
 
-/// [`run_within`] that must succeed; returns stdout.
-fn ok_within(cmd: &mut Command, limit: Duration) -> Vec<u8> {
-    let out = run_within(cmd, limit);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
 /// The completed objects of the emulator's catalog.
 fn completed(objects: &[ObjectInfo]) -> Vec<&ObjectInfo> {
     objects.iter().filter(|o| o.status == "completed").collect()
@@ -277,7 +265,7 @@ fn vlc(out: &Path) -> Command {
 
 /// `vlc` transcoding `url` into `dst`: audio to 16-bit PCM, video (if any) to small
 /// MPEG-4 Part 2 frames, so that every frame is decoded by VLC.
-fn vlc_transcode(out: &Path, url: &str, dst: &Path, mux: &str, extra: &[&str]) -> Output {
+fn vlc_transcode(out: &Path, url: &str, dst: &Path, mux: &str, extra: &[&str]) -> VlcOutput {
     let mut cmd = vlc(out);
     cmd.args(extra).arg("--sout").arg(format!(
         "#transcode{{vcodec=mp4v,scale=0.25,acodec=s16l}}:std{{access=file,mux={mux},dst={}}}",
@@ -287,52 +275,103 @@ fn vlc_transcode(out: &Path, url: &str, dst: &Path, mux: &str, extra: &[&str]) -
     let started = Instant::now();
     let output = run_within(&mut cmd, Duration::from_secs(30));
     eprintln!("vlc {url} {extra:?}: {:?}", started.elapsed());
-    assert!(
-        output.status.success() && dst.exists(),
-        "vlc {url} ({}) wrote no {}:\n{}",
-        output.status,
-        dst.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
+    let written = VlcOutput {
+        file: dst.to_owned(),
+        log: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    if !output.status.success() || !dst.exists() {
+        written.fail(&format!(
+            "vlc {url} ({}) wrote no {}",
+            output.status,
+            dst.display()
+        ));
+    }
+    written
+}
+
+/// A file VLC wrote, and what it said meanwhile.
+struct VlcOutput {
+    file: PathBuf,
+    log: String,
+}
+
+impl VlcOutput {
+    fn pcm(&self, rate: u32) -> Vec<i16> {
+        pcm(&self.file, rate).unwrap_or_else(|e| self.fail(&e))
+    }
+
+    fn video_frames(&self) -> u64 {
+        video_frames(&self.file).unwrap_or_else(|e| self.fail(&e))
+    }
+
+    /// Panics with `what`, the end of VLC's log (without its chroma converter's
+    /// repeated complaints) and the streams ffprobe sees in the file.
+    fn fail(&self, what: &str) -> ! {
+        let lines: Vec<&str> = self
+            .log
+            .lines()
+            .filter(|l| !l.contains("Too high level of recursion"))
+            .collect();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        let streams = run_within(
+            Command::new("ffprobe")
+                .args(["-v", "error", "-show_entries", "stream=index,codec_name"])
+                .args(["-show_entries", "format=duration,size", "-of", "compact"])
+                .arg(&self.file),
+            Duration::from_secs(30),
+        );
+        panic!(
+            "{what}\n--- VLC's log (end) ---\n{tail}\n--- ffprobe {} ---\n{}{}",
+            self.file.display(),
+            String::from_utf8_lossy(&streams.stdout),
+            String::from_utf8_lossy(&streams.stderr)
+        )
+    }
 }
 
 /// The audio of `file` decoded by ffmpeg: mono 16-bit samples at `rate`.
-fn pcm(file: &Path, rate: u32) -> Vec<i16> {
-    let raw = ok_within(
+fn pcm(file: &Path, rate: u32) -> Result<Vec<i16>, String> {
+    let out = run_within(
         Command::new("ffmpeg")
             .args(["-v", "error", "-nostdin", "-i"])
             .arg(file)
-            .args([
-                "-vn",
-                "-ac",
-                "1",
-                "-ar",
-                &rate.to_string(),
-                "-f",
-                "s16le",
-                "-",
-            ]),
+            .args(["-vn", "-ac", "1", "-ar", &rate.to_string()])
+            .args(["-f", "s16le", "-"]),
         Duration::from_secs(30),
     );
-    raw.chunks_exact(2)
+    if !out.status.success() {
+        return Err(format!(
+            "ffmpeg cannot decode the audio of {} ({}): {}",
+            file.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(out
+        .stdout
+        .chunks_exact(2)
         .map(|b| i16::from_le_bytes([b[0], b[1]]))
-        .collect()
+        .collect())
 }
 
 /// The number of video frames ffprobe decodes from `file`.
-fn video_frames(file: &Path) -> u64 {
-    let out = ok_within(
+fn video_frames(file: &Path) -> Result<u64, String> {
+    let out = run_within(
         Command::new("ffprobe")
             .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
             .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
             .arg(file),
         Duration::from_secs(30),
     );
-    let text = String::from_utf8_lossy(&out);
-    text.trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("{}: no video frame count: {text:?}", file.display()))
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim().parse().map_err(|_| {
+        format!(
+            "{}: no video frame count ({}): {text:?} {}",
+            file.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
 }
 
 fn bytes_served(served: &Served) -> u64 {
@@ -391,9 +430,8 @@ fn vlc_plays(api_url: &str, composition: &ObjectInfo, pcmu: &ObjectInfo, plain: 
     let url = served.at(&format!("/recordings/{}.{}", pcmu.sid, pcmu.extension));
     let before = bytes_served(&served);
     let wav = out.join("track.wav");
-    vlc_transcode(&out, &url, &wav, "wav", &[]);
-    let got = pcm(&wav, 8000);
-    let want = pcm(&plain[1], 8000);
+    let got = vlc_transcode(&out, &url, &wav, "wav", &[]).pcm(8000);
+    let want = pcm(&plain[1], 8000).unwrap();
     assert!(
         !got.is_empty() && want.starts_with(&got) && want.len() - got.len() <= 400,
         "VLC decoded {} samples of {url}, ffmpeg {} from the plaintext; equal prefix: {}",
@@ -410,13 +448,13 @@ fn vlc_plays(api_url: &str, composition: &ObjectInfo, pcmu: &ObjectInfo, plain: 
         "/compositions/{}.{}",
         composition.sid, composition.extension
     ));
-    let want_frames = video_frames(&plain[0]);
-    let want_secs = pcm(&plain[0], 48_000).len() as f64 / 48_000.0;
+    let want_frames = video_frames(&plain[0]).unwrap();
+    let want_secs = pcm(&plain[0], 48_000).unwrap().len() as f64 / 48_000.0;
     let before = bytes_served(&served);
     let avi = out.join("composition.avi");
-    vlc_transcode(&out, &url, &avi, "avi", &[]);
-    let frames = video_frames(&avi);
-    let secs = pcm(&avi, 48_000).len() as f64 / 48_000.0;
+    let whole = vlc_transcode(&out, &url, &avi, "avi", &[]);
+    let frames = whole.video_frames();
+    let secs = whole.pcm(48_000).len() as f64 / 48_000.0;
     eprintln!("composition: {frames}/{want_frames} frames, {secs:.3}/{want_secs:.3} s of audio");
     assert!(
         frames + 5 >= want_frames && frames <= want_frames,
@@ -433,10 +471,10 @@ fn vlc_plays(api_url: &str, composition: &ObjectInfo, pcmu: &ObjectInfo, plain: 
     // Started 5 s in: the rest only. (VLC 3.0.24's audio runs 0.16-0.18 s longer than
     // the rest; its video, within a frame.)
     let avi = out.join("from-5s.avi");
-    vlc_transcode(&out, &url, &avi, "avi", &["--start-time", "5"]);
+    let rest = vlc_transcode(&out, &url, &avi, "avi", &["--start-time", "5"]);
     let fps = want_frames as f64 / want_secs;
-    let video_secs = video_frames(&avi) as f64 / fps;
-    let audio_secs = pcm(&avi, 48_000).len() as f64 / 48_000.0;
+    let video_secs = rest.video_frames() as f64 / fps;
+    let audio_secs = rest.pcm(48_000).len() as f64 / 48_000.0;
     eprintln!("from 5 s: {video_secs:.3} s of video, {audio_secs:.3} s of audio");
     for (what, secs) in [("video", video_secs), ("audio", audio_secs)] {
         assert!(
