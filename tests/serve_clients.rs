@@ -267,6 +267,10 @@ fn vlc(out: &Path) -> Command {
 /// MPEG-4 Part 2 frames, so that every frame is decoded by VLC.
 fn vlc_transcode(out: &Path, url: &str, dst: &Path, mux: &str, extra: &[&str]) -> VlcOutput {
     let mut cmd = vlc(out);
+    // AVI cannot add a stream once it has begun: with the default 1.5 s of mux caching,
+    // about 1 run in 50 of `--start-time` began with the video alone and dropped the
+    // audio ("cannot add a new stream … try increasing sout-mux-caching").
+    cmd.arg("--sout-mux-caching=5000");
     cmd.args(extra).arg("--sout").arg(format!(
         "#transcode{{vcodec=mp4v,scale=0.25,acodec=s16l}}:std{{access=file,mux={mux},dst={}}}",
         dst.display()
