@@ -1,8 +1,10 @@
 //! Shared test harness: required tools, the built binary, scratch directories, digests;
 //! [`mount`] has real FUSE mounts of the binary, [`reads`] timed reads through them,
-//! [`prism`] Twilio's specs served by Prism for the contract tests.
+//! [`prism`] Twilio's specs served by Prism for the contract tests, [`serve`] the HTTP
+//! front-end as a child process, [`chromium`] a headless browser driven over DevTools.
 #![allow(dead_code)]
 
+pub mod chromium;
 pub mod hostile;
 pub mod mount;
 pub mod prism;
