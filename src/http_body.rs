@@ -42,7 +42,10 @@ where
             let failure = match read(at, STEP.min(end - at)).await {
                 Ok(data) if !data.is_empty() => {
                     let next = at + data.len() as u64;
-                    return Ok(Some((data, next)));
+                    // A copy: the read core's bytes are a view of a whole cached window,
+                    // which a slow client would otherwise keep alive (outside the cache's
+                    // budget) for as long as this step waits in the socket's queue.
+                    return Ok(Some((Bytes::copy_from_slice(&data), next)));
                 }
                 Ok(_) => format!("the file ended at byte {at}, before its {end}"),
                 Err(e) => e.to_string(),

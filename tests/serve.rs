@@ -356,9 +356,23 @@ async fn paths_outside_the_tree_are_refused() {
             "{path}"
         );
     }
+    // Without credentials, a request must name this machine (no DNS rebinding).
+    let rebound = status_line(
+        &served.at("/recordings/"),
+        &["-H", "Host: evil.example:8080"],
+    );
+    assert_eq!(rebound, "421");
+    assert_eq!(
+        status_line(&served.at("/"), &["-H", "Host: localhost:1"]),
+        "200"
+    );
+    assert_eq!(
+        status_line(&served.at("/"), &["-H", "Host: [::1]:1"]),
+        "200"
+    );
     // An absolute URL as the request target: its path is what counts.
     let mut s = TcpStream::connect(served.url.trim_start_matches("http://")).unwrap();
-    s.write_all(b"GET http://example.com/../etc/passwd HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n")
+    s.write_all(b"GET http://127.0.0.1/../etc/passwd HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         .unwrap();
     let mut answer = String::new();
     s.read_to_string(&mut answer).unwrap();
@@ -732,7 +746,8 @@ async fn slow_and_greedy_clients_are_cut_off() {
 
     // Headers that never end: the connection is closed after --header-timeout.
     let mut slow = TcpStream::connect(&addr).unwrap();
-    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .unwrap();
     slow.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let started = Instant::now();
@@ -770,7 +785,10 @@ async fn slow_and_greedy_clients_are_cut_off() {
         .find(|o| o.synthetic)
         .unwrap();
     let mut greedy = TcpStream::connect(&addr).unwrap();
-    let request = format!("GET {} HTTP/1.1\r\nHost: x\r\n\r\n", path_of(&synthetic));
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+        path_of(&synthetic)
+    );
     greedy.write_all(request.as_bytes()).unwrap();
     let mut first = [0u8; 4096];
     greedy.read_exact(&mut first).unwrap();

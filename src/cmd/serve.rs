@@ -29,6 +29,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let binds = args.listen.addresses();
     refuse_open_without_auth(&binds, &auth)?;
     let tls = load_tls(&args.listen)?;
+    let open_files = listen::raise_open_files();
+    // Each connection is a descriptor, and each may use a storage connection too.
+    if u64::from(args.max_connections) * 2 + 64 > open_files {
+        bail!(
+            "--max-connections {} needs some {} open files, and this process may open {}: \
+             lower --max-connections, or raise the limit (ulimit -n, LimitNOFILE=)",
+            args.max_connections,
+            u64::from(args.max_connections) * 2 + 64,
+            open_files
+        );
+    }
     let keys = Arc::new(load_keys(&args.keys)?);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {

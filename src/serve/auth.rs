@@ -135,7 +135,32 @@ impl Auth {
         }
     }
 
-    /// Whether a request with this `Authorization` header value may read.
+    /// Whether a request with this `Authorization` header value may read, when that is
+    /// cheap to tell: `None` when it takes a bcrypt (basic auth not seen before), which
+    /// [`Self::allows`] does; the server runs that off its async workers, a few at once.
+    pub fn quick(&self, authorization: Option<&[u8]>) -> Option<bool> {
+        if !self.required() {
+            return Some(true);
+        }
+        let Some(value) = authorization.and_then(|v| std::str::from_utf8(v).ok()) else {
+            return Some(false);
+        };
+        let (scheme, _) = value.trim().split_once(' ').unwrap_or((value, ""));
+        if scheme.eq_ignore_ascii_case("basic")
+            && !self.users.is_empty()
+            && !self
+                .remembered
+                .lock()
+                .expect("auth lock")
+                .contains(&digest(value.as_bytes()))
+        {
+            return None;
+        }
+        Some(self.allows(authorization))
+    }
+
+    /// Whether a request with this `Authorization` header value may read. A basic-auth
+    /// value not seen before costs a bcrypt (tens of milliseconds): see [`Self::quick`].
     pub fn allows(&self, authorization: Option<&[u8]>) -> bool {
         if !self.required() {
             return true;
@@ -233,8 +258,18 @@ mod tests {
         let hash = bcrypt::hash("secret", 4).unwrap();
         let text = format!("# comment\n\nalice:{hash}\n");
         let a = Auth::new(None, Some(&text)).unwrap();
+        assert_eq!(
+            a.quick(Some(&basic("alice", "secret"))),
+            None,
+            "needs a bcrypt"
+        );
         assert!(a.allows(Some(&basic("alice", "secret"))));
-        assert!(a.allows(Some(&basic("alice", "secret"))), "remembered");
+        assert_eq!(
+            a.quick(Some(&basic("alice", "secret"))),
+            Some(true),
+            "remembered"
+        );
+        assert_eq!(a.quick(None), Some(false));
         assert!(!a.allows(Some(&basic("alice", "Secret"))));
         assert!(!a.allows(Some(&basic("bob", "secret"))));
         assert!(!a.allows(Some(b"Basic !!!")));

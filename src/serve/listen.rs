@@ -109,9 +109,21 @@ impl Listener {
                             format!("{} exists and is not a socket", path.display()),
                         ));
                     }
+                    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                        return Err(io::Error::new(
+                            io::ErrorKind::AddrInUse,
+                            format!("{}: another server is listening there", path.display()),
+                        ));
+                    }
                     std::fs::remove_file(path)?;
                 }
-                let listener = UnixListener::bind(path)?;
+                // Created 0600 from the start (no moment when others could connect).
+                // SAFETY: umask only swaps the process's file-creation mask.
+                let old = unsafe { libc::umask(0o177) };
+                let bound = UnixListener::bind(path);
+                // SAFETY: as above; restores the mask.
+                unsafe { libc::umask(old) };
+                let listener = bound?;
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
                 Ok(Listener::Unix(listener, path.clone()))
             }
@@ -152,6 +164,31 @@ pub fn tls_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<TlsAcceptor, String
         .map_err(|e| format!("the certificate and key: {e}"))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Raises the soft limit of open files to the hard limit (each connection is one, and
+/// storage connections more) and returns it.
+pub fn raise_open_files() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write a valid rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 1024;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                return raised.rlim_cur;
+            }
+        }
+    }
+    limit.rlim_cur
 }
 
 /// Serves `app` on every listener until the future is dropped.

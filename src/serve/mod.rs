@@ -43,20 +43,30 @@ use auth::Auth;
 use headers::{Answer, Conditions};
 use page::{Item, Listing};
 
+/// Password checks (bcrypt) run at once, off the async workers; more are answered 503.
+const BCRYPTS_AT_ONCE: usize = 2;
+
+/// Directory listings made at once (each holds its whole page in memory); more wait.
+const LISTINGS_AT_ONCE: usize = 4;
+
 /// What every request sees.
 struct Gateway {
     fs: Arc<TwilioFs>,
-    auth: Auth,
+    auth: Arc<Auth>,
     /// `https` when the server speaks TLS: the scheme of the `vlc` lines.
     scheme: &'static str,
+    bcrypts: Arc<tokio::sync::Semaphore>,
+    listings: tokio::sync::Semaphore,
 }
 
 /// The routes of `serve` over `fs`, requiring `auth`.
 pub fn router(fs: Arc<TwilioFs>, auth: Auth, tls: bool) -> Router {
     let gateway = Arc::new(Gateway {
         fs,
-        auth,
+        auth: Arc::new(auth),
         scheme: if tls { "https" } else { "http" },
+        bcrypts: Arc::new(tokio::sync::Semaphore::new(BCRYPTS_AT_ONCE)),
+        listings: tokio::sync::Semaphore::new(LISTINGS_AT_ONCE),
     });
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -75,6 +85,19 @@ struct Walked {
 impl Drop for Walked {
     fn drop(&mut self) {
         self.fs.forget_all(self.inos.iter().map(|&ino| (ino, 1)));
+    }
+}
+
+/// An open directory, released when its listing is done or the request is dropped
+/// (a client that goes away).
+struct OpenDir {
+    fs: Arc<TwilioFs>,
+    fh: u64,
+}
+
+impl Drop for OpenDir {
+    fn drop(&mut self) {
+        self.fs.releasedir(self.fh);
     }
 }
 
@@ -118,13 +141,41 @@ async fn respond(g: Arc<Gateway>, method: Method, uri: Uri, request: HeaderMap) 
     let authorization = request
         .get(header::AUTHORIZATION)
         .map(HeaderValue::as_bytes);
-    if !g.auth.allows(authorization) {
+    let allowed = match g.auth.quick(authorization) {
+        Some(allowed) => allowed,
+        None => {
+            // A password not seen before: bcrypt, off the async workers, a few at once,
+            // so that a flood of wrong passwords cannot stall the streams.
+            let Ok(permit) = g.bcrypts.clone().try_acquire_owned() else {
+                return plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many password checks at once: try again\n",
+                );
+            };
+            let (auth, value) = (g.auth.clone(), authorization.map(<[u8]>::to_vec));
+            let checked = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                auth.allows(value.as_deref())
+            });
+            checked.await.unwrap_or(false)
+        }
+    };
+    if !allowed {
         return (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, g.auth.challenge())],
             "credentials required\n",
         )
             .into_response();
+    }
+    // Without credentials the server is for this machine only; a page elsewhere whose
+    // name was made to resolve to 127.0.0.1 (DNS rebinding) must not read it.
+    if !g.auth.required() && !local_host(&request) {
+        return plain(
+            StatusCode::MISDIRECTED_REQUEST,
+            "this server has no credentials set, so it answers requests for localhost, \
+             127.0.0.1 or [::1] only\n",
+        );
     }
     let (names, slash) = match path::names(uri.path()) {
         Ok(found) => found,
@@ -163,6 +214,7 @@ async fn respond(g: Arc<Gateway>, method: Method, uri: Uri, request: HeaderMap) 
             } else {
                 format!("{path}/")
             };
+            let _slot = g.listings.acquire().await.expect("never closed");
             match listing(&g.fs, attr.ino, &dir_path).await {
                 Ok(listing) if wants_json(&request, query) => {
                     typed(page::json(&listing), "application/json", &method)
@@ -299,10 +351,12 @@ async fn file(
 /// entry: sizes and fields come from the listings and earlier opens); a room's own
 /// fields come with its first page (one request for the room, then kept).
 async fn listing(fs: &Arc<TwilioFs>, ino: u64, dir_path: &str) -> fs::Result<Listing> {
-    let fh = fs.opendir(ino)?;
-    let entries = fs.readdir(ino, fh, 0).await;
-    fs.releasedir(fh);
-    let entries = entries?;
+    let open = OpenDir {
+        fs: fs.clone(),
+        fh: fs.opendir(ino)?,
+    };
+    let entries = fs.readdir(ino, open.fh, 0).await?;
+    drop(open);
     let attributes = fs
         .attributes(ino)
         .await
@@ -401,6 +455,25 @@ fn wants_json(request: &HeaderMap, query: &str) -> bool {
     accept.contains("application/json") && !accept.contains("text/html")
 }
 
+/// Whether the request's `Host` is a loopback name (`localhost`, `127.x.x.x`, `[::1]`,
+/// with or without a port); no `Host` (HTTP/1.0) counts as local.
+fn local_host(request: &HeaderMap) -> bool {
+    let Some(host) = request.get(header::HOST) else {
+        return true;
+    };
+    let Ok(host) = host.to_str() else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// `http://host:port` as the client reached us (its `Host`), for `vlc` lines.
 fn origin(request: &HeaderMap, scheme: &str) -> String {
     let host = request
@@ -426,6 +499,16 @@ fn typed(body: String, content_type: &'static str, method: &Method) -> Response 
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Listings differ by Accept; pages load nothing but this server's media and styles.
+    h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; media-src 'self'; style-src 'unsafe-inline'"),
+    );
     r
 }
 
