@@ -532,20 +532,7 @@ async fn no_plaintext_is_ever_written_to_disk() {
     serve.stdout(Stdio::piped()).stdin(Stdio::null());
     let mut server = serve.spawn().unwrap();
     let stdout = server.stdout.take().unwrap();
-    let line = blocking(move || {
-        use std::io::BufRead;
-        let mut line = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .unwrap();
-        line
-    })
-    .await;
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .expect(&line)
-        .to_owned();
+    let url = blocking(move || common::serve::listening_url(stdout)).await;
     for (o, (_, plain)) in objects.iter().zip(&scanner.samples) {
         let dir = match o.kind {
             twilio_media_fs::twilio::MediaKind::Composition => "compositions",

@@ -464,20 +464,7 @@ async fn the_serve_units_command_serves_says_ready_and_stops_on_sigterm() {
     let mut child = cmd.spawn().unwrap();
     svc.ready().await;
     let stdout = child.stdout.take().unwrap();
-    let line = blocking(move || {
-        use std::io::BufRead;
-        let mut line = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .unwrap();
-        line
-    })
-    .await;
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .expect(&line)
-        .to_owned();
+    let url = blocking(move || common::serve::listening_url(stdout)).await;
     let o = emu
         .emulator
         .objects()

@@ -108,6 +108,16 @@ impl Served {
     }
 }
 
+/// The URL of the first `listening on URL` line a `serve` prints (blocking until it does).
+pub fn listening_url(stdout: std::process::ChildStdout) -> String {
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    line.trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("not a `listening on` line: {line:?}"))
+        .to_owned()
+}
+
 impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
