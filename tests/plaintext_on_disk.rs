@@ -547,7 +547,17 @@ async fn no_plaintext_is_ever_written_to_disk() {
         ))
         .await;
     }
-    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    // SIGTERM to serve itself (strace's child): strace ends with its tracee, and
+    // passes on its exit status. (strace itself, signalled, keeps waiting.)
+    let children = format!("/proc/{0}/task/{0}/children", server.id());
+    let traced_pid: i32 = std::fs::read_to_string(&children)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .expect("strace runs serve")
+        .parse()
+        .unwrap();
+    unsafe { libc::kill(traced_pid, libc::SIGTERM) };
     let status = blocking(move || server.wait().unwrap()).await;
     assert!(status.success(), "serve under strace: {status}");
     let serve_trace = std::fs::read_to_string(&serve_log).unwrap();
