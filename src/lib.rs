@@ -30,6 +30,7 @@
 //!   asking for their passphrases.
 //! - [`harden`]: no core dumps, no same-user ptrace or /proc reads of this process.
 //! - [`names`]: file names from SIDs, checked (pure).
+//! - [`human`]: sizes and durations as people read them (pure).
 //! - [`app`]: a mount's settings with their one set of defaults, and `build_fs`, the one
 //!   place a filesystem is wired from its parts (`mount`, `demo`, tests).
 //! - [`cli`]: the command-line definitions (clap) and their value parsers; no dispatch.
@@ -74,6 +75,7 @@ pub mod fstab;
 pub mod harden;
 pub mod http_body;
 pub mod http_range;
+pub mod human;
 pub mod keyfile;
 pub mod names;
 pub mod object;

@@ -218,19 +218,7 @@ fn duration(seconds: Option<u64>) -> String {
 
 /// Bytes in binary units, one decimal.
 fn size(bytes: Option<u64>) -> String {
-    let Some(b) = bytes else { return "-".into() };
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < units.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", units[unit])
-    }
+    bytes.map_or_else(|| "-".into(), crate::human::size)
 }
 
 /// Left-aligned columns sized to their widest cell.

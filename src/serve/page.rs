@@ -12,6 +12,7 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use super::headers::Player;
+use crate::human;
 
 /// One directory's page.
 #[derive(Debug, Clone, Serialize)]
@@ -95,8 +96,8 @@ pub fn html(listing: &Listing, origin: &str) -> String {
     for item in &listing.entries {
         let slash = if item.kind == "directory" { "/" } else { "" };
         let size = match (item.size, item.size_exact) {
-            (Some(n), true) => human(n),
-            (Some(n), false) => format!("≈{}", human(n)),
+            (Some(n), true) => human::size(n),
+            (Some(n), false) => format!("≈{}", human::size(n)),
             (None, _) => String::new(),
         };
         let _ = write!(
@@ -107,7 +108,7 @@ pub fn html(listing: &Listing, origin: &str) -> String {
             name = esc(&item.name),
             kind = esc(item.kind),
             codec = esc(item.codec.as_deref().unwrap_or("")),
-            duration = item.duration.map(clock).unwrap_or_default(),
+            duration = item.duration.map(human::clock).unwrap_or_default(),
             date = esc(item.date.as_deref().unwrap_or("")),
         );
         if item.kind != "directory" {
@@ -230,32 +231,6 @@ pub fn esc(text: &str) -> String {
         }
     }
     out
-}
-
-/// Seconds as `m:ss` or `h:mm:ss`.
-fn clock(secs: u64) -> String {
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    if h > 0 {
-        format!("{h}:{m:02}:{s:02}")
-    } else {
-        format!("{m}:{s:02}")
-    }
-}
-
-/// Bytes as `12.3 MiB`.
-fn human(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
 }
 
 #[cfg(test)]
