@@ -66,7 +66,17 @@ fn config(dir: &Path, port: u16, replicas: &[u16]) -> String {
 struct Nginx(Child);
 
 impl Drop for Nginx {
+    /// SIGTERM to the master, which stops its workers (a SIGKILLed master leaves them
+    /// running, listening); SIGKILL only if it has not ended within 5 s.
     fn drop(&mut self) {
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
