@@ -270,6 +270,13 @@ pub struct EmulatorArgs {
     #[arg(long, value_name = "BYTES_PER_SEC", value_parser = parse_size)]
     pub bandwidth: Option<u64>,
 
+    /// Point `/Media`'s redirects at another storage server: URL/storage/SID?Expires=…
+    /// &Signature=… (the emulator's own storage still answers at its address). For
+    /// serving the same objects from a server the project did not write: bench/run.sh
+    /// copies them into nginx this way.
+    #[arg(long, value_name = "URL")]
+    pub storage_url: Option<String>,
+
     /// Add a synthetic encrypted recording of this plaintext size (e.g. 256MiB, 1GiB),
     /// computed on the fly. Repeat for several.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]

@@ -125,6 +125,9 @@ pub(crate) fn base_url(headers: &HeaderMap) -> String {
 /// `http://HOST:STORAGE_PORT`: the storage listener, on the host the client used for
 /// the API (so that an emulator listening on all addresses hands out URLs that work).
 pub(crate) fn storage_base(emu: &Emulator, headers: &HeaderMap) -> String {
+    if let Some(url) = &emu.config.storage_url {
+        return url.clone();
+    }
     let Some(port) = emu.storage_port.get() else {
         return base_url(headers); // no storage listener: the API's router serves storage
     };

@@ -79,6 +79,9 @@ pub struct EmulatorConfig {
     pub latency: Duration,
     /// Bytes per second per response body.
     pub bandwidth: Option<u64>,
+    /// Where `/Media` redirects to instead of the emulator's own storage (no trailing
+    /// slash): another server holding the same objects under `/storage/SID`.
+    pub storage_url: Option<String>,
     /// Plaintext sizes of synthetic encrypted recordings, generated on the fly.
     pub synthetic: Vec<u64>,
     /// How many more small completed recordings to list (paging tests, big listings).
@@ -116,6 +119,7 @@ impl Default for EmulatorConfig {
             throttle_every: None,
             latency: Duration::ZERO,
             bandwidth: None,
+            storage_url: None,
             synthetic: Vec::new(),
             extra_recordings: 0,
             extra_call_recordings: 0,
