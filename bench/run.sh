@@ -28,7 +28,7 @@
 #   SIZE=1GiB PARTS=throughput bench/run.sh
 # Needs: curl, openssl, python3, ffmpeg, mediainfo, nginx, libnginx-mod-http-echo.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SIZE=${SIZE:-256MiB}
 RUNS=${RUNS:-5}
 PARTS=${PARTS:-throughput waste seeks memory}
@@ -244,8 +244,11 @@ RAW1G=$PWD/target/bench-media/1g/raw-video-1g.mkv
 RAW345=$PWD/target/bench-media/raw-video.mkv
 make_media() {
     mkdir -p "$(dirname "$RAW1G")"
-    [[ -s $RAW1G ]] || ffmpeg -v error -y -f lavfi -i testsrc2=size=640x480:rate=25 -t 100 \
-        -c:v rawvideo -pix_fmt yuv420p "$RAW1G.part" && mv "$RAW1G.part" "$RAW1G" 2>/dev/null || true
+    if [[ ! -s $RAW1G ]]; then
+        ffmpeg -v error -y -f lavfi -i testsrc2=size=640x480:rate=25 -t 100 \
+            -c:v rawvideo -pix_fmt yuv420p -f matroska "$RAW1G.part"
+        mv "$RAW1G.part" "$RAW1G"
+    fi
     [[ -s $RAW345 ]] || ffmpeg -v error -y -f lavfi -i testsrc2=size=640x480:rate=25 -t 30 \
         -c:v rawvideo -pix_fmt yuv420p "$RAW345"
 }
@@ -374,6 +377,8 @@ PY
     umount "$WORK/mnt"
 }
 
+# Sourced (`source bench/run.sh`), it only defines the above: start_stack and the parts.
+[[ ${BASH_SOURCE[0]} == "$0" ]] || return 0
 echo "median of $RUNS runs; ratios are to (a) in the same run; storage: $STORAGE; parts: $PARTS" >&2
 for part in $PARTS; do
     for storage in $STORAGE; do

@@ -527,8 +527,8 @@ pub struct GetArgs {
     #[command(flatten)]
     pub keys: KeyArgs,
 
-    /// Ranged requests in flight at once per object.
-    #[arg(long, value_name = "N", default_value_t = 8)]
+    /// Ranged requests in flight at once per object (2 MiB each).
+    #[arg(long, value_name = "N", default_value_t = 32)]
     pub parallel: usize,
 
     /// Refuse media stored unencrypted (no encryption headers): exit non-zero and

@@ -109,17 +109,34 @@ impl<K: Hash + Eq + Copy> WindowCache<K> {
                 }
             }
         };
+        // Dropped before the window came (a prefetch cancelled by a seek or abandoned at
+        // its deadline): the window is no longer in flight, unless another caller took
+        // the fetch over.
+        let guard = Abandoned {
+            cache: self,
+            key,
+            cell: &cell,
+        };
         let result = cell.get_or_try_init(fetch).await.cloned();
+        std::mem::forget(guard);
         let mut inner = self.inner.lock().expect("cache lock");
-        // The first caller to get here moves the window from in-flight to the LRU.
-        if inner
-            .in_flight
-            .get(&key)
-            .is_some_and(|c| Arc::ptr_eq(c, &cell))
-        {
-            inner.in_flight.remove(&key);
-            if let Ok(data) = &result {
-                inner.insert(key, data.clone());
+        match inner.in_flight.get(&key) {
+            // The first caller to get here moves the window from in-flight to the LRU.
+            Some(c) if Arc::ptr_eq(c, &cell) => {
+                inner.in_flight.remove(&key);
+                if let Ok(data) = &result {
+                    inner.insert(key, data.clone());
+                }
+            }
+            // Another fetch of it is under way: that one will put it there.
+            Some(_) => {}
+            // The fetch that began it was cancelled and this caller finished it.
+            None => {
+                if let Ok(data) = &result
+                    && !inner.lru.contains(&key)
+                {
+                    inner.insert(key, data.clone());
+                }
             }
         }
         result
@@ -154,6 +171,25 @@ impl<K: Hash + Eq + Copy> WindowCache<K> {
             capacity: inner.capacity,
             windows: inner.lru.len(),
             ..inner.stats
+        }
+    }
+}
+
+/// Takes a window out of in-flight when the fetch that began it is dropped unfinished
+/// and nobody has completed it.
+struct Abandoned<'a, K: Hash + Eq + Copy> {
+    cache: &'a WindowCache<K>,
+    key: K,
+    cell: &'a Arc<OnceCell<Bytes>>,
+}
+
+impl<K: Hash + Eq + Copy> Drop for Abandoned<'_, K> {
+    fn drop(&mut self) {
+        let mut inner = self.cache.inner.lock().expect("cache lock");
+        if (inner.in_flight.get(&self.key))
+            .is_some_and(|c| Arc::ptr_eq(c, self.cell) && !c.initialized())
+        {
+            inner.in_flight.remove(&self.key);
         }
     }
 }

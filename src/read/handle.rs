@@ -2,7 +2,9 @@
 //! happen in order: prefetch, read, record, release.
 //!
 //! A handle keeps what is particular to one reader: its [`Prefetcher`] (is it
-//! streaming, and how far ahead to fetch) and its [`Served`] (which windows it has had
+//! streaming, and how far ahead to fetch), the prefetches it started (cancelled when a
+//! seek makes them useless or the file is closed: bytes nobody will read are not
+//! fetched), and its [`Served`] (which windows it has had
 //! whole, so that the cache can let them go: the front-end's client keeps them now, in
 //! the kernel's page cache or the HTTP client's buffer). Everything shared (the object,
 //! the cache, the prefetch budget, the counters) stays in the [`ReadCore`].
@@ -12,10 +14,11 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::object::ObjectReader;
+use super::object::{ObjectReader, Prefetch};
 use super::prefetch::Prefetcher;
 use super::served::Served;
 use super::{ReadCore, ReadError};
@@ -30,6 +33,8 @@ pub struct Handle {
 struct State {
     prefetch: Prefetcher,
     served: Served,
+    /// Prefetches this handle started that may still be running.
+    fetching: Vec<Prefetch>,
 }
 
 impl Handle {
@@ -39,6 +44,7 @@ impl Handle {
         let state = State {
             prefetch: Prefetcher::new(object.window(), core.max_ahead),
             served: Served::new(object.window()),
+            fetching: Vec::new(),
         };
         Self {
             core,
@@ -63,14 +69,32 @@ impl Handle {
     }
 
     /// Plaintext `[offset, offset + size)`, shorter only at the end of the file:
-    /// 1. starts the read-ahead this handle's pattern calls for;
-    /// 2. reads, within the answer bound (a failure is counted and logged once);
-    /// 3. records what this handle was served;
-    /// 4. drops from the cache the windows this handle now has whole.
+    /// 1. after a seek, cancels the prefetches that do not serve this read;
+    /// 2. starts the read-ahead this handle's pattern calls for;
+    /// 3. reads, within the answer bound (a failure is counted and logged once);
+    /// 4. records what this handle was served;
+    /// 5. drops from the cache the windows this handle now has whole.
     pub async fn read(&self, offset: u64, size: u64) -> Result<Bytes, ReadError> {
-        let ahead = self.state().prefetch.on_read(offset, size);
+        let ahead = {
+            let mut state = self.state();
+            let ahead = state.prefetch.on_read(offset, size, Instant::now());
+            state.fetching.retain(|p| !p.task.is_finished());
+            if state.prefetch.seeked() {
+                let window = self.object.window();
+                let needed = offset / window..=(offset + size.max(1) - 1) / window;
+                state.fetching.retain(|p| {
+                    let keep = needed.contains(&p.window);
+                    if !keep {
+                        p.task.abort();
+                    }
+                    keep
+                });
+            }
+            ahead
+        };
         if let Some((start, end)) = ahead {
-            self.object.prefetch(start, end, &self.core.read_ahead);
+            let started = self.object.prefetch(start, end, &self.core.read_ahead);
+            self.state().fetching.extend(started);
         }
         let data = self
             .core
@@ -97,6 +121,9 @@ impl Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
+        for p in &self.state().fetching {
+            p.task.abort();
+        }
         self.core.open_handles.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -121,7 +121,8 @@ pub struct ReadCore {
     /// Windows being prefetched at once, across all files (see [`prefetch_slots`]),
     /// each within the answer bound.
     read_ahead: Arc<ReadAhead>,
-    /// Read-ahead per handle: at most 64 MiB, and a quarter of the cache.
+    /// Read-ahead per handle: at most 32 MiB (as many windows as are prefetched at once
+    /// with the default cache), and a quarter of the cache.
     max_ahead: u64,
     started: SystemTime,
     io: Arc<IoStats>,
@@ -169,7 +170,7 @@ impl ReadCore {
                 prefetch_slots(capacity, config.window),
                 config.answer_within,
             )),
-            max_ahead: (64u64 << 20).min(capacity / 4),
+            max_ahead: (32u64 << 20).min(capacity / 4),
             config,
             source,
             keys,

@@ -123,6 +123,13 @@ impl ReadAhead {
     }
 }
 
+/// One window being prefetched: cancelling it drops its request (and frees its slot).
+#[derive(Debug)]
+pub struct Prefetch {
+    pub window: u64,
+    pub task: tokio::task::AbortHandle,
+}
+
 pub struct ObjectReader {
     /// Identifies the object in the shared cache (given by [`super::ReadCore`]).
     id: u64,
@@ -223,11 +230,19 @@ impl ObjectReader {
     /// slot freed, so that storage that dribbles cannot hold the read-ahead of every
     /// other file. A failure is not reported here: the reader meets it, with its errno,
     /// when it gets there.
-    pub fn prefetch(self: &Arc<Self>, start: u64, end: u64, ahead: &Arc<ReadAhead>) {
-        let Some(meta) = self.meta.get() else { return };
+    pub fn prefetch(
+        self: &Arc<Self>,
+        start: u64,
+        end: u64,
+        ahead: &Arc<ReadAhead>,
+    ) -> Vec<Prefetch> {
+        let mut started = Vec::new();
+        let Some(meta) = self.meta.get() else {
+            return started;
+        };
         let end = end.min(meta.plain_len);
         if start >= end {
-            return;
+            return started;
         }
         for w in start / self.window..=(end - 1) / self.window {
             let key = WindowKey {
@@ -241,7 +256,7 @@ impl ObjectReader {
                 break;
             };
             let (this, ahead) = (self.clone(), ahead.clone());
-            tokio::spawn(async move {
+            let task = tokio::spawn(async move {
                 if let Some(meta) = this.meta.get() {
                     let fetch = this.window_data(meta, w);
                     if tokio::time::timeout(ahead.within, fetch).await.is_err() {
@@ -255,7 +270,12 @@ impl ObjectReader {
                 }
                 drop(permit);
             });
+            started.push(Prefetch {
+                window: w,
+                task: task.abort_handle(),
+            });
         }
+        started
     }
 
     /// Window `w`'s plaintext, from the cache or fetched and decrypted once.
