@@ -90,7 +90,8 @@ async fn a_get_stopped_by_a_signal_leaves_nothing() {
     const MIB: u64 = 1 << 20;
     let emu = spawn(EmulatorConfig {
         synthetic: vec![24 * MIB],
-        bandwidth: Some(4 * MIB), // the first 8 MiB chunk takes 2 s, the rest 2 s more
+        // The first 2 MiB chunk takes 2 s, the 11 others (in parallel) 2 s more.
+        bandwidth: Some(MIB),
         ..emulator_config()
     })
     .await

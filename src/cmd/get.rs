@@ -21,7 +21,7 @@
 //! the `get`, naming the deadline: the minimum rate cuts a dribbling body and ends its
 //! retries within the budget, and the deadline bounds whatever else the storage does
 //! (bodies just fast enough that break off again and again). With the defaults that is
-//! 61 s + 256 s for an 8 MiB chunk.
+//! 61 s + 64 s for a 2 MiB chunk.
 //!
 //! SIGINT, SIGTERM and SIGHUP stop the downloads where they are: the futures are
 //! dropped, and with them the unfinished [`Output`] (an `O_TMPFILE` inode with no
@@ -314,7 +314,7 @@ mod tests {
     fn the_deadline_is_the_answer_bound_plus_the_chunk_at_the_minimum_rate() {
         let bound = Duration::from_secs(61);
         let d = chunk_deadline(bound, MinRate::default(), CHUNK);
-        assert_eq!(d, Duration::from_secs(61 + 256));
+        assert_eq!(d, Duration::from_secs(61 + 64)); // 2 MiB at 32 KiB/s
         assert_eq!(
             chunk_deadline(bound, MinRate::default(), 32 << 10),
             Duration::from_secs(62)

@@ -90,7 +90,7 @@ impl<K: Hash + Eq + Copy> WindowCache<K> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Bytes, E>>,
     {
-        let cell = {
+        let (cell, owner) = {
             let mut inner = self.inner.lock().expect("cache lock");
             if let Some(hit) = inner.lru.get(&key).cloned() {
                 inner.stats.hits += 1;
@@ -99,32 +99,58 @@ impl<K: Hash + Eq + Copy> WindowCache<K> {
             match inner.in_flight.get(&key).cloned() {
                 Some(cell) => {
                     inner.stats.shared_fetches += 1;
-                    cell
+                    (cell, false)
                 }
                 None => {
                     inner.stats.misses += 1;
                     let cell = Arc::new(OnceCell::new());
                     inner.in_flight.insert(key, cell.clone());
-                    cell
+                    (cell, true)
                 }
             }
         };
-        // Dropped before the window came (a prefetch cancelled by a seek or abandoned at
-        // its deadline): the window is no longer in flight, unless another caller took
-        // the fetch over.
-        let guard = Abandoned {
+        // The caller that began the fetch, dropped before the window came (a prefetch
+        // cancelled by a seek or abandoned at its deadline): the window is no longer in
+        // flight, unless another caller takes the fetch over.
+        let guard = owner.then(|| Abandoned {
             cache: self,
             key,
             cell: &cell,
-        };
+        });
         let result = cell.get_or_try_init(fetch).await.cloned();
         std::mem::forget(guard);
+        self.settle(key, &cell, &result);
+        result
+    }
+
+    /// Registers `key` as in flight for a caller that will fetch it ([`Claim::fetch`]),
+    /// unless it is cached or in flight already. Readers that ask for it meanwhile wait
+    /// for that fetch (or make it themselves, if it has not begun yet) instead of
+    /// starting another; a prefetcher that claims before it spawns its task therefore
+    /// never starts the same window twice.
+    pub fn claim(self: &Arc<Self>, key: K) -> Option<Claim<K>> {
+        let mut inner = self.inner.lock().expect("cache lock");
+        if inner.lru.contains(&key) || inner.in_flight.contains_key(&key) {
+            return None;
+        }
+        inner.stats.misses += 1;
+        let cell = Arc::new(OnceCell::new());
+        inner.in_flight.insert(key, cell.clone());
+        Some(Claim {
+            cache: self.clone(),
+            key,
+            cell,
+        })
+    }
+
+    /// After a fetch of `key` through `cell` ended: the first caller to get here moves
+    /// the window from in-flight to the LRU.
+    fn settle<E>(&self, key: K, cell: &Arc<OnceCell<Bytes>>, result: &Result<Bytes, E>) {
         let mut inner = self.inner.lock().expect("cache lock");
         match inner.in_flight.get(&key) {
-            // The first caller to get here moves the window from in-flight to the LRU.
-            Some(c) if Arc::ptr_eq(c, &cell) => {
+            Some(c) if Arc::ptr_eq(c, cell) => {
                 inner.in_flight.remove(&key);
-                if let Ok(data) = &result {
+                if let Ok(data) = result {
                     inner.insert(key, data.clone());
                 }
             }
@@ -132,14 +158,22 @@ impl<K: Hash + Eq + Copy> WindowCache<K> {
             Some(_) => {}
             // The fetch that began it was cancelled and this caller finished it.
             None => {
-                if let Ok(data) = &result
+                if let Ok(data) = result
                     && !inner.lru.contains(&key)
                 {
                     inner.insert(key, data.clone());
                 }
             }
         }
-        result
+    }
+
+    /// The fetch that began `key` was dropped unfinished: out of in-flight, unless a
+    /// reader completed it meanwhile.
+    fn abandon(&self, key: K, cell: &Arc<OnceCell<Bytes>>) {
+        let mut inner = self.inner.lock().expect("cache lock");
+        if (inner.in_flight.get(&key)).is_some_and(|c| Arc::ptr_eq(c, cell) && !c.initialized()) {
+            inner.in_flight.remove(&key);
+        }
     }
 
     /// Puts a window that is already at hand (decrypted along with something else).
@@ -185,12 +219,35 @@ struct Abandoned<'a, K: Hash + Eq + Copy> {
 
 impl<K: Hash + Eq + Copy> Drop for Abandoned<'_, K> {
     fn drop(&mut self) {
-        let mut inner = self.cache.inner.lock().expect("cache lock");
-        if (inner.in_flight.get(&self.key))
-            .is_some_and(|c| Arc::ptr_eq(c, self.cell) && !c.initialized())
-        {
-            inner.in_flight.remove(&self.key);
-        }
+        self.cache.abandon(self.key, self.cell);
+    }
+}
+
+/// A window registered as in flight by [`WindowCache::claim`], to be fetched with
+/// [`Claim::fetch`]. Dropped unfetched (a cancelled prefetch), it is in flight no more.
+pub struct Claim<K: Hash + Eq + Copy = WindowKey> {
+    cache: Arc<WindowCache<K>>,
+    key: K,
+    cell: Arc<OnceCell<Bytes>>,
+}
+
+impl<K: Hash + Eq + Copy> Claim<K> {
+    /// Fetches the claimed window (or waits for the reader who began it first) and puts
+    /// it in the cache.
+    pub async fn fetch<F, Fut, E>(self, fetch: F) -> Result<Bytes, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Bytes, E>>,
+    {
+        let result = self.cell.get_or_try_init(fetch).await.cloned();
+        self.cache.settle(self.key, &self.cell, &result);
+        result
+    }
+}
+
+impl<K: Hash + Eq + Copy> Drop for Claim<K> {
+    fn drop(&mut self) {
+        self.cache.abandon(self.key, &self.cell);
     }
 }
 

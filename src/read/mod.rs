@@ -389,7 +389,7 @@ mod tests {
 
     const SID: &str = "RT0123456789abcdef0123456789abcdef";
 
-    fn core(storage: Arc<MemoryStorage>, key: &rsa::PrivateKey) -> Arc<ReadCore> {
+    fn core(storage: Arc<dyn ObjectSource>, key: &rsa::PrivateKey) -> Arc<ReadCore> {
         let mut keys = PrivateKeys::new();
         keys.add("k.pem", key.clone());
         Arc::new(ReadCore::new(
@@ -440,6 +440,71 @@ mod tests {
         let s = core.stats();
         assert_eq!(s.bytes_served, 10_000);
         assert_eq!(s.errors, 0);
+    }
+
+    /// Waits up to `secs` for no window to be prefetched; false if some still are.
+    async fn prefetches_end(core: &ReadCore, secs: u64) -> bool {
+        let until = std::time::Instant::now() + Duration::from_secs(secs);
+        while core.stats().prefetching > 0 {
+            if std::time::Instant::now() > until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_seek_cancels_the_read_ahead_it_made_useless_and_a_close_the_rest() {
+        let key = seal::test_key(11);
+        let plain: Vec<u8> = (0..8_000_000u32).map(|i| (i % 251) as u8).collect();
+        let storage = Arc::new(MemoryStorage::new());
+        storage.put_sealed(SID, &plain, &key, true);
+        let faulty = Arc::new(crate::faults::FaultySource::new(storage.clone()));
+        let core = core(faulty.clone(), &key);
+        let media = MediaRef::recording(SID);
+        for close in [false, true] {
+            let h = core.open(&media).await.unwrap();
+            let at = if close { 1_000_000 } else { 0 };
+            // A stream (after a seek, the second time): read-ahead follows it.
+            h.read(at, 4096).await.unwrap();
+            let mut off = at + 4096;
+            while off < at + (160 << 10) {
+                assert_eq!(
+                    h.read(off, 4096).await.unwrap(),
+                    &plain[off as usize..][..4096]
+                );
+                off += 4096;
+            }
+            assert!(prefetches_end(&core, 5).await);
+            // Storage stops answering past the next two windows: the read-ahead that this
+            // read starts hangs there.
+            faulty.stall(SID, off + 8192..7_000_000);
+            h.read(off, 4096).await.unwrap();
+            assert!(core.stats().prefetching > 0, "no read-ahead to cancel");
+            let until = std::time::Instant::now() + Duration::from_secs(2);
+            while faulty.stalled_now() == 0 && std::time::Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            assert!(faulty.stalled_now() > 0, "no read-ahead stalled");
+            if close {
+                drop(h);
+            } else {
+                // A far seek: what was being fetched ahead of `off` is of no use now.
+                let far = 7_500_000; // beyond prefetch::TOLERANCE
+                assert_eq!(
+                    h.read(far, 4096).await.unwrap(),
+                    &plain[far as usize..][..4096]
+                );
+            }
+            assert!(
+                prefetches_end(&core, 2).await,
+                "{} windows still being prefetched (close: {close})",
+                core.stats().prefetching
+            );
+            assert_eq!(faulty.stalled_now(), 0, "their requests were dropped");
+            faulty.clear();
+        }
     }
 
     #[tokio::test]

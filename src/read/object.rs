@@ -255,10 +255,15 @@ impl ObjectReader {
             let Ok(permit) = ahead.slots.clone().try_acquire_owned() else {
                 break;
             };
+            // Claimed now, not when the task first runs: the next read's prefetch, a few
+            // microseconds later, must see it in flight and not spend a slot on it again.
+            let Some(claim) = self.cache.claim(key) else {
+                continue;
+            };
             let (this, ahead) = (self.clone(), ahead.clone());
             let task = tokio::spawn(async move {
                 if let Some(meta) = this.meta.get() {
-                    let fetch = this.window_data(meta, w);
+                    let fetch = claim.fetch(|| this.fetch_window(meta, w));
                     if tokio::time::timeout(ahead.within, fetch).await.is_err() {
                         ahead.abandoned.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(
