@@ -147,6 +147,34 @@ pub trait ObjectSource: Send + Sync {
         start: u64,
         end: u64,
     ) -> BoxFuture<'_, Result<Fetched, ObjectError>>;
+
+    /// [`Self::get_range`], with `work` done on the bytes in place ([`Fetched::data`]
+    /// holds the result). The HTTP client does it piece by piece as the body arrives;
+    /// this default, once at the end.
+    fn get_range_in_place<'a>(
+        &'a self,
+        media: &'a MediaRef,
+        start: u64,
+        end: u64,
+        work: &'a mut dyn InPlace,
+    ) -> BoxFuture<'a, Result<Fetched, ObjectError>> {
+        Box::pin(async move {
+            let mut fetched = self.get_range(media, start, end).await?;
+            let mut buf = (fetched.data.try_into_mut()).unwrap_or_else(|b| BytesMut::from(&b[..]));
+            work.advance(&mut buf, 0);
+            fetched.data = buf.freeze();
+            Ok(fetched)
+        })
+    }
+}
+
+/// Work done on a body's bytes in place (decryption) while they arrive, so that each
+/// piece is worked on while it is still in the CPU's cache, not in a second pass over
+/// the whole buffer once it is complete. The object layer only calls it, in order.
+pub trait InPlace: Send {
+    /// `buf` holds every byte received so far, of which the first `done` were worked on
+    /// already. Works on what it can of the rest and returns the new `done`.
+    fn advance(&mut self, buf: &mut [u8], done: usize) -> usize;
 }
 
 /// Ranged GETs on the pre-signed URLs an [`Api`] hands out (a [`TwilioClient`], or one
@@ -188,17 +216,17 @@ enum RetryCause {
 
 /// One `get_range` as [`retry::run`] repeats it: each attempt resolves the URL (from
 /// the cache, mostly) and makes one GET from where the last one stopped.
-struct RangeRead<'a> {
+struct RangeRead<'a, 'w> {
     client: &'a ObjectClient,
     media: &'a MediaRef,
-    p: Progress,
+    p: Progress<'w>,
     /// How many times `/Media` was asked again after a 403.
     refreshes: u32,
     /// GETs made.
     attempts: u32,
 }
 
-impl Retried for RangeRead<'_> {
+impl Retried for RangeRead<'_, '_> {
     type Output = ();
     type Error = ObjectError;
     type Why = RetryCause;
@@ -287,10 +315,13 @@ impl Retried for RangeRead<'_> {
 }
 
 /// The state of one `get_range` across attempts.
-struct Progress {
+struct Progress<'w> {
     start: u64,
     end: u64,
     buf: BytesMut,
+    /// Done on `buf` as it grows, and how far it got.
+    work: Option<&'w mut dyn InPlace>,
+    worked: usize,
     total: Option<u64>,
     headers: Option<Vec<(String, String)>>,
     /// The first answer's ETag: resumed requests ask `If-Match` so that a resumed read
@@ -298,7 +329,7 @@ struct Progress {
     etag: Option<String>,
 }
 
-impl Progress {
+impl Progress<'_> {
     fn pos(&self) -> u64 {
         self.start + self.buf.len() as u64
     }
@@ -377,6 +408,9 @@ impl Progress {
             let want = stop.saturating_sub(self.pos());
             let take = want.min(chunk.len() as u64) as usize;
             self.buf.extend_from_slice(&chunk[..take]);
+            if let Some(work) = self.work.as_deref_mut() {
+                self.worked = work.advance(&mut self.buf, self.worked);
+            }
             if self.pos() >= stop {
                 break;
             }
@@ -451,10 +485,22 @@ impl ObjectClient {
         start: u64,
         end: u64,
     ) -> Result<Fetched, ObjectError> {
+        self.get_range_with(media, start, end, None).await
+    }
+
+    /// [`Self::get_range`], with `work` done on the body as it arrives
+    /// ([`ObjectSource::get_range_in_place`]).
+    pub async fn get_range_with(
+        &self,
+        media: &MediaRef,
+        start: u64,
+        end: u64,
+        work: Option<&mut dyn InPlace>,
+    ) -> Result<Fetched, ObjectError> {
         let started = std::time::Instant::now();
         let _in_flight = self.stats.begin();
         let mut attempts = 0;
-        let result = self.fetch(media, start, end, &mut attempts).await;
+        let result = self.fetch(media, start, end, work, &mut attempts).await;
         let ms = started.elapsed().as_millis() as u64;
         let range = format!("{start}-{}", end.max(start));
         match &result {
@@ -476,6 +522,7 @@ impl ObjectClient {
         media: &MediaRef,
         start: u64,
         end: u64,
+        work: Option<&mut dyn InPlace>,
         attempts: &mut u32,
     ) -> Result<Fetched, ObjectError> {
         let end = end.max(start);
@@ -485,6 +532,8 @@ impl ObjectClient {
             start,
             end,
             buf: BytesMut::with_capacity(capacity),
+            work,
+            worked: 0,
             total: None,
             headers: None,
             etag: None,
@@ -514,7 +563,7 @@ impl ObjectClient {
         &self,
         media: &MediaRef,
         url: &reqwest::Url,
-        p: &mut Progress,
+        p: &mut Progress<'_>,
     ) -> Result<Step, ObjectError> {
         let sid = &media.sid;
         let asked = p.asked();
@@ -663,6 +712,16 @@ impl ObjectSource for ObjectClient {
         let media = media.clone();
         Box::pin(async move { ObjectClient::get_range(self, &media, start, end).await })
     }
+
+    fn get_range_in_place<'a>(
+        &'a self,
+        media: &'a MediaRef,
+        start: u64,
+        end: u64,
+        work: &'a mut dyn InPlace,
+    ) -> BoxFuture<'a, Result<Fetched, ObjectError>> {
+        Box::pin(self.get_range_with(media, start, end, Some(work)))
+    }
 }
 
 #[cfg(test)]
@@ -736,11 +795,13 @@ mod tests {
         assert!(p.read_body(silent, 0, rate).await.is_err());
     }
 
-    fn progress(start: u64, end: u64, total: Option<u64>) -> Progress {
+    fn progress(start: u64, end: u64, total: Option<u64>) -> Progress<'static> {
         Progress {
             start,
             end,
             buf: BytesMut::new(),
+            work: None,
+            worked: 0,
             total,
             headers: None,
             etag: None,

@@ -311,27 +311,39 @@ impl ObjectReader {
             Cipher::Cbc { key, iv } => (key, iv),
         };
         let r = window::fetch_range(start, end, meta.stored_len);
-        let mut body = self.get(r.fetch_start, r.fetch_end).await?;
-        let prev = if r.leading_iv_block {
-            let prev = block(body.get(..16).unwrap_or_default());
-            // Reassigning drops the whole buffer's other handle, so that decryption can
-            // take the bytes over in place instead of copying them.
-            body = body.slice(16.min(body.len())..);
-            prev
-        } else {
-            Some(*iv)
+        // Decrypted piece by piece as the body arrives (the block before the window, or
+        // the header IV at the start of the object, is the IV).
+        let mut work = CbcInPlace {
+            key,
+            prev: (!r.leading_iv_block).then_some(*iv),
+            error: None,
         };
+        let got = self
+            .source
+            .get_range_in_place(&self.media, r.fetch_start, r.fetch_end, &mut work)
+            .await
+            .map_err(|e| self.storage(e))?;
+        let mut body = got.data;
+        if r.leading_iv_block {
+            body = body.slice(16.min(body.len())..);
+        }
         let body = self.exact(body, r.fetch_end - r.block_start)?;
-        let prev = prev.ok_or_else(|| self.damaged(CryptoError::CiphertextLength(0)))?;
-        let plain = self.decrypt(key, &prev, body, r.is_last)?;
+        if let Some(e) = work.error {
+            return Err(self.damaged(e));
+        }
+        let len = if r.is_last {
+            window::unpadded_len(&body).map_err(|e| self.damaged(e))?
+        } else {
+            body.len()
+        };
         let want = end - start;
-        if plain.len() as u64 != want {
+        if len as u64 != want {
             return Err(self.damaged(CryptoError::LengthMismatch {
                 header: meta.plain_len,
-                actual: start + plain.len() as u64,
+                actual: start + len as u64,
             }));
         }
-        Ok(plain)
+        Ok(body.slice(..len))
     }
 
     /// First contact: envelope, lengths and content key, from the first window's GET
@@ -745,6 +757,38 @@ impl ObjectReader {
     }
 }
 
+/// AES-CBC decryption of a window's ciphertext in place, block by block as it arrives.
+struct CbcInPlace<'k> {
+    key: &'k ContentKey,
+    /// The ciphertext block before the next one to decrypt; `None`: the body's first
+    /// 16 bytes are it (and are left as they are).
+    prev: Option<[u8; 16]>,
+    error: Option<CryptoError>,
+}
+
+impl crate::object::InPlace for CbcInPlace<'_> {
+    fn advance(&mut self, buf: &mut [u8], done: usize) -> usize {
+        let (prev, from) = match self.prev {
+            Some(prev) => (prev, done),
+            None => match block(buf.get(..16).unwrap_or_default()) {
+                Some(first) => (first, 16),
+                None => return done,
+            },
+        };
+        let to = from + (buf.len() - from) / 16 * 16;
+        if to == from {
+            self.prev = Some(prev);
+            return from;
+        }
+        let next = block(&buf[to - 16..to]);
+        if let Err(e) = window::decrypt_blocks(self.key, &prev, &mut buf[from..to]) {
+            self.error.get_or_insert(e);
+        }
+        self.prev = next;
+        to
+    }
+}
+
 fn block(b: &[u8]) -> Option<[u8; 16]> {
     b.try_into().ok()
 }
@@ -762,6 +806,40 @@ fn gcm_fetch_end(meta: &ObjectMeta, end: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Decryption as a body arrives, in pieces of any size, equals decrypting it whole,
+    /// with the IV given or taken from the body's first block.
+    #[test]
+    fn decrypting_as_the_body_arrives_equals_decrypting_it_whole() {
+        use crate::object::InPlace;
+        let key = ContentKey::Aes256([9; 32]);
+        let iv = [3u8; 16];
+        let cipher: Vec<u8> = (0..4096u32).map(|i| (i * 31 % 251) as u8).collect();
+        for leading in [false, true] {
+            let mut whole = cipher.clone();
+            let (prev, from) = if leading {
+                (block(&cipher[..16]).unwrap(), 16)
+            } else {
+                (iv, 0)
+            };
+            window::decrypt_blocks(&key, &prev, &mut whole[from..]).unwrap();
+            for piece in [1, 7, 15, 16, 17, 100, 1000, 4096] {
+                let mut work = CbcInPlace {
+                    key: &key,
+                    prev: (!leading).then_some(iv),
+                    error: None,
+                };
+                let (mut buf, mut done) = (Vec::new(), 0);
+                for chunk in cipher.chunks(piece) {
+                    buf.extend_from_slice(chunk);
+                    done = work.advance(&mut buf, done);
+                }
+                assert_eq!(done, cipher.len(), "pieces of {piece}");
+                assert!(work.error.is_none());
+                assert_eq!(buf, whole, "pieces of {piece}, IV in the body: {leading}");
+            }
+        }
+    }
     use crate::crypto::seal;
     use crate::object::MemoryStorage;
 
