@@ -40,7 +40,8 @@ done
 [[ $STORAGE != *nginx* || -e $ECHO_MODULE ]] ||
     { echo "bench/run.sh needs nginx's echo module ($ECHO_MODULE): apt-get install libnginx-mod-http-echo" >&2; exit 1; }
 cargo build --release --quiet
-BIN=$PWD/target/release/twilio-media-fs
+TARGET=${CARGO_TARGET_DIR:-$PWD/target}
+BIN=$TARGET/release/twilio-media-fs
 WORK=$(mktemp -d)
 EMU_PID=
 SERVE_PID=
@@ -240,8 +241,8 @@ throughput() {
 }
 
 # A 1.15 GB Matroska file of raw video (100 s, 640x480 yuv420p at 25 fps), made once.
-RAW1G=$PWD/target/bench-media/1g/raw-video-1g.mkv
-RAW345=$PWD/target/bench-media/raw-video.mkv
+RAW1G=$TARGET/bench-media/1g/raw-video-1g.mkv
+RAW345=$TARGET/bench-media/raw-video.mkv
 make_media() {
     mkdir -p "$(dirname "$RAW1G")"
     if [[ ! -s $RAW1G ]]; then
