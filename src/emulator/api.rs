@@ -723,6 +723,34 @@ mod tests {
             .collect()
     }
 
+    /// `--storage-url`: `/Media` sends clients to another server (nginx in bench/run.sh),
+    /// with the path and signature the emulator's own storage would take.
+    #[test]
+    fn media_redirects_to_the_storage_url_when_given() {
+        let key = crate::crypto::seal::test_key(1).to_public_key();
+        let emu = Emulator::new(super::super::EmulatorConfig {
+            public_keys: vec![key],
+            storage_url: Some("http://127.0.0.1:9".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let rec = (emu.catalog.media.iter())
+            .find(|m| {
+                m.kind == MediaKind::Recording && m.status == "completed" && m.object.is_some()
+            })
+            .unwrap();
+        let resp = media_redirect(&emu, &HeaderMap::new(), &rec.sid, rec.kind, &HashMap::new());
+        assert_eq!(resp.status(), StatusCode::FOUND);
+        let to = resp.headers()[header::LOCATION].to_str().unwrap();
+        let prefix = format!("http://127.0.0.1:9/storage/{}?", rec.sid);
+        let signed = to.strip_prefix(&prefix).unwrap_or_else(|| panic!("{to}"));
+        let q: HashMap<String, String> = (signed.split('&'))
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        assert_eq!(emu.check_signature(&rec.sid, &q), Ok(()));
+    }
+
     /// Both kinds go through one listing: each still takes its own filters only.
     #[test]
     fn each_kind_takes_its_own_filters() {
