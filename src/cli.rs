@@ -274,7 +274,7 @@ pub struct EmulatorArgs {
     /// &Signature=… (the emulator's own storage still answers at its address). For
     /// serving the same objects from a server the project did not write: bench/run.sh
     /// copies them into nginx this way.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = parse_storage_url)]
     pub storage_url: Option<String>,
 
     /// Add a synthetic encrypted recording of this plaintext size (e.g. 256MiB, 1GiB),
@@ -905,6 +905,21 @@ pub struct DemoArgs {
     pub mountpoint: Option<PathBuf>,
 }
 
+/// An `http://` or `https://` URL without query or fragment (its trailing `/` dropped),
+/// for `emulator --storage-url`.
+pub fn parse_storage_url(text: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(format!("{text:?}: expected http://HOST[:PORT][/PATH]"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "{text:?}: the storage URL takes no query or fragment"
+        ));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
 /// Parses a byte size: a plain number, or one with a suffix: `KiB`/`MiB`/`GiB`/`TiB`
 /// (or `K`/`M`/`G`/`T`, also binary), `KB`/`MB`/`GB`/`TB` (decimal), `B`. Case does
 /// not matter; a space before the suffix is allowed.
@@ -1013,6 +1028,29 @@ pub fn parse_date(text: &str) -> Result<String, String> {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn storage_urls() {
+        let ok = |t: &str| parse_storage_url(t).unwrap();
+        assert_eq!(ok("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
+        assert_eq!(ok("http://127.0.0.1:8080/"), "http://127.0.0.1:8080");
+        assert_eq!(
+            ok("https://s3.example/bucket/"),
+            "https://s3.example/bucket"
+        );
+        // Non-ASCII hosts come out as ASCII (a Location header must be).
+        assert_eq!(ok("http://bücher.example"), "http://xn--bcher-kva.example");
+        for bad in [
+            "",
+            "127.0.0.1:8080",
+            "ftp://x",
+            "file:///tmp",
+            "http://x/?a=1",
+            "http://x/#f",
+        ] {
+            assert!(parse_storage_url(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn durations() {

@@ -85,10 +85,7 @@ pub fn config(args: &EmulatorArgs) -> anyhow::Result<EmulatorConfig> {
         throttle_every: args.throttle_every,
         latency: Duration::from_millis(args.latency_ms),
         bandwidth: args.bandwidth,
-        storage_url: args
-            .storage_url
-            .as_ref()
-            .map(|u| u.trim_end_matches('/').to_owned()),
+        storage_url: args.storage_url.clone(),
         synthetic: args.synthetic.clone(),
         extra_recordings: args.extra_recordings,
         extra_call_recordings: args.extra_call_recordings,
