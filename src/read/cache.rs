@@ -181,14 +181,6 @@ impl<K: Hash + Eq + Copy> WindowCache<K> {
         self.inner.lock().expect("cache lock").insert(key, data);
     }
 
-    /// Drops a window (EXPERIMENT).
-    pub fn remove(&self, key: &K) {
-        let mut inner = self.inner.lock().expect("cache lock");
-        if let Some(d) = inner.lru.pop(key) {
-            inner.bytes -= d.len();
-        }
-    }
-
     /// Drops a window that nobody needs any more (a handle was served all of it).
     pub fn release(&self, key: &K) {
         let mut inner = self.inner.lock().expect("cache lock");

@@ -78,18 +78,19 @@ impl Handle {
         let ahead = {
             let mut state = self.state();
             let ahead = state.prefetch.on_read(offset, size, Instant::now());
-            state.fetching.retain(|p| !p.task.is_finished());
-            if state.prefetch.seeked() {
-                let window = self.object.window();
-                let needed = offset / window..=(offset + size.max(1) - 1) / window;
-                state.fetching.retain(|p| {
-                    let keep = needed.contains(&p.window);
-                    if !keep {
-                        p.task.abort();
-                    }
-                    keep
-                });
-            }
+            let seeked = state.prefetch.seeked();
+            let window = self.object.window();
+            let needed = offset / window..=(offset + size.max(1) - 1) / window;
+            state.fetching.retain(|p| {
+                if p.task.is_finished() {
+                    return false;
+                }
+                let useless = seeked && !needed.contains(&p.window);
+                if useless {
+                    p.task.abort();
+                }
+                !useless
+            });
             ahead
         };
         if let Some((start, end)) = ahead {

@@ -249,14 +249,12 @@ impl ObjectReader {
                 object: self.id,
                 index: w,
             };
-            if self.cache.contains_or_in_flight(&key) {
-                continue;
-            }
             let Ok(permit) = ahead.slots.clone().try_acquire_owned() else {
                 break;
             };
             // Claimed now, not when the task first runs: the next read's prefetch, a few
             // microseconds later, must see it in flight and not spend a slot on it again.
+            // Cached or in flight already: nothing to do (the slot goes back).
             let Some(claim) = self.cache.claim(key) else {
                 continue;
             };
