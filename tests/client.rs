@@ -205,9 +205,13 @@ fn redirect(to: String, body: bool) -> Response {
     r
 }
 
-fn parse_range(headers: &HeaderMap) -> Option<(usize, usize)> {
+/// `bytes=A-B`, or `bytes=-N` (the last N bytes of `len`; `RTnosuffix` ignores those).
+fn parse_range(headers: &HeaderMap, sid: &str, len: usize) -> Option<(usize, usize)> {
     let v = headers.get(header::RANGE)?.to_str().ok()?;
     let (a, b) = v.strip_prefix("bytes=")?.split_once('-')?;
+    if a.is_empty() && sid != "RTnosuffix" {
+        return Some((len.saturating_sub(b.parse().ok()?), len - 1));
+    }
     Some((a.parse().ok()?, b.parse().ok()?))
 }
 
@@ -262,7 +266,7 @@ async fn storage(
     for (k, v) in envelope {
         builder = builder.header(k, v);
     }
-    let range = parse_range(&headers);
+    let range = parse_range(&headers, &sid, len);
     if sid == "RTignorecut" && n == 1 {
         let stream = futures_util::stream::iter(vec![
             Ok::<Bytes, std::io::Error>(Bytes::from(data[..len / 2].to_vec())),
@@ -545,6 +549,54 @@ async fn ranged_get_206() {
     assert!(f.data.is_empty());
     assert_eq!(f.total_len, OBJECT_LEN as u64);
     assert!(!f.headers.is_empty());
+}
+
+/// The last bytes of an object, in one GET whose answer must be exactly them: anything
+/// else is an error at once, with no retry, no new URL and no body read, since the reader
+/// that asks for them fetches them the usual way instead.
+#[tokio::test]
+async fn the_last_bytes_come_in_one_get_or_not_at_all() {
+    let (base, mock) = start().await;
+    let objects = ObjectClient::new(client(&base));
+    let suffix = |sid: &'static str, len| {
+        let objects = objects.clone();
+        async move { objects.get_suffix(&MediaRef::recording(sid), len).await }
+    };
+    // RTexpired first: only the first URL /Media gives is refused.
+    for (sid, why) in [
+        ("RTexpired", "HTTP 403"),
+        ("RTnosuffix", "HTTP 200"),
+        ("RTignore", "HTTP 200"),
+        ("RT5xx", "HTTP 503"),
+        ("RTnokey", "HTTP 404"),
+        ("RTcut", "request for RTcut failed"),
+    ] {
+        let e = suffix(sid, 32).await.unwrap_err().to_string();
+        assert!(e.contains(why), "{sid}: {e}");
+        assert!(!e.contains("X-Amz-Signature"), "{e}");
+        assert_eq!(mock.hits(&format!("s3/{sid}")), 1, "{sid}: one GET");
+    }
+    assert_eq!(mock.hits("media"), 6, "one /Media per SID, none again");
+
+    let f = suffix("RTranged", 32).await.unwrap();
+    assert_eq!(&f.data[..], &object()[OBJECT_LEN - 32..]);
+    assert_eq!(f.total_len, OBJECT_LEN as u64);
+    let h: HashMap<_, _> = f.headers.into_iter().collect();
+    assert_eq!(h.get("etag").map(String::as_str), Some("\"v1\""));
+    assert_eq!(
+        h.get("x-amz-meta-x-amz-iv").map(String::as_str),
+        Some("aXY=")
+    );
+    // More than the object: all of it.
+    let f = suffix("RTranged", 1 << 20).await.unwrap();
+    assert_eq!(&f.data[..], &object()[..]);
+    assert_eq!(mock.hits("s3/RTranged"), 2);
+    let stats = objects.stats().snapshot();
+    assert_eq!(
+        (stats.fetches, stats.fetch_errors),
+        (2, 0),
+        "failures are not fetches"
+    );
 }
 
 #[tokio::test]

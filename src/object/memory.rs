@@ -6,8 +6,8 @@
 //! under a fresh content key wrapped for an RSA public key, with the envelope headers),
 //! [`MemoryStorage::put`] stores any bytes and headers (unencrypted objects, damaged
 //! ones, v2 envelopes). Ranges are served exactly, like a storage that honours `Range`.
-//! A missing object answers a 404 like S3's `NoSuchKey`. Every GET is counted, with the
-//! bytes it returned. No network, no clock.
+//! A missing object answers a 404 like S3's `NoSuchKey`. Every GET is counted (suffix
+//! GETs too), with the bytes it returned. No network, no clock.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -147,6 +147,25 @@ impl ObjectSource for MemoryStorage {
                 }
             }
         };
+        Box::pin(async move { answer })
+    }
+
+    fn get_suffix(&self, media: &MediaRef, len: u64) -> BoxFuture<'_, Option<Fetched>> {
+        let answer = self.object(&media.sid).and_then(|o| {
+            let total = o.data.len() as u64;
+            (total > 0 && len > 0).then(|| {
+                let start = total.saturating_sub(len) as usize;
+                Fetched {
+                    data: o.data.slice(start..),
+                    total_len: total,
+                    headers: o.headers,
+                }
+            })
+        });
+        self.gets.fetch_add(1, Ordering::SeqCst);
+        if let Some(f) = &answer {
+            self.bytes.fetch_add(f.data.len() as u64, Ordering::SeqCst);
+        }
         Box::pin(async move { answer })
     }
 }

@@ -23,6 +23,10 @@
 //! error); a `RangeRead` repeats it through [`crate::retry::run`] and owns the URL's
 //! lifecycle (resolve, invalidate, refresh from `/Media`).
 //!
+//! [`ObjectClient::get_suffix`] asks for an object's last bytes without knowing its
+//! length (`Range: bytes=-N`), once and without retry: a reader does it alongside its
+//! first GET and does without the answer if it is anything but those bytes.
+//!
 //! The envelope headers (`x-amz-meta-x-amz-key`, …) come with every GET, ranged or not,
 //! so the first answer's headers are returned with the data: there is no HEAD (the URL
 //! is signed for GET only). Storage GETs do not take the API semaphore: they go to S3,
@@ -165,6 +169,16 @@ pub trait ObjectSource: Send + Sync {
             fetched.data = buf.freeze();
             Ok(fetched)
         })
+    }
+
+    /// The last `len` bytes of `media` and its length ([`Fetched::total_len`]), in one
+    /// request that is not retried (`Range: bytes=-len`). A reader asks for them
+    /// alongside its first GET, before it knows the object's length, and reads them the
+    /// usual way once it does if this gives `None`: this source cannot, or it failed
+    /// (the reason is logged at DEBUG).
+    fn get_suffix(&self, media: &MediaRef, len: u64) -> BoxFuture<'_, Option<Fetched>> {
+        let _ = (media, len);
+        Box::pin(std::future::ready(None))
     }
 }
 
@@ -516,6 +530,71 @@ impl ObjectClient {
         result
     }
 
+    /// The last `len` bytes of `media` and its length, in one GET of `Range: bytes=-len`
+    /// and no retry ([`ObjectSource::get_suffix`]): anything but a `206` of exactly
+    /// those bytes is an error, which the caller does without. Counted in
+    /// [`Self::stats`] when it succeeds; a failure is a DEBUG line, not a fetch error.
+    pub async fn get_suffix(&self, media: &MediaRef, len: u64) -> Result<Fetched, ObjectError> {
+        let started = std::time::Instant::now();
+        let _in_flight = self.stats.begin();
+        let result = self.suffix_once(media, len).await;
+        let ms = started.elapsed().as_millis() as u64;
+        let range = format!("-{len}");
+        match &result {
+            Ok(f) => {
+                self.stats.end(1, Some(f.data.len() as u64));
+                tracing::debug!(sid = %media.sid, range, bytes = f.data.len(), ms, attempts = 1, "storage fetch");
+            }
+            Err(e) => {
+                tracing::debug!(sid = %media.sid, range, ms, error = %e, "storage suffix not used");
+            }
+        }
+        result
+    }
+
+    async fn suffix_once(&self, media: &MediaRef, len: u64) -> Result<Fetched, ObjectError> {
+        let sid = &media.sid;
+        let url = self.urls.media_url(media).await?;
+        let transport = |e: reqwest::Error| ObjectError::Transport {
+            sid: sid.clone(),
+            detail: describe_reqwest(&e),
+        };
+        let response = (self.http.get(url.url().clone()))
+            .header(RANGE, format!("bytes=-{len}"))
+            .send()
+            .await
+            .map_err(transport)?;
+        let header = |name| header_text(response.headers(), name);
+        let content_length = header(CONTENT_LENGTH).and_then(|v| v.trim().parse::<u64>().ok());
+        let (first, total) = status::classify_suffix(
+            len,
+            response.status(),
+            header(CONTENT_RANGE).as_deref(),
+            content_length,
+        )
+        .map_err(|detail| self.protocol(sid, detail))?;
+        let headers = lower_headers(response.headers());
+        let want = (total - first) as usize;
+        let mut data = BytesMut::with_capacity(want);
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(transport)?;
+            if data.len() + chunk.len() > want {
+                return Err(self.protocol(sid, format!("more than the {want} bytes announced")));
+            }
+            data.extend_from_slice(&chunk);
+        }
+        if data.len() != want {
+            let got = data.len();
+            return Err(self.protocol(sid, format!("{got} of the {want} bytes announced")));
+        }
+        Ok(Fetched {
+            data: data.freeze(),
+            total_len: total,
+            headers,
+        })
+    }
+
     /// [`Self::get_range`] without the counting; `attempts` counts GETs made.
     async fn fetch(
         &self,
@@ -721,6 +800,11 @@ impl ObjectSource for ObjectClient {
         work: &'a mut dyn InPlace,
     ) -> BoxFuture<'a, Result<Fetched, ObjectError>> {
         Box::pin(self.get_range_with(media, start, end, Some(work)))
+    }
+
+    fn get_suffix(&self, media: &MediaRef, len: u64) -> BoxFuture<'_, Option<Fetched>> {
+        let media = media.clone();
+        Box::pin(async move { ObjectClient::get_suffix(self, &media, len).await.ok() })
     }
 }
 

@@ -5,7 +5,8 @@
 //! it (and from which byte), or read it as an error to report, to retry, or to answer
 //! by asking `/Media` for a new URL. It also checks the answer against the request
 //! (a range other than asked, a length that changed between requests) and learns the
-//! object's length. [`parse_content_range`] and [`parse_s3_error`] read the two
+//! object's length. [`classify_suffix`] does the same for a request of the object's last
+//! bytes (`Range: bytes=-N`). [`parse_content_range`] and [`parse_s3_error`] read the two
 //! headers and the body format it relies on.
 //!
 //! This module must stay pure: no I/O, no clock, no logging. The object client does the
@@ -203,9 +204,70 @@ pub(crate) fn classify(
     }
 }
 
+/// Where the answer to `Range: bytes=-len` (the last `len` bytes) starts, and the
+/// object's length: only a `206` of exactly the last `min(len, length)` bytes will do.
+/// Anything else (a 200 of the whole object, an error status, another range) is why
+/// not, in words: the caller reads those bytes the usual way instead.
+pub(crate) fn classify_suffix(
+    len: u64,
+    status: StatusCode,
+    content_range: Option<&str>,
+    content_length: Option<u64>,
+) -> Result<(u64, u64), String> {
+    if status != StatusCode::PARTIAL_CONTENT {
+        return Err(format!("HTTP {}", status.as_u16()));
+    }
+    let cr = content_range
+        .and_then(parse_content_range)
+        .and_then(|cr| Some((cr.range?, cr.total?)));
+    let Some(((first, last), total)) = cr else {
+        return Err(format!("206 with a bad Content-Range {content_range:?}"));
+    };
+    let sent = last - first + 1;
+    if last + 1 != total || sent != len.min(total) {
+        return Err(format!(
+            "asked for the last {len} bytes, got {first}-{last}/{total}"
+        ));
+    }
+    if content_length.is_some_and(|l| l != sent) {
+        return Err(format!(
+            "Content-Length {content_length:?} for the {sent} bytes {first}-{last}"
+        ));
+    }
+    Ok((first, total))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn suffix_answers() {
+        let ok = |cr: &str, cl| classify_suffix(32, StatusCode::PARTIAL_CONTENT, Some(cr), cl);
+        assert_eq!(ok("bytes 968-999/1000", Some(32)), Ok((968, 1000)));
+        assert_eq!(ok("bytes 968-999/1000", None), Ok((968, 1000)));
+        // An object shorter than the suffix: all of it.
+        assert_eq!(ok("bytes 0-15/16", Some(16)), Ok((0, 16)));
+        for (cr, cl) in [
+            ("bytes 967-999/1000", Some(33)), // one byte too many
+            ("bytes 969-999/1000", Some(31)), // too few
+            ("bytes 968-998/1000", Some(31)), // not the end
+            ("bytes 968-999/*", Some(32)),    // no length
+            ("bytes */1000", None),
+            ("bytes 968-999/1000", Some(40)), // body length disagrees
+            ("bytes 1-15/16", Some(15)),
+        ] {
+            assert!(ok(cr, cl).is_err(), "{cr} {cl:?}");
+        }
+        let other = |status: u16| {
+            let status = StatusCode::from_u16(status).unwrap();
+            classify_suffix(32, status, Some("bytes 968-999/1000"), Some(32))
+        };
+        for status in [200, 403, 404, 416, 500, 503] {
+            assert_eq!(other(status), Err(format!("HTTP {status}")));
+        }
+        assert!(classify_suffix(32, StatusCode::PARTIAL_CONTENT, None, Some(32)).is_err());
+    }
 
     #[test]
     fn content_ranges() {
