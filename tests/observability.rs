@@ -299,3 +299,57 @@ async fn windows_read_whole_leave_the_cache() {
         "a whole file read, yet the cache holds: {s}"
     );
 }
+
+/// A cold open checks the key against the object's last two blocks. Asked for alongside
+/// the first window (`Range: bytes=-32`), they cost no round trip of their own: with a
+/// delay of `L` before every answer, the first byte of a file listed larger than a window
+/// comes about `2L` after the open (`/Media`, then both GETs at once), not `3L`. The
+/// debug log shows the suffix GET and no ranged GET of the tail.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cold_open_asks_for_the_tail_alongside_the_first_window() {
+    const L: std::time::Duration = std::time::Duration::from_millis(700);
+    let emu = emulator(EmulatorConfig {
+        synthetic: vec![8 << 20],
+        latency: L,
+        ..Default::default()
+    })
+    .await;
+    let object = (emu.emulator.objects().into_iter())
+        .find(|o| o.synthetic)
+        .expect("the synthetic recording");
+    let m = Mount::start(&emu.url, &[&keys().pem[0]], &["-vv"]).await;
+    let path = m.file(&object);
+    let listed = path.clone();
+    blocking(move || std::fs::metadata(listed).unwrap()).await; // the listing, untimed
+    let took = blocking(move || {
+        use std::io::Read;
+        let started = std::time::Instant::now();
+        let mut byte = [0u8; 1];
+        let mut file = std::fs::File::open(path).unwrap();
+        file.read_exact(&mut byte).unwrap();
+        started.elapsed()
+    })
+    .await;
+    eprintln!("first byte after {took:?} (L = {L:?})");
+    let log = std::fs::read_to_string(&m.stderr).unwrap();
+    let fetches: Vec<&str> = (log.lines())
+        .filter(|l| l.contains("storage fetch") && l.contains(&object.sid))
+        .collect();
+    assert!(
+        fetches.iter().any(|l| l.contains("range=\"-32\"")),
+        "no suffix GET:\n{}",
+        fetches.join("\n")
+    );
+    let plain = object.size.expect("a size");
+    let stored = plain + 16 - plain % 16;
+    let tail = format!("range=\"{}-{}\"", stored - 32, stored);
+    assert!(
+        !fetches.iter().any(|l| l.contains(&tail)),
+        "the tail fetched again:\n{}",
+        fetches.join("\n")
+    );
+    assert!(
+        took < L * 5 / 2,
+        "{took:?}: the tail was waited for in turn"
+    );
+}

@@ -149,7 +149,7 @@ async fn get_one(
     sid: &str,
     args: &GetArgs,
 ) -> anyhow::Result<()> {
-    let (media, extension) = describe(twilio, sid).await?;
+    let (media, extension, listed) = describe(twilio, sid).await?;
     let dest = destination(args.output.as_deref(), args.sids.len(), sid, &extension)?;
 
     // The mount's read path, with windows of one chunk: the first GET brings the
@@ -164,6 +164,9 @@ async fn get_one(
         Arc::new(WindowCache::new(CHUNK as usize)),
         CHUNK,
     );
+    if let Some(len) = listed {
+        reader.expect_len(len); // the key's check then costs no round trip of its own
+    }
     let (bound, rate) = (twilio.answer_bound(), twilio.retry_policy().min_rate);
     let first = chunk_deadline(bound, rate, CHUNK);
     let meta = match tokio::time::timeout(first, reader.meta()).await {
@@ -263,7 +266,11 @@ fn too_late(start: u64, len: u64, within: Duration, bound: Duration, rate: MinRa
 }
 
 /// The media reference and file extension of a SID, from its resource.
-async fn describe(twilio: &TwilioClient, sid: &str) -> anyhow::Result<(MediaRef, String)> {
+/// The media of `sid`, its file extension and its listed size.
+async fn describe(
+    twilio: &TwilioClient,
+    sid: &str,
+) -> anyhow::Result<(MediaRef, String, Option<u64>)> {
     let Some(kind) = crate::twilio::MediaKind::of_sid(sid) else {
         bail!("{sid} is neither a recording (RT…), a composition (CJ…) nor a call recording (RE…)");
     };
@@ -280,7 +287,7 @@ async fn describe(twilio: &TwilioClient, sid: &str) -> anyhow::Result<(MediaRef,
     let extension = crate::names::extension(resource.format().unwrap_or("bin"))
         .with_context(|| format!("{sid}: unexpected media format"))?;
     // A call recording's resource says how it was encrypted.
-    Ok((resource.media_ref(), extension.to_owned()))
+    Ok((resource.media_ref(), extension.to_owned(), resource.size()))
 }
 
 /// Where one object goes: `-o FILE`, `-o DIR/SID.ext` (a directory, or several SIDs),

@@ -972,8 +972,9 @@ impl TwilioFs {
             Some(&ino) => {
                 if let Some(Node::File(f)) = state.nodes.get(&ino).map(|n| &**n)
                     && f.listed_size.is_none()
-                    && listed_size.is_some()
+                    && let Some(len) = listed_size
                 {
+                    f.object.expect_len(len);
                     let file = MediaFile {
                         ino,
                         name: f.name.clone(),
@@ -992,6 +993,10 @@ impl TwilioFs {
             }
             None => {
                 let ino = state.alloc();
+                let object = self.core.object(&m.media_ref());
+                if let Some(len) = listed_size {
+                    object.expect_len(len);
+                }
                 let file = MediaFile {
                     ino,
                     name,
@@ -1002,7 +1007,7 @@ impl TwilioFs {
                     listed_size,
                     mtime: m.modified().unwrap_or(UNIX_EPOCH),
                     xattrs: Arc::from(m.xattrs()),
-                    object: self.core.object(&m.media_ref()),
+                    object,
                 };
                 state.by_sid.insert(m.sid().to_owned(), ino);
                 let node = Arc::new(Node::File(Arc::new(file)));

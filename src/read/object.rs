@@ -10,7 +10,10 @@
 //! GET (the headers come with every ranged GET), fetches the last two blocks when the
 //! first window does not reach them, and unwraps the content key checked against them
 //! ([`PrivateKeys::unwrap_cek`]): no byte is returned before the key is known to be
-//! right. A read returns exactly the bytes asked for, short only at the end of the
+//! right. When the API's listing says the object is longer than a window
+//! ([`ObjectReader::expect_len`]), the last blocks are asked for alongside the first
+//! window ([`ObjectSource::get_suffix`]), one round trip instead of two; they are used
+//! only if they end the same object (length and ETag), else fetched as before. A read returns exactly the bytes asked for, short only at the end of the
 //! object: the kernel fills a short FUSE reply with zeroes.
 //!
 //! An object without envelope headers is served as it is only if it starts like media
@@ -51,6 +54,10 @@ use crate::crypto::gcm::{self, GcmEnvelope, TagCheck, Verdict};
 use crate::crypto::{ContentKey, CryptoError, Envelope, PrivateKeys, window};
 use crate::object::{Fetched, ObjectError, ObjectSource};
 use crate::twilio::{MediaKind, MediaRef};
+
+/// How long the first read waits for the last blocks it asked for alongside its first
+/// window, at least, once that window has come ([`ObjectReader::expect_len`]).
+const TAIL_GRACE: Duration = Duration::from_millis(50);
 
 /// What the first GET taught about an object.
 #[derive(Debug, Clone)]
@@ -139,6 +146,8 @@ pub struct ObjectReader {
     cache: Arc<WindowCache>,
     window: u64,
     meta: OnceCell<ObjectMeta>,
+    /// The length the API lists (0: not known), for [`Self::expect_len`].
+    listed_len: AtomicU64,
     /// Whether the failed GCM tag has been logged (once per object).
     tag_reported: AtomicBool,
 }
@@ -161,8 +170,16 @@ impl ObjectReader {
             cache,
             window: window.max(window::BLOCK).div_ceil(window::BLOCK) * window::BLOCK,
             meta: OnceCell::new(),
+            listed_len: AtomicU64::new(0),
             tag_reported: AtomicBool::new(false),
         }
+    }
+
+    /// The object's length as the API lists it (stored or plaintext: they differ by at
+    /// most a block). When it is more than a window, the first read asks for the last
+    /// blocks alongside the first window instead of after it.
+    pub fn expect_len(&self, listed: u64) {
+        self.listed_len.store(listed, Ordering::Relaxed);
     }
 
     pub fn sid(&self) -> &str {
@@ -348,16 +365,52 @@ impl ObjectReader {
     /// (and the last two blocks when the first window does not reach them). The first
     /// window's plaintext goes into the cache, so the read that asked costs no more.
     async fn learn(&self) -> Result<ObjectMeta, ReadError> {
-        let first = self
-            .source
-            .get_range(&self.media, 0, self.window)
+        let first = self.source.get_range(&self.media, 0, self.window);
+        // A call recording's envelope is its resource: it needs no tail.
+        let speculate = self.media.kind != MediaKind::Voice
+            && self.listed_len.load(Ordering::Relaxed) > self.window;
+        let (first, tail) = if speculate {
+            self.alongside(
+                first,
+                self.source.get_suffix(&self.media, 2 * window::BLOCK),
+            )
             .await
-            .map_err(|e| self.storage(e))?;
+        } else {
+            (first.await, None)
+        };
+        let first = first.map_err(|e| self.storage(e))?;
         if self.media.kind == MediaKind::Voice {
             return self.learn_voice(first);
         }
         let envelope = self.envelope(&first)?;
-        self.learn_from(first, envelope).await
+        self.learn_from(first, envelope, tail).await
+    }
+
+    /// `first`'s answer, and `tail`'s if it came by then or within as long again as
+    /// `first` took (at least [`TAIL_GRACE`]): a tail later than that is dropped (its
+    /// request with it) and fetched the usual way.
+    async fn alongside<F, T>(&self, first: F, tail: T) -> (F::Output, Option<Fetched>)
+    where
+        F: Future,
+        T: Future<Output = Option<Fetched>>,
+    {
+        let started = tokio::time::Instant::now();
+        let (mut first, mut tail) = (std::pin::pin!(first), std::pin::pin!(tail));
+        let mut got_tail = None;
+        let first = loop {
+            tokio::select! {
+                f = &mut first => break f,
+                t = &mut tail, if got_tail.is_none() => got_tail = Some(t),
+            }
+        };
+        let tail = match got_tail {
+            Some(t) => t,
+            None => {
+                let grace = started.elapsed().max(TAIL_GRACE);
+                tokio::time::timeout(grace, tail).await.ok().flatten()
+            }
+        };
+        (first, tail)
     }
 
     /// The exact plaintext length and the stored length, with the least fetched: one
@@ -404,7 +457,7 @@ impl ObjectReader {
         }
         let meta = self
             .meta
-            .get_or_try_init(|| self.learn_from(first, envelope))
+            .get_or_try_init(|| self.learn_from(first, envelope, None))
             .await?;
         Ok((meta.stored_len, meta.plain_len))
     }
@@ -444,11 +497,13 @@ impl ObjectReader {
         }
     }
 
-    /// [`Self::learn`] from the first GET (of one block or more) and its envelope.
+    /// [`Self::learn`] from the first GET (of one block or more) and its envelope, with
+    /// the object's last bytes if they were asked for alongside.
     async fn learn_from(
         &self,
         first: Fetched,
         envelope: Option<Envelope>,
+        tail: Option<Fetched>,
     ) -> Result<ObjectMeta, ReadError> {
         let stored_len = first.total_len;
         let Some(envelope) = envelope else {
@@ -472,7 +527,7 @@ impl ObjectReader {
         if stored_len < window::BLOCK || !stored_len.is_multiple_of(window::BLOCK) {
             return Err(self.damaged(CryptoError::CiphertextLength(stored_len)));
         }
-        let tail = self.tail(&envelope, &first.data, stored_len).await?;
+        let tail = self.tail(&envelope, &first, stored_len, tail).await?;
         let (prev, last) = (tail[0], tail[1]);
         let keys = &self.keys;
         let unwrapped = keys.unwrap_cek(&envelope.wrapped_key, |cek| {
@@ -626,21 +681,33 @@ impl ObjectReader {
         }
     }
 
-    /// The last two ciphertext blocks (the IV and the block, for a one-block object).
+    /// The last two ciphertext blocks (the IV and the block, for a one-block object):
+    /// from the first GET when it reached them, from `asked` (the object's last bytes,
+    /// asked for alongside it) when that ends the same object, else fetched now.
     async fn tail(
         &self,
         env: &Envelope,
-        first: &Bytes,
+        first: &Fetched,
         stored_len: u64,
+        asked: Option<Fetched>,
     ) -> Result<[[u8; 16]; 2], ReadError> {
+        let tail_len = 2 * window::BLOCK;
         let bytes: Bytes = if stored_len == window::BLOCK {
             let mut t = env.iv.to_vec();
-            t.extend_from_slice(first.get(..16).unwrap_or_default());
+            t.extend_from_slice(first.data.get(..16).unwrap_or_default());
             t.into()
-        } else if first.len() as u64 >= stored_len {
-            first.slice(stored_len as usize - 32..stored_len as usize)
+        } else if first.data.len() as u64 >= stored_len {
+            first
+                .data
+                .slice(stored_len as usize - 32..stored_len as usize)
+        } else if let Some(t) = asked.filter(|t| {
+            t.total_len == stored_len
+                && t.data.len() as u64 == tail_len
+                && same_version(&first.headers, &t.headers)
+        }) {
+            t.data
         } else {
-            self.get(stored_len - 32, stored_len).await?
+            self.get(stored_len - tail_len, stored_len).await?
         };
         match (
             block(bytes.get(..16).unwrap_or_default()),
@@ -787,6 +854,20 @@ impl crate::object::InPlace for CbcInPlace<'_> {
     }
 }
 
+/// Whether two answers come from one version of an object: their ETags are equal, or
+/// one of them has none (their lengths are compared by the caller).
+fn same_version(a: &[(String, String)], b: &[(String, String)]) -> bool {
+    let etag = |h: &[(String, String)]| {
+        h.iter()
+            .find(|(k, _)| k == "etag")
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    match (etag(a), etag(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => true,
+    }
+}
+
 fn block(b: &[u8]) -> Option<[u8; 16]> {
     b.try_into().ok()
 }
@@ -900,6 +981,166 @@ mod tests {
         r.read(0, 10).await.unwrap();
         r.read(500, 10).await.unwrap();
         assert_eq!(mem.gets(), 1, "envelope, tail and window 0 in one GET");
+    }
+
+    /// Storage whose first window is answered only once the object's last bytes were
+    /// asked for (or after `FIRST_WAITS` at most), and whose answers to those can be
+    /// made to end another object: a length or an ETag of their own.
+    struct TailFirst {
+        inner: Arc<MemoryStorage>,
+        asked: tokio::sync::Notify,
+        suffixes: AtomicU64,
+        ranges: std::sync::Mutex<Vec<(u64, u64)>>,
+        tail: Tail,
+    }
+
+    #[derive(Clone, Copy, PartialEq)]
+    enum Tail {
+        Right,
+        OtherLength,
+        OtherEtag,
+        Never,
+    }
+
+    const FIRST_WAITS: Duration = Duration::from_secs(2);
+
+    impl TailFirst {
+        fn new(inner: Arc<MemoryStorage>, tail: Tail) -> Self {
+            let etag = ("etag".to_string(), "\"v1\"".to_string());
+            let mut o = inner.object(SID).unwrap();
+            o.headers.push(etag);
+            inner.put(SID, o.data, o.headers);
+            Self {
+                inner,
+                asked: tokio::sync::Notify::new(),
+                suffixes: AtomicU64::new(0),
+                ranges: std::sync::Mutex::new(Vec::new()),
+                tail,
+            }
+        }
+    }
+
+    impl ObjectSource for TailFirst {
+        fn get_range(
+            &self,
+            media: &MediaRef,
+            start: u64,
+            end: u64,
+        ) -> futures_util::future::BoxFuture<'_, Result<Fetched, ObjectError>> {
+            self.ranges.lock().unwrap().push((start, end));
+            let media = media.clone();
+            Box::pin(async move {
+                if start == 0 {
+                    let _ = tokio::time::timeout(FIRST_WAITS, self.asked.notified()).await;
+                }
+                self.inner.get_range(&media, start, end).await
+            })
+        }
+
+        fn get_suffix(
+            &self,
+            media: &MediaRef,
+            len: u64,
+        ) -> futures_util::future::BoxFuture<'_, Option<Fetched>> {
+            self.suffixes.fetch_add(1, Ordering::SeqCst);
+            self.asked.notify_one();
+            let media = media.clone();
+            Box::pin(async move {
+                let mut t = self.inner.get_suffix(&media, len).await?;
+                match self.tail {
+                    Tail::Right => {}
+                    Tail::OtherLength => t.total_len += 16,
+                    Tail::OtherEtag => {
+                        t.data = Bytes::from(vec![0u8; t.data.len()]);
+                        for (k, v) in &mut t.headers {
+                            if k == "etag" {
+                                *v = "\"v2\"".into();
+                            }
+                        }
+                    }
+                    Tail::Never => std::future::pending::<()>().await,
+                }
+                Some(t)
+            })
+        }
+    }
+
+    /// The key is checked against the last two blocks. With a listed length beyond the
+    /// first window, they are asked for alongside it: storage that answers the first
+    /// window only once they were asked for would hold a reader that asks in turn for
+    /// `FIRST_WAITS`.
+    #[tokio::test]
+    async fn with_a_listed_length_the_tail_is_asked_for_alongside_the_first_window() {
+        let k = seal::test_key(11);
+        let plain: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        for header in [true, false] {
+            let mem = Arc::new(sealed(&plain, &k, header));
+            let stored = mem.object(SID).unwrap().data.len() as u64;
+            let storage = Arc::new(TailFirst::new(mem.clone(), Tail::Right));
+            let r = reader(storage.clone(), keys_of(&k), 1024);
+            r.expect_len(plain.len() as u64);
+            let started = std::time::Instant::now();
+            assert_eq!(&r.read(0, 100).await.unwrap()[..], &plain[..100]);
+            assert!(
+                started.elapsed() < FIRST_WAITS / 2,
+                "{:?}",
+                started.elapsed()
+            );
+            assert_eq!(storage.suffixes.load(Ordering::SeqCst), 1);
+            assert_eq!(
+                *storage.ranges.lock().unwrap(),
+                [(0, 1024)],
+                "no tail GET after"
+            );
+            assert_eq!((mem.gets(), mem.bytes_served()), (2, 1024 + 32));
+            assert_eq!(r.meta().await.unwrap().stored_len, stored);
+            assert_eq!(&r.read(9_990, 100).await.unwrap()[..], &plain[9_990..]);
+        }
+    }
+
+    /// Last bytes that end another object (another length, another ETag), or that do not
+    /// come, are not used: the tail is fetched once the length is known, as without them.
+    #[tokio::test]
+    async fn a_tail_asked_for_alongside_is_used_only_if_it_ends_the_same_object() {
+        let k = seal::test_key(11);
+        let plain: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        for tail in [Tail::OtherLength, Tail::OtherEtag, Tail::Never] {
+            let mem = Arc::new(sealed(&plain, &k, false));
+            let stored = mem.object(SID).unwrap().data.len() as u64;
+            let storage = Arc::new(TailFirst::new(mem.clone(), tail));
+            let r = reader(storage.clone(), keys_of(&k), 1024);
+            r.expect_len(plain.len() as u64);
+            let started = std::time::Instant::now();
+            assert_eq!(&r.read(0, 100).await.unwrap()[..], &plain[..100]);
+            assert_eq!(r.meta().await.unwrap().plain_len, plain.len() as u64);
+            assert!(
+                started.elapsed() < FIRST_WAITS / 2,
+                "{:?}",
+                started.elapsed()
+            );
+            assert_eq!(
+                *storage.ranges.lock().unwrap(),
+                [(0, 1024), (stored - 32, stored)],
+                "the tail fetched after the first window"
+            );
+        }
+    }
+
+    /// Without a listed length, or with one that fits the first window, no tail is asked
+    /// for alongside: the first window may hold the whole object.
+    #[tokio::test]
+    async fn a_small_or_unlisted_object_asks_for_no_tail_alongside() {
+        let k = seal::test_key(11);
+        let plain = vec![5u8; 1000];
+        for listed in [None, Some(1000), Some(1024)] {
+            let mem = Arc::new(sealed(&plain, &k, false));
+            let r = reader(mem.clone(), keys_of(&k), 1024);
+            if let Some(len) = listed {
+                r.expect_len(len);
+            }
+            assert_eq!(&r.read(0, 2000).await.unwrap()[..], &plain[..]);
+            assert_eq!(mem.gets(), 1, "listed {listed:?}");
+        }
     }
 
     #[tokio::test]
