@@ -251,6 +251,10 @@ impl Api for FaultyApi {
 }
 
 /// An [`ObjectSource`] with faults on demand.
+///
+/// Only `get_range` is passed on: the in-place and suffix reads keep the trait's
+/// defaults (fetch, then work on the bytes; no suffix, so a reader fetches the tail with
+/// a range), so that every GET a reader makes meets the armed faults.
 pub struct FaultySource {
     inner: Arc<dyn ObjectSource>,
     plan: Plan<ObjectError>,
