@@ -56,7 +56,7 @@ pub fn run(args: GetArgs) -> anyhow::Result<()> {
     }
     // Chunks are buffers of one size that come and go, like the mount's windows: reused
     // from the heap, not mapped afresh (page faults were 8% of `get`'s CPU time).
-    super::mount::limit_malloc_retention();
+    super::malloc::limit_malloc_retention();
     let keys = Arc::new(load_keys(&args.keys)?);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let interrupted = runtime.block_on(async {

@@ -19,6 +19,7 @@ pub mod generate;
 pub mod get;
 pub mod logging;
 pub mod ls;
+pub mod malloc;
 pub mod mount;
 pub mod output;
 pub mod serve;

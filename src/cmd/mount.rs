@@ -48,7 +48,7 @@ pub fn run(args: MountArgs) -> anyhow::Result<()> {
 }
 
 fn foreground(args: &MountArgs, ready: &ReadyPipe) -> anyhow::Result<()> {
-    limit_malloc_retention();
+    super::malloc::limit_malloc_retention();
     let keys = Arc::new(load_keys(&args.keys)?);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let fs = runtime.block_on(async {
@@ -175,24 +175,6 @@ pub fn serve(
     sizes.save();
     tracing::info!("unmounted {}", mountpoint.display());
     Ok(())
-}
-
-/// Windows are buffers of one size (1 MiB by default) that come and go: most are freed
-/// as soon as a reader has been served them (see [`crate::read::served`]). Served from the
-/// heap, a freed window's memory is reused for the next one, already mapped; as
-/// separate mappings (glibc's default for a first buffer this large), every window
-/// costs a page fault per 4 KiB, about a third of the mount's CPU time in a `cp`.
-/// So: windows up to 32 MiB from the heap, up to 64 MiB of free memory kept at its top
-/// for the next windows, and two arenas, not one per core, so that freed memory is
-/// found again by whichever thread allocates next.
-pub fn limit_malloc_retention() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: mallopt only tunes the allocator; called before other threads start.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-    }
 }
 
 /// `umount2(MNT_DETACH)`: detaches now, completes when the last user lets go.

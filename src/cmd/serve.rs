@@ -14,7 +14,8 @@ use tokio_rustls::TlsAcceptor;
 use zeroize::Zeroizing;
 
 use super::config::{check_access, fs_settings, load_keys, twilio_client};
-use super::mount::{limit_malloc_retention, notify_systemd};
+use super::malloc::limit_malloc_retention;
+use super::mount::notify_systemd;
 use crate::app::build_fs;
 use crate::cli::{ListenArgs, ServeArgs};
 use crate::serve::auth::Auth;
