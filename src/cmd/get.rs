@@ -265,8 +265,7 @@ fn too_late(start: u64, len: u64, within: Duration, bound: Duration, rate: MinRa
     )
 }
 
-/// The media reference and file extension of a SID, from its resource.
-/// The media of `sid`, its file extension and its listed size.
+/// The media reference, file extension and listed size of a SID, from its resource.
 async fn describe(
     twilio: &TwilioClient,
     sid: &str,

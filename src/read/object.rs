@@ -13,8 +13,9 @@
 //! right. When the API's listing says the object is longer than a window
 //! ([`ObjectReader::expect_len`]), the last blocks are asked for alongside the first
 //! window ([`ObjectSource::get_suffix`]), one round trip instead of two; they are used
-//! only if they end the same object (length and ETag), else fetched as before. A read returns exactly the bytes asked for, short only at the end of the
-//! object: the kernel fills a short FUSE reply with zeroes.
+//! only if they end the same object (length and ETag), else fetched as before. A read
+//! returns exactly the bytes asked for, short only at the end of the object: the kernel
+//! fills a short FUSE reply with zeroes.
 //!
 //! An object without envelope headers is served as it is only if it starts like media
 //! (Matroska or MP4), with one WARN naming it; otherwise it is refused as damaged
@@ -58,6 +59,9 @@ use crate::twilio::{MediaKind, MediaRef};
 /// How long the first read waits for the last blocks it asked for alongside its first
 /// window, at least, once that window has come ([`ObjectReader::expect_len`]).
 const TAIL_GRACE: Duration = Duration::from_millis(50);
+
+/// The last two ciphertext blocks, which the content key is checked against.
+const TAIL_LEN: u64 = 2 * window::BLOCK;
 
 /// What the first GET taught about an object.
 #[derive(Debug, Clone)]
@@ -370,11 +374,7 @@ impl ObjectReader {
         let speculate = self.media.kind != MediaKind::Voice
             && self.listed_len.load(Ordering::Relaxed) > self.window;
         let (first, tail) = if speculate {
-            self.alongside(
-                first,
-                self.source.get_suffix(&self.media, 2 * window::BLOCK),
-            )
-            .await
+            alongside(first, self.source.get_suffix(&self.media, TAIL_LEN)).await
         } else {
             (first.await, None)
         };
@@ -384,33 +384,6 @@ impl ObjectReader {
         }
         let envelope = self.envelope(&first)?;
         self.learn_from(first, envelope, tail).await
-    }
-
-    /// `first`'s answer, and `tail`'s if it came by then or within as long again as
-    /// `first` took (at least [`TAIL_GRACE`]): a tail later than that is dropped (its
-    /// request with it) and fetched the usual way.
-    async fn alongside<F, T>(&self, first: F, tail: T) -> (F::Output, Option<Fetched>)
-    where
-        F: Future,
-        T: Future<Output = Option<Fetched>>,
-    {
-        let started = tokio::time::Instant::now();
-        let (mut first, mut tail) = (std::pin::pin!(first), std::pin::pin!(tail));
-        let mut got_tail = None;
-        let first = loop {
-            tokio::select! {
-                f = &mut first => break f,
-                t = &mut tail, if got_tail.is_none() => got_tail = Some(t),
-            }
-        };
-        let tail = match got_tail {
-            Some(t) => t,
-            None => {
-                let grace = started.elapsed().max(TAIL_GRACE);
-                tokio::time::timeout(grace, tail).await.ok().flatten()
-            }
-        };
-        (first, tail)
     }
 
     /// The exact plaintext length and the stored length, with the least fetched: one
@@ -691,7 +664,6 @@ impl ObjectReader {
         stored_len: u64,
         asked: Option<Fetched>,
     ) -> Result<[[u8; 16]; 2], ReadError> {
-        let tail_len = 2 * window::BLOCK;
         let bytes: Bytes = if stored_len == window::BLOCK {
             let mut t = env.iv.to_vec();
             t.extend_from_slice(first.data.get(..16).unwrap_or_default());
@@ -699,15 +671,15 @@ impl ObjectReader {
         } else if first.data.len() as u64 >= stored_len {
             first
                 .data
-                .slice(stored_len as usize - 32..stored_len as usize)
+                .slice((stored_len - TAIL_LEN) as usize..stored_len as usize)
         } else if let Some(t) = asked.filter(|t| {
             t.total_len == stored_len
-                && t.data.len() as u64 == tail_len
+                && t.data.len() as u64 == TAIL_LEN
                 && same_version(&first.headers, &t.headers)
         }) {
             t.data
         } else {
-            self.get(stored_len - tail_len, stored_len).await?
+            self.get(stored_len - TAIL_LEN, stored_len).await?
         };
         match (
             block(bytes.get(..16).unwrap_or_default()),
@@ -852,6 +824,33 @@ impl crate::object::InPlace for CbcInPlace<'_> {
         self.prev = next;
         to
     }
+}
+
+/// `first`'s answer, and `tail`'s if it came by then or within as long again as
+/// `first` took (at least [`TAIL_GRACE`]): a tail later than that is dropped (its
+/// request with it) and fetched the usual way.
+async fn alongside<F, T>(first: F, tail: T) -> (F::Output, Option<Fetched>)
+where
+    F: Future,
+    T: Future<Output = Option<Fetched>>,
+{
+    let started = tokio::time::Instant::now();
+    let (mut first, mut tail) = (std::pin::pin!(first), std::pin::pin!(tail));
+    let mut got_tail = None;
+    let first = loop {
+        tokio::select! {
+            f = &mut first => break f,
+            t = &mut tail, if got_tail.is_none() => got_tail = Some(t),
+        }
+    };
+    let tail = match got_tail {
+        Some(t) => t,
+        None => {
+            let grace = started.elapsed().max(TAIL_GRACE);
+            tokio::time::timeout(grace, tail).await.ok().flatten()
+        }
+    };
+    (first, tail)
 }
 
 /// Whether two answers come from one version of an object: their ETags are equal, or
